@@ -1,0 +1,795 @@
+"""Scenario model: frozen dataclasses loaded from TOML and validated before any work.
+
+A scenario holds everything both engines need: borrower segments (or a loan tape), the
+factor model, parties and their balance sheets, risk-share agreements (layers, single
+limits, portfolio caps, fees, recoveries), credit lines, discrete-event settings and run
+settings. :func:`load` reads a file; :func:`from_dict` builds one from a mapping;
+:meth:`Scenario.variant` derives a changed copy (validated again).
+
+Amounts are in yuan, rates per year, times in years unless a field says ``_days``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simkit._validate import Reader, ScenarioError, check_name, join
+
+__all__ = [
+    "PARTY_KINDS",
+    "Agreement",
+    "Cap",
+    "CreditLine",
+    "DesSettings",
+    "Distribution",
+    "Factors",
+    "Fee",
+    "Layer",
+    "Lgd",
+    "Party",
+    "Regulation",
+    "RunSettings",
+    "Scenario",
+    "ScenarioError",
+    "Segment",
+    "from_dict",
+    "load",
+]
+
+#: Kinds of party. ``borrower`` is implicit: it pays guarantee fees and is never a layer.
+PARTY_KINDS = ("bank", "guarantor", "provincial", "national_fund", "local_gov", "other")
+BORROWER = "borrower"
+CAP_POOLS = ("agreement", "guarantor", "region", "segment")
+CAP_BASES = ("guaranteed", "annualised")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+
+
+# --------------------------------------------------------------------------------------
+# value objects
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """A distribution of a per-loan quantity (exposure in yuan, or default probability).
+
+    ``kind`` is one of ``fixed`` (``value``), ``uniform`` / ``loguniform`` (``low``,
+    ``high``), ``lognormal`` (``median``, ``sigma``) or ``beta`` (``mean``, ``sd``).
+    """
+
+    kind: str
+    params: tuple[tuple[str, float], ...]
+
+    def param(self, name: str) -> float:
+        return dict(self.params)[name]
+
+    def mean(self) -> float:
+        """The distribution's mean."""
+        p = dict(self.params)
+        if self.kind == "fixed":
+            return p["value"]
+        if self.kind == "uniform":
+            return 0.5 * (p["low"] + p["high"])
+        if self.kind == "loguniform":
+            lo, hi = p["low"], p["high"]
+            return lo if hi == lo else (hi - lo) / math.log(hi / lo)
+        if self.kind == "lognormal":
+            return p["median"] * math.exp(0.5 * p["sigma"] ** 2)
+        return p["mean"]  # beta
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values (float64 array, shape ``(n,)``)."""
+        p = dict(self.params)
+        if self.kind == "fixed":
+            return np.full(n, p["value"])
+        if self.kind == "uniform":
+            return rng.uniform(p["low"], p["high"], n)
+        if self.kind == "loguniform":
+            return np.exp(rng.uniform(math.log(p["low"]), math.log(p["high"]), n))
+        if self.kind == "lognormal":
+            return p["median"] * np.exp(p["sigma"] * rng.standard_normal(n))
+        a, b = _beta_ab(p["mean"], p["sd"])
+        if not math.isfinite(a):
+            return np.full(n, p["mean"])
+        return rng.beta(a, b, n)
+
+
+def _beta_ab(mean: float, sd: float) -> tuple[float, float]:
+    """Beta shape parameters from mean and standard deviation (inf when sd == 0)."""
+    if sd == 0:
+        return math.inf, math.inf
+    nu = mean * (1 - mean) / sd**2 - 1
+    return mean * nu, (1 - mean) * nu
+
+
+@dataclass(frozen=True, slots=True)
+class Lgd:
+    """Loss given default of a defaulted amount: Beta with ``mean`` and ``sd`` (0 = fixed).
+
+    The recovered fraction is ``1 - LGD``; recoveries come back after a lag and are
+    returned pro rata to what each party paid.
+    """
+
+    mean: float
+    sd: float = 0.0
+
+    @property
+    def beta_ab(self) -> tuple[float, float]:
+        """Beta shape parameters ``(a, b)``; ``(inf, inf)`` when fixed."""
+        return _beta_ab(self.mean, self.sd)
+
+
+@dataclass(frozen=True, slots=True)
+class Loadings:
+    """Factor loadings (betas) of a loan's latent asset value; squares add to R²."""
+
+    national: float = 0.0
+    regional: float = 0.0
+    sector: float = 0.0
+    guarantor: float = 0.0
+
+    @property
+    def r_squared(self) -> float:
+        return self.national**2 + self.regional**2 + self.sector**2 + self.guarantor**2
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.national, self.regional, self.sector, self.guarantor)
+
+
+@dataclass(frozen=True, slots=True)
+class Factors:
+    """Factor copula: loadings, copula family, persistence and downturn LGD.
+
+    Attributes
+    ----------
+    loadings : Loadings
+        Default loadings; segments may override them.
+    copula : str
+        ``"gaussian"`` or ``"student_t"`` (common chi-square mixing per scenario).
+    dof : float
+        Degrees of freedom of the Student-t copula.
+    national_persistence : float
+        AR(1) coefficient of the national factor from one year to the next.
+    downturn_lgd : float
+        LGD sensitivity to the national factor: the LGD mean becomes
+        ``Phi(Phi^-1(mean) - downturn_lgd * Z_national)``.
+    """
+
+    loadings: Loadings = Loadings(national=0.3)
+    copula: str = "gaussian"
+    dof: float = 6.0
+    national_persistence: float = 0.0
+    downturn_lgd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A group of similar borrowers (one row of the synthetic book).
+
+    ``count`` loans per annual cohort; ``exposure`` in yuan; ``default_prob`` annual;
+    ``guarantor`` (optional) names the original guarantor that replaces the agreement's
+    guarantor-kind layer for these loans (many county guarantors under one agreement).
+    """
+
+    name: str
+    count: int
+    exposure: Distribution
+    default_prob: Distribution
+    lgd: Lgd
+    agreement: str
+    sector: str = "general"
+    region: str = "default"
+    guarantor: str | None = None
+    tech_tier: int = 0
+    tenor_years: float = 1.0
+    loadings: Loadings | None = None
+    applications_per_year: float | None = None
+    interest_margin: float = 0.03
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """An institution that bears losses or receives fees.
+
+    ``net_assets`` in yuan (capital at the start), ``leverage_limit`` as a multiple of net
+    assets on the risk-weighted guarantee balance (10 or 15 for guarantors), ``region``
+    for local institutions. Absent values mean "not tracked / unlimited".
+    """
+
+    name: str
+    kind: str
+    net_assets: float | None = None
+    leverage_limit: float | None = None
+    region: str | None = None
+    single_client_limit: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """A portfolio compensation-rate cap on one layer.
+
+    The layer pays at most ``rate * share * base`` per ``period_years`` and ``pool``,
+    where ``base`` is the pool's guaranteed principal (``"guaranteed"``) or principal x
+    tenor (``"annualised"``). What the cap refuses goes to ``overflow``.
+    """
+
+    rate: float
+    overflow: str
+    base: str = "guaranteed"
+    pool: str = "agreement"
+    period_years: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One party's proportional share of every covered default amount."""
+
+    party: str
+    share: float
+    cap: Cap | None = None
+    lag_days: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    """An annual fee ``from_party -> to_party``.
+
+    Amount per loan and year: ``rate x guaranteed x share(on_share_of)`` where the rate is
+    ``rate_above`` instead of ``rate`` for guaranteed amounts above ``threshold``.
+    ``on_share_of`` = None means the whole guaranteed amount.
+    """
+
+    from_party: str
+    to_party: str
+    rate: float
+    on_share_of: str | None = None
+    threshold: float = math.inf
+    rate_above: float | None = None
+    kind: str = "fee"
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A risk-share agreement: ordered layers, single limit, fees and recovery lag.
+
+    The ``lender`` keeps the part of each loan above ``single_limit`` (yuan) on its own;
+    the rest (the guaranteed amount) is shared by ``layers``, whose shares sum to 1.
+    """
+
+    name: str
+    layers: tuple[Layer, ...]
+    lender: str = "bank"
+    single_limit: float = math.inf
+    fees: tuple[Fee, ...] = ()
+    recovery_lag_years: float = 1.5
+
+    def share_of(self, party: str) -> float:
+        return sum(layer.share for layer in self.layers if layer.party == party)
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layer.party for layer in self.layers))
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLine:
+    """An annual quota: ``from_party`` re-guarantees at most ``amount`` of new business
+    filed by ``to_party`` per ``period_years``."""
+
+    from_party: str
+    to_party: str
+    amount: float
+    period_years: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Regulation:
+    """Leverage measurement (融资担保责任余额计量办法, DOMAIN.md (c))."""
+
+    small_threshold: float = 5_000_000.0
+    small_weight: float = 0.75
+    default_weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DesSettings:
+    """Settings of the discrete-event model (``[des]``); see the README."""
+
+    years: float = 3.0
+    mode: str = "individual"
+    review_days_individual: float = 20.0
+    review_days_batch: float = 3.0
+    claim_trigger_days: float = 90.0
+    claim_payment_days: float = 60.0
+    refusal: str = "refuse"
+    seasonality: float = 0.0
+    bank_cost: float = 0.005
+    moral_hazard_kappa: float = 0.0
+    moral_hazard_gamma: float = 1.0
+    renewal_prob: float = 0.0
+    injection_trigger: float = 0.0
+    injection_target: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Monte Carlo settings: paths, seed, block size, horizon and importance sampling.
+
+    ``importance_shift`` is the mean of the national factor under the sampling measure
+    (0 = plain Monte Carlo); ``importance_auto`` lets simkit choose it.
+    """
+
+    n_paths: int = 100_000
+    seed: int = 20250101
+    block_size: int = 5_000
+    horizon_years: int = 1
+    importance_shift: float = 0.0
+    importance_auto: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated, immutable scenario. Build with :func:`load` or :func:`from_dict`."""
+
+    name: str
+    description: str
+    parties: tuple[Party, ...]
+    agreements: tuple[Agreement, ...]
+    segments: tuple[Segment, ...]
+    factors: Factors
+    run: RunSettings
+    des: DesSettings = DesSettings()
+    regulation: Regulation = Regulation()
+    credit_lines: tuple[CreditLine, ...] = ()
+    tape: str | None = None
+    source: str = "<dict>"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # -- lookups ------------------------------------------------------------------------
+    @property
+    def party_names(self) -> tuple[str, ...]:
+        """Party names in the column order used by every result."""
+        return tuple(p.name for p in self.parties)
+
+    def party(self, name: str) -> Party:
+        for p in self.parties:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def agreement(self, name: str) -> Agreement:
+        for a in self.agreements:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
+    def with_changes(self, changes: dict[str, Any]) -> Scenario:
+        """Return a copy with dotted-path ``changes`` applied and validated again.
+
+        >>> s2 = s.with_changes({"run.n_paths": 1000, "agreements[0].layers[1].share": 0.3})
+        """
+        raw = copy.deepcopy(self.raw)
+        for path, value in changes.items():
+            _set_path(raw, path, value)
+        return from_dict(raw, source=self.source)
+
+    variant = with_changes
+
+
+def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    node: Any = raw
+    for i, tok in enumerate(tokens):
+        last = i == len(tokens) - 1
+        key: Any = int(tok[1:-1]) if tok.startswith("[") else tok
+        if last:
+            node[key] = value
+        else:
+            if isinstance(key, str) and key not in node:
+                node[key] = {}
+            node = node[key]
+
+
+# --------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------
+def load(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file.
+
+    Raises
+    ------
+    ScenarioError
+        With the file, dotted field path, bad value and allowed values.
+    """
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(name, "", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(name, "", f"is not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(name, "", f"is not valid TOML: {exc}") from None
+    scenario = from_dict(data, source=name)
+    if scenario.tape is not None and not Path(scenario.tape).is_absolute():
+        tape = str((path.parent / scenario.tape))
+        object.__setattr__(scenario, "tape", tape)
+    return scenario
+
+
+def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
+    """Validate a scenario given as a mapping (the parsed TOML)."""
+    top = Reader(data, "", source)
+    meta = top.sub("scenario")
+    name, description = "scenario", ""
+    if meta is not None:
+        name = meta.string("name", "scenario")
+        description = meta.string("description", "")
+        meta.finish()
+
+    parties = _parties(top)
+    party_names = [p.name for p in parties]
+    agreements = _agreements(top, parties)
+    factors = _factors(top)
+    tape = None
+    book = top.sub("book")
+    if book is not None:
+        tape = book.string("tape")
+        book.finish()
+    segments = _segments(top, parties, agreements, required=tape is None)
+    credit_lines = tuple(_credit_line(r, party_names) for r in top.table_list("credit_lines"))
+    regulation = _regulation(top)
+    run = _run(top)
+    des = _des(top)
+    top.finish()
+    return Scenario(
+        name=name, description=description, parties=parties, agreements=agreements,
+        segments=segments, factors=factors, run=run, des=des, regulation=regulation,
+        credit_lines=credit_lines, tape=tape, source=source, raw=copy.deepcopy(dict(data)),
+    )
+
+
+def _check_identifier(r: Reader, key: str, value: str) -> None:
+    if not _NAME.match(value):
+        raise r.bad(key, value, "a name of letters, digits, '_' or '-'")
+
+
+def _parties(top: Reader) -> tuple[Party, ...]:
+    table = top.sub("parties", required=True)
+    assert table is not None
+    if not table.data:
+        raise table.error(None, "must define at least one party")
+    out = []
+    for name in table.data:
+        _check_identifier(table, name, name)
+        if name == BORROWER:
+            raise table.error(name, "is reserved (the borrower is implicit)")
+        r = table.sub(name)
+        assert r is not None
+        default_kind = name if name in PARTY_KINDS else None
+        kind = r.string("kind", default_kind, required=default_kind is None, choices=PARTY_KINDS)
+        out.append(Party(
+            name=name,
+            kind=kind,
+            net_assets=r.number("net_assets", None, low=0),
+            leverage_limit=r.number("leverage_limit", None, low=0, low_open=True),
+            region=r.string("region"),
+            single_client_limit=r.number("single_client_limit", None, low=0, high=1,
+                                         low_open=True),
+        ))
+        r.finish()
+    return tuple(out)
+
+
+def _factors(top: Reader) -> Factors:
+    r = top.sub("factors")
+    if r is None:
+        return Factors()
+    loadings = _loadings(r, Loadings(national=0.3))
+    copula = r.string("copula", "gaussian", choices=("gaussian", "student_t"))
+    f = Factors(
+        loadings=loadings,
+        copula=copula,
+        dof=r.number("dof", 6.0, low=2, low_open=True, high=1000),
+        national_persistence=r.number("national_persistence", 0.0, low=0, high=1,
+                                      high_open=True),
+        downturn_lgd=r.number("downturn_lgd", 0.0, low=0, high=2),
+    )
+    r.finish()
+    return f
+
+
+def _loadings(r: Reader, default: Loadings) -> Loadings:
+    values = {
+        k: r.number(k, getattr(default, k), low=0, high=1, high_open=True)
+        for k in ("national", "regional", "sector", "guarantor")
+    }
+    loadings = Loadings(**values)
+    if loadings.r_squared >= 1:
+        raise r.error(
+            None, f"factor loadings must have squares summing below 1, got "
+            f"{loadings.r_squared:.6g}"
+        )
+    return loadings
+
+
+def _distribution(r: Reader, key: str, *, low: float, high: float, required: bool = True,
+                  default: Distribution | None = None) -> Distribution:
+    """A number (fixed) or a table ``{dist = ..., ...}`` whose values lie in [low, high]."""
+    if not r.has(key):
+        if required:
+            raise r.error(key, "is required")
+        assert default is not None
+        return default
+    value = r.raw(key)
+    path = join(r.path, key)
+    if not isinstance(value, dict):
+        v = r.number(key, low=low, high=high, low_open=low == 0 and high == 1,
+                     high_open=high == 1)
+        return Distribution("fixed", (("value", v),))
+    d = Reader(value, path, r.file)
+    kind = d.string("dist", required=True,
+                    choices=("fixed", "uniform", "loguniform", "lognormal", "beta"))
+    unit_open = dict(low=low, high=high, low_open=low == 0 and high == 1, high_open=high == 1)
+    if kind == "fixed":
+        params = {"value": d.number("value", required=True, **unit_open)}
+    elif kind in ("uniform", "loguniform"):
+        lo = d.number("low", required=True, **unit_open)
+        if kind == "loguniform" and lo <= 0:
+            raise d.bad("low", lo, "> 0 for a loguniform distribution")
+        hi = d.number("high", required=True, **unit_open)
+        if hi < lo:
+            raise d.bad("high", hi, f">= low ({lo:g})")
+        params = {"low": lo, "high": hi}
+    elif kind == "lognormal":
+        if high <= 1:
+            raise d.bad("dist", kind, "fixed, uniform, loguniform or beta for a probability")
+        params = {"median": d.number("median", required=True, low=0, low_open=True),
+                  "sigma": d.number("sigma", required=True, low=0, high=5)}
+    else:
+        mean = d.number("mean", required=True, low=0, high=1, low_open=True, high_open=True)
+        sd = d.number("sd", required=True, low=0)
+        if sd**2 >= mean * (1 - mean):
+            raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
+        params = {"mean": mean, "sd": sd}
+    d.finish()
+    return Distribution(kind, tuple(params.items()))
+
+
+def _lgd(r: Reader) -> Lgd:
+    if not r.has("lgd"):
+        raise r.error("lgd", "is required (a number or {mean, sd})")
+    value = r.raw("lgd")
+    if not isinstance(value, dict):
+        return Lgd(r.number("lgd", low=0, high=1))
+    d = r.sub("lgd")
+    assert d is not None
+    mean = d.number("mean", required=True, low=0, high=1)
+    sd = d.number("sd", 0.0, low=0)
+    if sd > 0 and (mean in (0.0, 1.0) or sd**2 >= mean * (1 - mean)):
+        raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
+    d.finish()
+    return Lgd(mean, sd)
+
+
+def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreement, ...],
+              required: bool) -> tuple[Segment, ...]:
+    rows = top.table_list("segments", required=required)
+    kinds = {p.name: p.kind for p in parties}
+    guarantors = [p.name for p in parties if p.kind == "guarantor"]
+    names: set[str] = set()
+    out = []
+    for r in rows:
+        name = r.string("name", required=True)
+        _check_identifier(r, "name", name)
+        if name in names:
+            raise r.bad("name", name, "unique among segments")
+        names.add(name)
+        if len(agreements) == 1:
+            agreement = r.string("agreement", agreements[0].name)
+        else:
+            agreement = r.string("agreement", required=True)
+        check_name(agreement, [a.name for a in agreements], r.file, join(r.path, "agreement"),
+                   "agreement")
+        guarantor = r.string("guarantor")
+        if guarantor is not None:
+            check_name(guarantor, guarantors, r.file, join(r.path, "guarantor"),
+                       "guarantor-kind party")
+            ag = next(a for a in agreements if a.name == agreement)
+            if not any(kinds[layer.party] == "guarantor" for layer in ag.layers):
+                raise r.error("guarantor", f"is set, but agreement {agreement!r} has no "
+                              "guarantor-kind layer to assign it to")
+        load = r.sub("loadings")
+        loadings = None
+        if load is not None:
+            loadings = _loadings(load, Loadings())
+            load.finish()
+        out.append(Segment(
+            name=name,
+            count=r.number("count", required=True, low=0, integer=True),
+            exposure=_distribution(r, "exposure", low=0, high=1e12),
+            default_prob=_distribution(r, "default_prob", low=0, high=1),
+            lgd=_lgd(r),
+            agreement=agreement,
+            sector=r.string("sector", "general"),
+            region=r.string("region", "default"),
+            guarantor=guarantor,
+            tech_tier=r.number("tech_tier", 0, low=0, high=3, integer=True),
+            tenor_years=r.number("tenor_years", 1.0, low=0, high=30, low_open=True),
+            loadings=loadings,
+            applications_per_year=r.number("applications_per_year", None, low=0),
+            interest_margin=r.number("interest_margin", 0.03, low=0, high=1),
+        ))
+        if out[-1].exposure.kind == "fixed" and out[-1].exposure.param("value") <= 0:
+            raise r.bad("exposure", out[-1].exposure.param("value"), "> 0 yuan")
+        r.finish()
+    return tuple(out)
+
+
+def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...]:
+    rows = top.table_list("agreements", required=True)
+    if not rows:
+        raise top.error("agreements", "must define at least one agreement")
+    party_names = [p.name for p in parties]
+    kinds = {p.name: p.kind for p in parties}
+    out: list[Agreement] = []
+    for r in rows:
+        name = r.string("name", required=True)
+        _check_identifier(r, "name", name)
+        if any(a.name == name for a in out):
+            raise r.bad("name", name, "unique among agreements")
+        lender = r.string("lender", "bank" if "bank" in party_names else None, required=True)
+        check_name(lender, party_names, r.file, join(r.path, "lender"), "party")
+        layers = []
+        for lr in r.table_list("layers", required=True):
+            party = lr.string("party", required=True)
+            check_name(party, party_names, lr.file, join(lr.path, "party"), "party")
+            share = lr.number("share", required=True, low=0, high=1)
+            cap = None
+            cr = lr.sub("cap")
+            if cr is not None:
+                overflow = cr.string("overflow")
+                if overflow is None:
+                    raise cr.error("overflow", "is required: name the party that absorbs "
+                                   "what the cap refuses (e.g. the original guarantor)")
+                check_name(overflow, party_names, cr.file, join(cr.path, "overflow"), "party")
+                if overflow == party:
+                    raise cr.bad("overflow", overflow, "a party other than the capped one")
+                cap = Cap(
+                    rate=cr.number("rate", required=True, low=0, high=1, low_open=True),
+                    overflow=overflow,
+                    base=cr.string("base", "guaranteed", choices=CAP_BASES),
+                    pool=cr.string("pool", "agreement", choices=CAP_POOLS),
+                    period_years=cr.number("period_years", 1.0, low=0, low_open=True, high=10),
+                )
+                cr.finish()
+            layers.append(Layer(party, share, cap,
+                                lr.number("lag_days", 0.0, low=0, high=3650)))
+            lr.finish()
+        if not layers:
+            raise r.error("layers", "must have at least one layer")
+        seen: set[str] = set()
+        for i, layer in enumerate(layers):
+            if layer.party in seen:
+                raise r.error(f"layers[{i}]", f"repeats party {layer.party!r}; "
+                              "give each party one layer")
+            seen.add(layer.party)
+        total = sum(layer.share for layer in layers)
+        if abs(total - 1) > 1e-9:
+            raise r.error("layers", "shares must sum to 1, got "
+                          + " + ".join(f"{lay.share:g}" for lay in layers) + f" = {total:.6g}")
+        if sum(kinds[layer.party] == "guarantor" for layer in layers) > 1:
+            raise r.error("layers", "may have at most one guarantor-kind layer "
+                          "(segments choose the original guarantor)")
+        fees = []
+        for fr in r.table_list("fees"):
+            frm = fr.string("from", required=True)
+            check_name(frm, [*party_names, BORROWER], fr.file, join(fr.path, "from"), "party")
+            to = fr.string("to", required=True)
+            check_name(to, party_names, fr.file, join(fr.path, "to"), "party")
+            if to == frm:
+                raise fr.bad("to", to, "a party other than 'from'")
+            on = fr.string("on_share_of")
+            if on is not None and on not in seen:
+                check_name(on, sorted(seen), fr.file, join(fr.path, "on_share_of"),
+                           "layer party")
+            rate = fr.number("rate", required=True, low=0, high=0.2)
+            fees.append(Fee(
+                from_party=frm, to_party=to, rate=rate, on_share_of=on,
+                threshold=fr.number("threshold", math.inf, low=0),
+                rate_above=fr.number("rate_above", None, low=0, high=0.2),
+                kind=fr.string("kind", "fee", choices=("guarantee", "reguarantee", "subsidy",
+                                                       "fee")),
+            ))
+            fr.finish()
+        out.append(Agreement(
+            name=name, layers=tuple(layers), lender=lender,
+            single_limit=r.number("single_limit", math.inf, low=0, low_open=True),
+            fees=tuple(fees),
+            recovery_lag_years=r.number("recovery_lag_years", 1.5, low=0, high=30),
+        ))
+        r.finish()
+    return tuple(out)
+
+
+def _credit_line(r: Reader, party_names: list[str]) -> CreditLine:
+    frm = r.string("from", required=True)
+    check_name(frm, party_names, r.file, join(r.path, "from"), "party")
+    to = r.string("to")
+    if to is None:
+        raise r.error("to", "is required: name the party whose filings the line limits")
+    check_name(to, party_names, r.file, join(r.path, "to"), "party")
+    line = CreditLine(frm, to, r.number("amount", required=True, low=0, low_open=True),
+                      r.number("period_years", 1.0, low=0, low_open=True, high=10))
+    r.finish()
+    return line
+
+
+def _regulation(top: Reader) -> Regulation:
+    r = top.sub("regulation")
+    if r is None:
+        return Regulation()
+    reg = Regulation(
+        small_threshold=r.number("small_threshold", 5_000_000.0, low=0),
+        small_weight=r.number("small_weight", 0.75, low=0, high=1),
+        default_weight=r.number("default_weight", 1.0, low=0, high=1),
+    )
+    r.finish()
+    return reg
+
+
+def _run(top: Reader) -> RunSettings:
+    r = top.sub("run")
+    if r is None:
+        return RunSettings()
+    shift: Any = r.raw("importance_sampling", False)
+    auto = False
+    if shift is True:
+        auto, shift = True, 0.0
+    elif shift is False:
+        shift = 0.0
+    else:
+        shift = r.number("importance_sampling", low=-8, high=0)
+    run = RunSettings(
+        n_paths=r.number("n_paths", 100_000, low=1, high=10**10, integer=True),
+        seed=r.number("seed", 20250101, low=0, high=2**63 - 1, integer=True),
+        block_size=r.number("block_size", 5_000, low=1, high=10**7, integer=True),
+        horizon_years=r.number("horizon_years", 1, low=1, high=50, integer=True),
+        importance_shift=shift,
+        importance_auto=auto,
+    )
+    r.finish()
+    return run
+
+
+def _des(top: Reader) -> DesSettings:
+    r = top.sub("des")
+    if r is None:
+        return DesSettings()
+    d = DesSettings(
+        years=r.number("years", 3.0, low=0, high=50, low_open=True),
+        mode=r.string("mode", "individual", choices=("individual", "batch")),
+        review_days_individual=r.number("review_days_individual", 20.0, low=0, high=365),
+        review_days_batch=r.number("review_days_batch", 3.0, low=0, high=365),
+        claim_trigger_days=r.number("claim_trigger_days", 90.0, low=0, high=3650),
+        claim_payment_days=r.number("claim_payment_days", 60.0, low=0, high=3650),
+        refusal=r.string("refusal", "refuse", choices=("refuse", "queue")),
+        seasonality=r.number("seasonality", 0.0, low=0, high=1, high_open=True),
+        bank_cost=r.number("bank_cost", 0.005, low=0, high=1),
+        moral_hazard_kappa=r.number("moral_hazard_kappa", 0.0, low=0, high=10),
+        moral_hazard_gamma=r.number("moral_hazard_gamma", 1.0, low=0, low_open=True, high=10),
+        renewal_prob=r.number("renewal_prob", 0.0, low=0, high=1),
+        injection_trigger=r.number("injection_trigger", 0.0, low=0, high=1),
+        injection_target=r.number("injection_target", 1.0, low=0, high=10),
+    )
+    r.finish()
+    return d

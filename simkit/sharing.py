@@ -1,0 +1,361 @@
+"""The risk-share waterfall, vectorised over scenarios (paths).
+
+Loans are grouped into *cells*: loans of one agreement that share the original guarantor,
+region and segment. For each path the engines hand the waterfall four amounts per cell
+(yuan): the covered default amount ``C`` (guaranteed part of defaulted principal), what
+will be recovered on it ``RC``, the uncovered part above the single-guarantee limit ``U``
+and its recovery ``RU``. The waterfall then
+
+1. splits ``C`` over the agreement's layers by share (the guarantor-kind layer is taken
+   by the cell's own original guarantor when the segment names one);
+2. applies each capped layer's portfolio cap per pool (agreement, guarantor, region or
+   segment): the layer pays ``min(share x C_pool, rate x share x base_pool)``, scaled back
+   equally on every cell of the pool, and the refused rest goes to the cap's overflow
+   party (uncapped);
+3. returns recoveries pro rata to what each party actually paid on the cell;
+4. leaves ``U - RU`` with the agreement's lender.
+
+So for every path ``sum over parties of net loss == sum over cells of (C - RC + U - RU)``
+to floating-point accuracy. Fees are deterministic flows computed by :func:`fee_flows`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simkit.scenario import BORROWER, Scenario
+
+__all__ = ["Allocation", "Cells", "FeeFlows", "Waterfall", "fee_flows"]
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The cells of a book: loans of one agreement with one guarantor, region, segment.
+
+    Attributes
+    ----------
+    agreement : ndarray of int, shape (n_cells,)
+        Index into ``scenario.agreements``.
+    guarantor : tuple of (str or None), length n_cells
+        Original guarantor party replacing the agreement's guarantor-kind layer.
+    region, segment : tuple of str, length n_cells
+    guaranteed : ndarray, shape (n_cells,)
+        Guaranteed principal of the cell's loans (yuan): ``sum(min(exposure, limit))``.
+    annualised : ndarray, shape (n_cells,)
+        ``sum(guaranteed x tenor_years)`` (yuan-years).
+    """
+
+    agreement: np.ndarray
+    guarantor: tuple[str | None, ...]
+    region: tuple[str, ...]
+    segment: tuple[str, ...]
+    guaranteed: np.ndarray
+    annualised: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.agreement)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Result of the waterfall for a batch of paths.
+
+    Attributes
+    ----------
+    paid : ndarray, shape (n_paths, n_parties)
+        Gross compensation paid by each party (yuan), lender's uncovered part included.
+    recovered : ndarray, shape (n_paths, n_parties)
+        Recoveries returned to each party (yuan).
+    overflow : ndarray, shape (n_paths, n_caps)
+        Amount each cap refused (yuan), in the order of :attr:`Waterfall.caps`.
+    by_cell : ndarray or None, shape (n_paths, n_cells, n_parties)
+        Net loss per cell and party when requested.
+    """
+
+    paid: np.ndarray
+    recovered: np.ndarray
+    overflow: np.ndarray
+    by_cell: np.ndarray | None = None
+
+    @property
+    def net(self) -> np.ndarray:
+        """Net loss per party after recoveries, shape (n_paths, n_parties), yuan."""
+        return self.paid - self.recovered
+
+    @property
+    def cap_binding(self) -> np.ndarray:
+        """Whether each cap refused anything, shape (n_paths, n_caps), bool."""
+        return self.overflow > 0
+
+
+@dataclass(frozen=True)
+class FeeFlows:
+    """Annual fee flows of a book.
+
+    Attributes
+    ----------
+    amounts : ndarray, shape (n_flows,)
+        Yuan per year for each ``(payer, payee)`` pair.
+    payer, payee : tuple of str
+        Party names (the payer may be ``"borrower"``).
+    kind : tuple of str
+    """
+
+    amounts: np.ndarray
+    payer: tuple[str, ...]
+    payee: tuple[str, ...]
+    kind: tuple[str, ...]
+
+    def net_income(self, parties: tuple[str, ...]) -> np.ndarray:
+        """Fees received minus fees paid per party, shape (n_parties,), yuan per year."""
+        out = np.zeros(len(parties))
+        index = {p: i for i, p in enumerate(parties)}
+        for amount, frm, to in zip(self.amounts, self.payer, self.payee, strict=True):
+            out[index[to]] += amount
+            if frm != BORROWER:
+                out[index[frm]] -= amount
+        return out
+
+    def borrower_paid(self) -> float:
+        """Total fees paid by borrowers (yuan per year)."""
+        return float(sum(a for a, frm in zip(self.amounts, self.payer, strict=True)
+                         if frm == BORROWER))
+
+
+@dataclass(frozen=True)
+class CapSpec:
+    """One capped (layer, pool): which cells it covers and its annual limit in yuan."""
+
+    agreement: str
+    party: str
+    overflow: str
+    pool: str
+    cells: np.ndarray
+    limit: float
+
+
+@dataclass
+class Waterfall:
+    """The compiled waterfall for one scenario and one set of cells.
+
+    Build it once per book (:meth:`from_scenario`) and call :meth:`apply` per block of
+    paths; the arrays it holds are small (cells x layers x parties).
+    """
+
+    parties: tuple[str, ...]
+    cells: Cells
+    shares: np.ndarray  # (n_cells, n_parties): uncapped share of C per party
+    lender: np.ndarray  # (n_cells,) lender column
+    capped_share: np.ndarray  # (n_caps, n_cells): share of the capped layer
+    capped_party: np.ndarray  # (n_caps,) column of the capped party
+    overflow_party: np.ndarray  # (n_caps, n_cells) column of the overflow party per cell
+    pool_of_cell: np.ndarray  # (n_caps, n_cells) pool index or -1
+    pool_limit: list[np.ndarray]  # per cap: (n_pools,) yuan
+    caps: list[CapSpec] = field(default_factory=list)
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, cells: Cells,
+                      base_scale: float = 1.0) -> Waterfall:
+        """Compile the scenario's agreements for ``cells``.
+
+        Parameters
+        ----------
+        base_scale : float
+            Multiplies every cap base (e.g. the number of cohorts in a statistics period).
+        """
+        parties = scenario.party_names
+        col = {p: i for i, p in enumerate(parties)}
+        kinds = {p.name: p.kind for p in scenario.parties}
+        n_cells, n_parties = len(cells), len(parties)
+        shares = np.zeros((n_cells, n_parties))
+        lender = np.zeros(n_cells, dtype=np.intp)
+        cap_rows: list[tuple[np.ndarray, int, int, np.ndarray, np.ndarray, CapSpec]] = []
+        for a_idx, agreement in enumerate(scenario.agreements):
+            mine = np.flatnonzero(cells.agreement == a_idx)
+            if mine.size == 0:
+                continue
+            lender[mine] = col[agreement.lender]
+            for layer in agreement.layers:
+                party_of = [
+                    cells.guarantor[c] if (kinds[layer.party] == "guarantor"
+                                           and cells.guarantor[c] is not None) else layer.party
+                    for c in mine
+                ]
+                if layer.cap is None:
+                    for c, p in zip(mine, party_of, strict=True):
+                        shares[c, col[p]] += layer.share
+                    continue
+                cap = layer.cap
+                keys = _pool_keys(cap.pool, cells, mine)
+                uniq = sorted(set(keys))
+                pool_idx = np.full(n_cells, -1, dtype=np.intp)
+                pool_idx[mine] = [uniq.index(k) for k in keys]
+                base = cells.guaranteed if cap.base == "guaranteed" else cells.annualised
+                limits = np.zeros(len(uniq))
+                np.add.at(limits, pool_idx[mine], cap.rate * layer.share * base[mine]
+                          * base_scale)
+                share_row = np.zeros(n_cells)
+                share_row[mine] = layer.share
+                # a capped guarantor-kind layer may map to several guarantor parties: one
+                # cap row per (layer, party) keeps the accounting per party exact
+                for p in sorted(set(party_of)):
+                    sel = mine[[q == p for q in party_of]]
+                    row = np.zeros(n_cells)
+                    row[sel] = layer.share
+                    pidx = np.full(n_cells, -1, dtype=np.intp)
+                    pidx[sel] = pool_idx[sel]
+                    spec = CapSpec(agreement.name, p, cap.overflow, cap.pool, sel,
+                                   float(limits.sum()))
+                    # a guarantor-kind overflow party is the cell's own original guarantor
+                    over = np.full(n_cells, col[cap.overflow], dtype=np.intp)
+                    if kinds[cap.overflow] == "guarantor":
+                        for c in sel:
+                            if cells.guarantor[c] is not None:
+                                over[c] = col[cells.guarantor[c]]
+                    cap_rows.append((row, col[p], over, pidx, limits, spec))
+        n_caps = len(cap_rows)
+        return cls(
+            parties=parties,
+            cells=cells,
+            shares=shares,
+            lender=lender,
+            capped_share=np.array([r[0] for r in cap_rows]).reshape(n_caps, n_cells),
+            capped_party=np.array([r[1] for r in cap_rows], dtype=np.intp),
+            overflow_party=np.array([r[2] for r in cap_rows], dtype=np.intp).reshape(
+                n_caps, n_cells),
+            pool_of_cell=np.array([r[3] for r in cap_rows], dtype=np.intp).reshape(
+                n_caps, n_cells),
+            pool_limit=[r[4] for r in cap_rows],
+            caps=[r[5] for r in cap_rows],
+        )
+
+    def apply(
+        self,
+        covered: np.ndarray,
+        covered_recovery: np.ndarray,
+        uncovered: np.ndarray | None = None,
+        uncovered_recovery: np.ndarray | None = None,
+        *,
+        by_cell: bool = False,
+    ) -> Allocation:
+        """Allocate one block of paths.
+
+        Parameters
+        ----------
+        covered, covered_recovery : ndarray, shape (n_paths, n_cells)
+            Covered default amount and its eventual recovery per cell (yuan).
+        uncovered, uncovered_recovery : ndarray, shape (n_paths, n_cells), optional
+            Defaulted amount above the single-guarantee limit and its recovery (yuan).
+        by_cell : bool
+            Also return the net loss per cell and party (for tail attribution).
+
+        Returns
+        -------
+        Allocation
+        """
+        covered = np.asarray(covered, dtype=np.float64)
+        n_paths, n_cells = covered.shape
+        if n_cells != len(self.cells):
+            raise ValueError(f"`covered` has {n_cells} cells, the waterfall {len(self.cells)}")
+        n_parties = len(self.parties)
+        # paid per (path, cell, party): uncapped layers first
+        paid = covered[:, :, None] * self.shares[None, :, :]
+        overflow = np.zeros((n_paths, len(self.caps)))
+        for k in range(len(self.caps)):
+            sel = self.pool_of_cell[k] >= 0
+            raw = covered[:, sel] * self.capped_share[k, sel]  # (n, cells_k)
+            pools = self.pool_of_cell[k, sel]
+            n_pools = len(self.pool_limit[k])
+            pool_raw = np.zeros((n_paths, n_pools))
+            for j in range(n_pools):
+                pool_raw[:, j] = raw[:, pools == j].sum(axis=1)
+            pool_paid = np.minimum(pool_raw, self.pool_limit[k][None, :])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.where(pool_raw > 0, pool_paid / pool_raw, 1.0)
+            cell_paid = raw * scale[:, pools]
+            refused = raw - cell_paid
+            cells_k = np.flatnonzero(sel)
+            paid[:, cells_k, self.capped_party[k]] += cell_paid
+            paid[:, cells_k, self.overflow_party[k, cells_k]] += refused
+            overflow[:, k] = np.maximum(pool_raw - pool_paid, 0.0).sum(axis=1)
+        # recoveries pro rata to what each party paid on the cell
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rec_frac = np.where(covered > 0, np.asarray(covered_recovery) / covered, 0.0)
+        recovered = paid * rec_frac[:, :, None]
+        if uncovered is not None:
+            unc = np.asarray(uncovered, dtype=np.float64)
+            unc_rec = (np.zeros_like(unc) if uncovered_recovery is None
+                       else np.asarray(uncovered_recovery, dtype=np.float64))
+            onehot = np.zeros((n_cells, n_parties))
+            onehot[np.arange(n_cells), self.lender] = 1.0
+            paid = paid + unc[:, :, None] * onehot[None]
+            recovered = recovered + unc_rec[:, :, None] * onehot[None]
+        cell_net = (paid - recovered) if by_cell else None
+        return Allocation(paid=paid.sum(axis=1), recovered=recovered.sum(axis=1),
+                          overflow=overflow, by_cell=cell_net)
+
+
+def _pool_keys(pool: str, cells: Cells, mine: np.ndarray) -> list[str]:
+    if pool == "agreement":
+        return ["all"] * len(mine)
+    if pool == "guarantor":
+        return [str(cells.guarantor[c]) for c in mine]
+    if pool == "region":
+        return [cells.region[c] for c in mine]
+    return [cells.segment[c] for c in mine]
+
+
+def fee_flows(
+    scenario: Scenario,
+    cell_of_loan: np.ndarray,
+    cells: Cells,
+    guaranteed: np.ndarray,
+    tenor_years: np.ndarray,
+    years: float = 1.0,
+) -> FeeFlows:
+    """Fees paid on a book over ``years`` (prorated by tenor, at most ``years``).
+
+    Parameters
+    ----------
+    cell_of_loan : ndarray of int, shape (n_loans,)
+    guaranteed : ndarray, shape (n_loans,)
+        Guaranteed amount per loan (yuan).
+    tenor_years : ndarray, shape (n_loans,)
+
+    Returns
+    -------
+    FeeFlows
+        One flow per (agreement fee, payee party) with the yuan amount.
+    """
+    kinds = {p.name: p.kind for p in scenario.parties}
+    n_cells = len(cells)
+    time = np.minimum(tenor_years, years)
+    totals: dict[tuple[str, str, str], float] = {}
+    for a_idx, agreement in enumerate(scenario.agreements):
+        mine = np.flatnonzero(cells.agreement == a_idx)
+        if mine.size == 0:
+            continue
+        for fee in agreement.fees:
+            rate = np.where(guaranteed > fee.threshold,
+                            fee.rate if fee.rate_above is None else fee.rate_above, fee.rate)
+            share = 1.0 if fee.on_share_of is None else agreement.share_of(fee.on_share_of)
+            per_cell = np.bincount(cell_of_loan, weights=rate * guaranteed * share * time,
+                                   minlength=n_cells)
+            for c in mine:
+                # the agreement's guarantor-kind party is replaced by the cell's guarantor
+                g = cells.guarantor[c]
+                frm = g if (g is not None and kinds.get(fee.from_party) == "guarantor") \
+                    else fee.from_party
+                to = g if (g is not None and kinds.get(fee.to_party) == "guarantor") \
+                    else fee.to_party
+                key = (frm, to, fee.kind)
+                totals[key] = totals.get(key, 0.0) + float(per_cell[c])
+    keys = sorted(totals)
+    return FeeFlows(
+        amounts=np.array([totals[k] for k in keys]),
+        payer=tuple(k[0] for k in keys),
+        payee=tuple(k[1] for k in keys),
+        kind=tuple(k[2] for k in keys),
+    )
