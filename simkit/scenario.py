@@ -647,7 +647,8 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
         _check_identifier(r, "name", name)
         if any(a.name == name for a in out):
             raise r.bad("name", name, "unique among agreements")
-        lender = r.string("lender", "bank" if "bank" in party_names else None, required=True)
+        banks = [p.name for p in parties if p.kind == "bank"]
+        lender = r.string("lender", banks[0] if banks else None, required=not banks)
         check_name(lender, party_names, r.file, join(r.path, "lender"), "party")
         layers = []
         for lr in r.table_list("layers", required=True):
