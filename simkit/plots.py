@@ -1,0 +1,105 @@
+"""Matplotlib figures. Each function takes ``ax=`` (created when None) and returns it.
+
+matplotlib is imported inside the functions, so ``import simkit`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["exceedance", "party_bars", "save_figure"]
+
+
+def _axes(ax: Any) -> Any:
+    if ax is not None:
+        return ax
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        try:
+            import IPython  # noqa: F401
+
+            in_notebook = True
+        except ImportError:
+            in_notebook = False
+        if not in_notebook:
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(7.5, 4.5))
+    return ax
+
+
+def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
+               weights: np.ndarray | None = None, *, unit: float = 1e6,
+               ax: Any = None) -> Any:
+    """Exceedance curves P(loss > x) per party on a log scale.
+
+    Parameters
+    ----------
+    losses : ndarray, shape (n_paths, n_parties)
+        Net loss per path and party (yuan).
+    weights : ndarray, shape (n_paths,), optional
+        Likelihood-ratio weights of importance sampling.
+    unit : float
+        Divides the x axis (default: million yuan).
+    """
+    ax = _axes(ax)
+    n = losses.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    for j, party in enumerate(parties):
+        x = losses[:, j]
+        if not np.any(x > 0):
+            continue
+        order = np.argsort(x)[::-1]
+        tail = np.cumsum(w[order]) / n  # P(L >= x_k) along descending losses
+        ax.step(x[order] / unit, tail, where="post", label=party)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"loss ({'million ' if unit == 1e6 else ''}yuan)")
+    ax.set_ylabel("probability of exceeding")
+    ax.set_ylim(bottom=max(1.0 / n / 2, 1e-6))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("Loss exceedance per party")
+    return ax
+
+
+def party_bars(parties: tuple[str, ...] | list[str], values: dict[str, np.ndarray], *,
+               unit: float = 1e6, ax: Any = None) -> Any:
+    """Grouped bars per party, e.g. ``{"expected loss": el, "ES 99.9%": es, "fees": f}``."""
+    ax = _axes(ax)
+    k = len(values)
+    x = np.arange(len(parties))
+    width = 0.8 / max(k, 1)
+    for i, (label, v) in enumerate(values.items()):
+        ax.bar(x + (i - (k - 1) / 2) * width, np.asarray(v) / unit, width, label=label)
+    ax.set_xticks(x, parties, rotation=20, ha="right")
+    ax.set_ylabel(f"{'million ' if unit == 1e6 else ''}yuan")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    return ax
+
+
+def save_figure(ax: Any, path: Any) -> None:
+    """Save the axes' figure atomically enough for reports (write then rename) and close."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = ax.figure
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        plt.close(fig)

@@ -1,0 +1,433 @@
+"""Tests for simkit.measures: risk measures on weighted samples with standard errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simkit import measures as M
+
+# ----------------------------------------------------------------------------------------
+# Exact small cases
+# ----------------------------------------------------------------------------------------
+
+
+def test_var_es_are_order_statistics_without_weights():
+    rng = np.random.default_rng(0)
+    losses = rng.permutation(np.arange(1.0, 1001.0))
+    assert M.value_at_risk(losses, 0.99).value == 990.0
+    assert M.expected_shortfall(losses, 0.99).value == pytest.approx(np.mean(np.arange(991, 1001)))
+    assert M.value_at_risk(losses, 0.95).value == 950.0
+    assert M.expected_shortfall(losses, 0.95).value == pytest.approx(995.5 - 20.0)
+    # 0.9 is stored slightly above 0.9; the order statistic must still be the 900th.
+    assert M.value_at_risk(losses, 0.9).value == 900.0
+    assert M.expected_shortfall(losses, 0.9).value == pytest.approx(950.5)
+
+
+def test_es_with_ties_matches_acerbi_tasche_by_hand():
+    rng = np.random.default_rng(1)
+    losses = rng.permutation(np.r_[np.zeros(900), np.ones(100)])
+    assert M.value_at_risk(losses, 0.95).value == 1.0
+    assert M.expected_shortfall(losses, 0.95).value == pytest.approx(1.0)
+    # level 0.85: VaR = 0 and ES = (E[L 1{L>0}] + 0 * ...) / 0.15 = 0.1 / 0.15
+    assert M.value_at_risk(losses, 0.85).value == 0.0
+    assert M.expected_shortfall(losses, 0.85).value == pytest.approx(0.1 / 0.15, rel=1e-12)
+    # Acerbi–Tasche formula spelled out with P(L <= VaR) = 0.9
+    a, var = 0.85, 0.0
+    by_hand = (np.mean(losses * (losses > var)) + var * (0.9 - a)) / (1 - a)
+    assert M.expected_shortfall(losses, a).value == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_es_is_coherent_on_sparse_tied_samples():
+    rng = np.random.default_rng(2)
+    n = 5000
+    x = np.where(rng.random(n) < 0.02, rng.integers(1, 4, n), 0).astype(float)
+    y = np.where(rng.random(n) < 0.03, rng.integers(1, 3, n), 0).astype(float)
+    w = rng.exponential(size=n)
+    for a in (0.9, 0.97, 0.98, 0.99, 0.995):
+        es_x = M.expected_shortfall(x, a, n_batches=None).value
+        es_y = M.expected_shortfall(y, a, n_batches=None).value
+        es_xy = M.expected_shortfall(x + y, a, n_batches=None).value
+        assert es_xy <= es_x + es_y + 1e-12
+        assert es_x >= M.value_at_risk(x, a, n_batches=None).value
+        # monotone under scaling and translation invariance
+        assert M.expected_shortfall(3 * x + 2, a, n_batches=None).value == pytest.approx(
+            3 * es_x + 2
+        )
+        # weighted: still >= VaR
+        es_w = M.expected_shortfall(x, a, w, n_batches=None).value
+        assert es_w >= M.value_at_risk(x, a, w, n_batches=None).value
+
+
+def test_weighted_var_es_match_brute_force():
+    """Weighted VaR/ES equal a direct search over the distinct sampled values."""
+
+    def brute(x, w, a):
+        n = x.size
+        values = np.unique(x)
+        tail = np.array([w[x > v].sum() / n for v in values])
+        var = values[np.argmax(tail <= 1 - a + 1e-13)]
+        return var, var + np.sum(w * np.maximum(x - var, 0.0)) / n / (1 - a)
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(1, 2000))
+        x = rng.integers(0, 15, n).astype(float) if seed % 2 else rng.normal(size=n)
+        w = rng.exponential(size=n) * (rng.random(n) < 0.9)
+        a = float(rng.choice([0.5, 0.9, 0.99, 0.999]))
+        var, es = brute(x, w, a)
+        assert M.value_at_risk(x, a, w, n_batches=None).value == var
+        assert M.expected_shortfall(x, a, w, n_batches=None).value == pytest.approx(
+            es, rel=1e-12, abs=1e-12
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Statistical checks
+# ----------------------------------------------------------------------------------------
+
+
+def test_normal_sample_matches_closed_forms():
+    n, mu, sigma = 200_000, 5e6, 1e6
+    losses = mu + sigma * np.random.default_rng(1).standard_normal(n)
+    a = 0.99
+    z = stats.norm.ppf(a)
+    var = M.value_at_risk(losses, a)
+    es = M.expected_shortfall(losses, a)
+    assert abs(var.value - (mu + sigma * z)) < 4 * var.stderr
+    assert abs(es.value - (mu + sigma * stats.norm.pdf(z) / (1 - a))) < 4 * es.stderr
+    assert es.value > var.value
+    # batch-means SE of VaR is close to the asymptotic sqrt(a(1-a)/n) / f(VaR)
+    asym = math.sqrt(a * (1 - a) / n) * sigma / stats.norm.pdf(z)
+    assert 0.5 * asym < var.stderr < 2.0 * asym
+
+    el = M.expected_loss(losses)
+    assert abs(el.value - mu) < 4 * el.stderr
+    assert el.stderr == pytest.approx(sigma / math.sqrt(n), rel=0.1)
+    el_b = M.expected_loss(losses, n_batches=20)
+    assert el_b.value == el.value
+    assert 0.5 * el.stderr < el_b.stderr < 2.0 * el.stderr
+
+    sd = M.standard_deviation(losses)
+    assert sd.value == pytest.approx(np.std(losses, ddof=1), rel=1e-12)
+    assert sd.stderr == pytest.approx(sigma / math.sqrt(2 * n), rel=0.1)
+    assert abs(sd.value - sigma) < 4 * sd.stderr
+
+
+def test_importance_sampling_tail_estimates():
+    n, shift = 200_000, 3.0
+    x = shift + np.random.default_rng(3).standard_normal(n)  # draws from N(3, 1)
+    w = stats.norm.pdf(x) / stats.norm.pdf(x - shift)  # likelihood ratio N(0,1) / N(3,1)
+    assert np.mean(w) == pytest.approx(1.0, abs=0.05)
+
+    p_is = M.exceedance_probability(x, 3.0, w)
+    assert abs(p_is.value - stats.norm.sf(3.0)) < 4 * p_is.stderr
+
+    crude = np.random.default_rng(4).standard_normal(n)
+    p_crude = M.exceedance_probability(crude > 3.0)
+    assert p_is.stderr < p_crude.stderr / 5
+
+    a = 0.999
+    z = stats.norm.ppf(a)
+    var = M.value_at_risk(x, a, w)
+    es = M.expected_shortfall(x, a, w)
+    assert abs(var.value - z) < 4 * var.stderr
+    assert abs(es.value - stats.norm.pdf(z) / (1 - a)) < 4 * es.stderr
+    assert var.stderr < 0.01  # crude MC would give about 0.01 at this n
+
+    el = M.expected_loss(x, w)
+    assert abs(el.value) < 4 * el.stderr
+
+
+# ----------------------------------------------------------------------------------------
+# Shapes and equivalences
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sample():
+    rng = np.random.default_rng(5)
+    n = 4000
+    losses = np.column_stack(
+        [
+            rng.lognormal(10, 1.5, n),
+            np.where(rng.random(n) < 0.05, rng.exponential(1e5, n), 0.0),
+            rng.integers(0, 3, n).astype(float),
+        ]
+    )
+    weights = rng.gamma(4.0, 0.25, n)
+    return losses, weights
+
+
+def _same(a, b):
+    assert np.array_equal(a, b, equal_nan=True), (a, b)
+
+
+def test_2d_equals_1d_column_by_column(sample):
+    losses, w = sample
+    for weights in (None, w):
+        fns = [
+            lambda x, ww: M.expected_loss(x, ww),
+            lambda x, ww: M.expected_loss(x, ww, n_batches=10),
+            lambda x, ww: M.standard_deviation(x, ww),
+            lambda x, ww: M.standard_deviation(x, ww, n_batches=10),
+            lambda x, ww: M.value_at_risk(x, 0.99, ww),
+            lambda x, ww: M.expected_shortfall(x, 0.995, ww),
+            lambda x, ww: M.exceedance_probability(x, 1.0, ww),
+        ]
+        for fn in fns:
+            both = fn(losses, weights)
+            assert np.shape(both.value) == (3,)
+            for j in range(3):
+                one = fn(losses[:, j], weights)
+                assert isinstance(one.value, float)
+                _same(both.value[j], one.value)
+                _same(both.stderr[j], one.stderr)
+                assert both[j] == one
+        curve = M.exceedance_curve(losses, weights=weights)
+        assert curve.probability.shape == curve.thresholds.shape == (200, 3)
+        for j in range(3):
+            one = M.exceedance_curve(losses[:, j], weights=weights)
+            _same(curve.thresholds[:, j], one.thresholds)
+            _same(curve.probability[:, j], one.probability)
+            _same(curve.stderr[:, j], one.stderr)
+        summary = M.summarize(losses, weights=weights)
+        for j in range(3):
+            assert summary[j] == M.summarize(losses[:, j], weights=weights)[0]
+
+
+def test_weights_none_equals_unit_weights_exactly(sample):
+    losses, _ = sample
+    ones = np.ones(losses.shape[0])
+    for fn in (
+        lambda ww: M.expected_loss(losses, ww),
+        lambda ww: M.standard_deviation(losses, ww),
+        lambda ww: M.value_at_risk(losses, 0.99, ww),
+        lambda ww: M.value_at_risk(losses, 0.9, ww),
+        lambda ww: M.expected_shortfall(losses, 0.999, ww),
+        lambda ww: M.expected_shortfall(losses, 0.9, ww),
+        lambda ww: M.exceedance_probability(losses, 5.0, ww),
+    ):
+        assert fn(None) == fn(ones)
+    c0 = M.exceedance_curve(losses)
+    c1 = M.exceedance_curve(losses, weights=ones)
+    for a, b in zip(c0, c1, strict=True):
+        _same(a, b)
+    assert M.summarize(losses, levels=(0.9, 0.99)) == M.summarize(
+        losses, levels=(0.9, 0.99), weights=ones
+    )
+    parts = losses[:, :2]
+    _same(
+        M.tail_contributions(parts, parts.sum(axis=1), 0.97),
+        M.tail_contributions(parts, parts.sum(axis=1), 0.97, ones),
+    )
+
+
+def test_batch_means_use_contiguous_batches():
+    rng = np.random.default_rng(6)
+    losses = rng.exponential(size=2000)
+    est = M.value_at_risk(losses, 0.95, n_batches=8)
+    per_batch = [M.value_at_risk(b, 0.95, n_batches=None).value for b in np.split(losses, 8)]
+    assert est.stderr == pytest.approx(np.std(per_batch, ddof=1) / math.sqrt(8), rel=1e-12)
+    es = M.expected_shortfall(losses, 0.95, n_batches=8)
+    per_batch = [M.expected_shortfall(b, 0.95, n_batches=None).value for b in np.split(losses, 8)]
+    assert es.stderr == pytest.approx(np.std(per_batch, ddof=1) / math.sqrt(8), rel=1e-12)
+    # deterministic: same sample, same SE; n_batches=None gives a NaN SE
+    assert M.value_at_risk(losses, 0.95, n_batches=8) == est
+    assert math.isnan(M.value_at_risk(losses, 0.95, n_batches=None).stderr)
+    # fewer than 2 paths per batch: NaN standard errors rather than an error
+    assert math.isnan(M.value_at_risk(losses[:39], 0.95).stderr)
+    assert not math.isnan(M.value_at_risk(losses[:40], 0.95).stderr)
+    assert math.isnan(M.expected_loss(losses[:39], n_batches=20).stderr)
+    assert math.isnan(M.standard_deviation(losses[:39], n_batches=20).stderr)
+    assert math.isnan(M.summarize(losses[:39])[0]["es_99_se"])
+
+
+def test_exceedance_curve_and_probability(sample):
+    losses, w = sample
+    x = losses[:, 0]
+    curve = M.exceedance_curve(x, weights=w)
+    assert curve.thresholds.shape == (200,)
+    assert curve.thresholds[0] == 0.0
+    assert curve.thresholds[-1] == x.max()
+    assert np.all(np.diff(curve.probability) <= 0)
+    assert curve.probability[-1] == 0.0
+    for t in (0.0, np.median(x), np.quantile(x, 0.99)):
+        c = M.exceedance_curve(x, [t], w)
+        p = M.exceedance_probability(x, t, w)
+        assert c.probability[0] == pytest.approx(p.value, rel=1e-12)
+        assert c.stderr[0] == pytest.approx(p.stderr, rel=1e-9)
+    # shared 1-D thresholds with 2-D losses are broadcast per column
+    c2 = M.exceedance_curve(losses, [0.5, 1.5])
+    assert c2.probability.shape == (2, 3)
+    assert c2.probability[1, 2] == pytest.approx(np.mean(losses[:, 2] > 1.5))
+
+
+def test_exceedance_probability_of_boolean_event():
+    rng = np.random.default_rng(7)
+    event = rng.random(10_000) < 0.1
+    est = M.exceedance_probability(event)
+    assert est.value == pytest.approx(event.mean())
+    assert est.stderr == pytest.approx(np.std(event, ddof=1) / 100, rel=1e-12)
+    w = rng.exponential(size=10_000)
+    assert M.exceedance_probability(event, weights=w).value == pytest.approx(np.mean(w * event))
+    assert M.exceedance_probability(event.astype(int)) == est
+
+
+# ----------------------------------------------------------------------------------------
+# Tail contributions
+# ----------------------------------------------------------------------------------------
+
+
+def test_tail_contributions_hand_example():
+    seg = np.zeros((10, 2))
+    seg[7] = [5.0, 0.0]
+    seg[8] = [1.0, 4.0]
+    seg[9] = [7.0, 3.0]
+    seg[6] = [0.5, 0.5]
+    total = seg.sum(axis=1)  # 0 x6, 1, 5, 5, 10
+    # level 0.8: VaR = 5, P(T > 5) = 0.1, beta = (0.2 - 0.1) / 0.2 = 0.5
+    # C = ([7, 3] + 0.5 * ([5, 0] + [1, 4])) / (10 * 0.2) = [5, 2.5]
+    amounts = M.tail_contributions(seg, total, 0.8, normalize=False)
+    np.testing.assert_allclose(amounts, [5.0, 2.5])
+    assert amounts.sum() == pytest.approx(M.expected_shortfall(total, 0.8).value)
+    np.testing.assert_allclose(M.tail_contributions(seg, total, 0.8), [2 / 3, 1 / 3])
+
+
+def test_tail_contributions_sum_to_one_and_to_es_weighted(sample):
+    losses, w = sample
+    total = losses.sum(axis=1)
+    for a in (0.9, 0.99):
+        frac = M.tail_contributions(losses, total, a, w)
+        assert frac.shape == (3,)
+        assert frac.sum() == pytest.approx(1.0, rel=1e-12)
+        amounts = M.tail_contributions(losses, total, a, w, normalize=False)
+        es = M.expected_shortfall(total, a, w, n_batches=None).value
+        assert amounts.sum() == pytest.approx(es, rel=1e-10)
+    # a zero tail gives NaN fractions, without warnings
+    zero = np.zeros((100, 2))
+    assert np.isnan(M.tail_contributions(zero, zero.sum(axis=1), 0.9)).all()
+
+
+# ----------------------------------------------------------------------------------------
+# Summary, Estimate, labels
+# ----------------------------------------------------------------------------------------
+
+
+def test_summarize_keys_and_json(sample):
+    losses, w = sample
+    out = M.summarize(losses, levels=(0.99, 0.995, 0.999), weights=w, names=["bank", "cgi", "x"])
+    assert list(out) == ["bank", "cgi", "x"]
+    expected = {"el", "el_se", "sd", "sd_se"}
+    for lab in ("99", "99.5", "99.9"):
+        expected |= {f"var_{lab}", f"var_{lab}_se", f"es_{lab}", f"es_{lab}_se"}
+    for stats_ in out.values():
+        assert set(stats_) == expected
+        assert all(type(v) is float for v in stats_.values())
+    assert json.loads(json.dumps(out)) == out
+    assert out["bank"]["var_99.5"] == M.value_at_risk(losses[:, 0], 0.995, w).value
+    assert out["cgi"]["es_99.9_se"] == M.expected_shortfall(losses[:, 1], 0.999, w).stderr
+    assert out["x"]["el"] == M.expected_loss(losses[:, 2], w).value
+    assert list(M.summarize(losses[:, 0])) == [0]
+
+
+def test_level_label():
+    assert M.level_label(0.99) == "99"
+    assert M.level_label(0.999) == "99.9"
+    assert M.level_label(0.995) == "99.5"
+    assert M.level_label(0.07) == "7"
+    assert M.level_label(0.9999) == "99.99"
+
+
+def test_estimate_ci_and_format():
+    est = M.Estimate(1234000.0, 21000.0)
+    assert str(est) == "1.234e+06 ± 2.1e+04"
+    low, high = est.ci()
+    assert (low, high) == pytest.approx(
+        (1234000.0 - 1.959964 * 21000, 1234000.0 + 1.959964 * 21000)
+    )
+    assert est.ci(0.5)[1] - est.value == pytest.approx(stats.norm.ppf(0.75) * 21000)
+    arr = M.Estimate(np.array([1.0, 2.0]), np.array([0.1, 0.2]))
+    assert arr.format(digits=2, se_digits=1) == "[1.0e+00 ± 1e-01, 2.0e+00 ± 2e-01]"
+    lo, hi = arr.ci(0.9)
+    np.testing.assert_allclose(hi - lo, 2 * stats.norm.ppf(0.95) * np.array([0.1, 0.2]))
+    assert arr[1] == M.Estimate(2.0, 0.2)
+    with pytest.raises(ValueError, match="`confidence`"):
+        est.ci(1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        est.value = 0.0  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------------------
+# Input validation
+# ----------------------------------------------------------------------------------------
+
+_X = np.arange(100.0)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: M.value_at_risk(_X, 1.5), r"`level` must be in \(0, 1\), got 1.5"),
+        (lambda: M.expected_shortfall(_X, 0.0), r"`level` must be in \(0, 1\), got 0"),
+        (lambda: M.value_at_risk(_X, float("nan")), r"`level` must be in \(0, 1\), got nan"),
+        (lambda: M.value_at_risk(_X, "0.99"), r"`level` must be a number"),
+        (
+            lambda: M.expected_loss(_X, -np.ones(100)),
+            r"`weights` .*non-negative, got -1.0 at index 0",
+        ),
+        (
+            lambda: M.expected_loss(_X, np.r_[np.ones(99), np.nan]),
+            r"`weights` .*got nan at index 99",
+        ),
+        (lambda: M.expected_loss(_X, np.ones(99)), r"`weights` must have shape \(100,\)"),
+        (lambda: M.expected_loss(np.zeros((2, 2, 2))), r"`losses` must be 1-D .* got shape"),
+        (
+            lambda: M.expected_loss(np.r_[_X, np.inf]),
+            r"`losses` must be finite, got inf at index 100",
+        ),
+        (lambda: M.expected_loss([]), r"`losses` must contain at least one path"),
+        (lambda: M.expected_loss(["a", "b"]), r"`losses` must be a numeric array"),
+        (lambda: M.value_at_risk(_X, 0.9, n_batches=1), r"`n_batches` must be an integer >= 2"),
+        (lambda: M.value_at_risk(_X, 0.9, n_batches=2.5), r"`n_batches` must be an integer"),
+        (lambda: M.summarize(_X, levels=(0.99, 0.99)), r"`levels` must be distinct"),
+        (lambda: M.summarize(_X, levels=(0.99, 1.0)), r"`levels` must be in \(0, 1\), got 1.0"),
+        (lambda: M.summarize(_X, levels=()), r"`levels` must contain at least one"),
+        (lambda: M.summarize(np.zeros((100, 2)), names=["a"]), r"`names` must have 2 entries"),
+        (lambda: M.summarize(np.zeros((100, 2)), names=["a", "a"]), r"`names` must be distinct"),
+        (lambda: M.summarize(np.zeros((100, 2)), names=["a", 3]), r"`names` must be strings"),
+        (lambda: M.exceedance_curve(_X, np.zeros((2, 2))), r"`thresholds` must have shape"),
+        (lambda: M.exceedance_curve(_X, n_points=1), r"`n_points` must be an integer >= 2"),
+        (lambda: M.exceedance_probability(_X), r"`indicator_or_losses` must be boolean"),
+        (
+            lambda: M.exceedance_probability(np.zeros((100, 2)), [1.0, 2.0, 3.0]),
+            r"`threshold` must be a number or have shape \(2,\)",
+        ),
+        (
+            lambda: M.tail_contributions(np.zeros((99, 2)), _X, 0.9),
+            r"`losses_by_segment` must have 100 rows",
+        ),
+        (lambda: M.tail_contributions(_X, _X, 0.9), r"`losses_by_segment` must be 2-D"),
+        (
+            lambda: M.tail_contributions(np.zeros((100, 2)), np.zeros((100, 2)), 0.9),
+            r"`total` must be 1-D",
+        ),
+    ],
+)
+def test_bad_inputs_raise_value_error_naming_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_single_path_gives_nan_standard_errors_without_warnings():
+    est = M.expected_loss([3.0])
+    assert est.value == 3.0
+    assert math.isnan(est.stderr)
+    assert math.isnan(M.standard_deviation([3.0]).value)
+    assert M.value_at_risk([3.0], 0.99, n_batches=None).value == 3.0
+    assert M.expected_shortfall([3.0], 0.99, n_batches=None).value == 3.0
