@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["stream", "seed_sequence"]
+__all__ = ["seed_sequence", "stream"]
 
 
 def seed_sequence(seed: int, purpose: str, *index: int) -> np.random.SeedSequence:

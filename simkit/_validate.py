@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["ScenarioError", "Reader"]
+__all__ = ["Reader", "ScenarioError"]
 
 
 class ScenarioError(ValueError):

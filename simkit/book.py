@@ -38,7 +38,7 @@ from simkit._validate import ScenarioError, suggest
 from simkit.scenario import Loadings, Scenario
 from simkit.sharing import Cells
 
-__all__ = ["TAPE_COLUMNS", "Book", "build_book", "read_tape", "book_for"]
+__all__ = ["TAPE_COLUMNS", "Book", "book_for", "build_book", "read_tape"]
 
 TAPE_COLUMNS = ("exposure", "default_prob", "lgd", "lgd_sd", "agreement", "segment", "region",
                 "sector", "guarantor", "tech_tier", "tenor_years", "loan_id")

@@ -315,6 +315,13 @@ class DesSettings:
     renewal_prob: float = 0.0
     injection_trigger: float = 0.0
     injection_target: float = 1.0
+    #: individual mode: the guarantor accepts when its expected loss rate on its own layer
+    #: (share x PD x LGD mean, per year) is at most this multiple of the guarantee fee rate
+    review_loss_tolerance: float = 2.0
+    #: queue mode: days a refused application waits for room before it is given up
+    queue_patience_days: float = 90.0
+    #: sigma of the lognormal recovery lag (its median is agreement.recovery_lag_years)
+    recovery_lag_sigma: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +428,7 @@ def load(path: str | Path) -> Scenario:
         raise ScenarioError(name, "", f"is not valid TOML: {exc}") from None
     scenario = from_dict(data, source=name)
     if scenario.tape is not None and not Path(scenario.tape).is_absolute():
-        tape = str((path.parent / scenario.tape))
+        tape = str(path.parent / scenario.tape)
         object.__setattr__(scenario, "tape", tape)
     return scenario
 
@@ -791,6 +798,9 @@ def _des(top: Reader) -> DesSettings:
         renewal_prob=r.number("renewal_prob", 0.0, low=0, high=1),
         injection_trigger=r.number("injection_trigger", 0.0, low=0, high=1),
         injection_target=r.number("injection_target", 1.0, low=0, high=10),
+        review_loss_tolerance=r.number("review_loss_tolerance", 2.0, low=0, high=1000),
+        queue_patience_days=r.number("queue_patience_days", 90.0, low=0, high=3650),
+        recovery_lag_sigma=r.number("recovery_lag_sigma", 0.5, low=0, high=5),
     )
     r.finish()
     return d

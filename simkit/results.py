@@ -1,0 +1,173 @@
+"""Run reports: the summary of a Monte Carlo run as a dict, a text table and files.
+
+:class:`RunReport` wraps a :class:`simkit.montecarlo.LossResult` with its scenario and
+derives everything people read: per-party expected loss, SD, VaR and ES at 99 % and
+99.9 % with standard errors, fee income, expected net result, the probability that each
+cap binds, which segments drive each party's tail, and (multi-year runs) the probability
+that a party's capital is exhausted or its leverage limit breached.
+
+Summary JSON (``simkit run --json`` and ``summary.json``)::
+
+    {
+      "scenario": name, "source": file, "n_paths": int, "n_loans": int,
+      "guaranteed": yuan, "total_loss": {"el": .., "el_se": .., ...},
+      "parties": {party: {"el", "el_se", "sd", "sd_se", "var_99", "var_99_se",
+                          "es_99", "es_99_se", "var_99.9", "var_99.9_se", "es_99.9",
+                          "es_99.9_se", "fee_income", "net_result", "el_pct_guaranteed",
+                          "tail_drivers": {segment: fraction of ES 99 %}}},
+      "caps": {cap: {"p_binding", "p_binding_se", "expected_overflow"}},
+      "capital": {party: {"p_exhausted", "p_leverage_breach"}}   # horizon > 1
+      "provenance": {...}
+    }
+
+All amounts are yuan per year; probabilities in [0, 1].
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simkit import measures, report
+from simkit.scenario import Scenario
+
+__all__ = ["RunReport"]
+
+LEVELS = (0.99, 0.999)
+
+
+class RunReport:
+    """Summary, text and files for one Monte Carlo run.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    result : simkit.montecarlo.LossResult
+    """
+
+    def __init__(self, scenario: Scenario, result: Any):
+        self.scenario = scenario
+        self.result = result
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary (see the module docstring for the keys)."""
+        r = self.result
+        parties = list(r.parties)
+        stats = measures.summarize(r.losses, LEVELS, r.weights, names=parties)
+        total = measures.summarize(r.total_loss, LEVELS, r.weights, names=["total"])["total"]
+        guaranteed = float(r.provenance.get("guaranteed", np.nan))
+        for j, p in enumerate(parties):
+            s = stats[p]
+            s["fee_income"] = float(r.fees[j])
+            s["net_result"] = float(r.fees[j] - s["el"])
+            s["el_pct_guaranteed"] = (100 * s["el"] / guaranteed) if guaranteed > 0 else None
+        by_segment = getattr(r, "by_segment", None)
+        if by_segment is not None:
+            names = list(r.segment_names)
+            for j, p in enumerate(parties):
+                if stats[p]["es_99"] <= 0:
+                    continue
+                frac = measures.tail_contributions(by_segment[:, :, j].astype(np.float64),
+                                                   r.losses[:, j], 0.99, r.weights)
+                stats[p]["tail_drivers"] = {n: float(f) for n, f in zip(names, frac,
+                                                                         strict=True)}
+        caps: dict[str, Any] = {}
+        for k, name in enumerate(r.cap_names):
+            over = r.cap_overflow[:, k]
+            p = measures.exceedance_probability(over > 0, weights=r.weights)
+            el = measures.expected_loss(over, r.weights)
+            caps[name] = {"p_binding": float(p.value), "p_binding_se": float(p.stderr),
+                          "expected_overflow": float(el.value)}
+        out: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "source": self.scenario.source,
+            "n_paths": int(r.losses.shape[0]),
+            "n_loans": int(r.provenance.get("n_loans", 0)),
+            "guaranteed": guaranteed,
+            "borrower_fees": float(r.borrower_fees),
+            "total_loss": total,
+            "parties": stats,
+            "caps": caps,
+        }
+        capital = getattr(r, "capital", None)
+        if capital:
+            out["capital"] = capital
+        out["provenance"] = dict(r.provenance)
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat row per party (for CSV)."""
+        rows = []
+        for party, s in self.summary["parties"].items():
+            row = {"party": party}
+            row.update({k: v for k, v in s.items() if not isinstance(v, dict)})
+            rows.append(row)
+        return rows
+
+    def format_text(self, wall_seconds: float | None = None) -> str:
+        """A readable report: header, per-party table (million yuan), caps, capital."""
+        s = self.summary
+        prov = s["provenance"]
+        head = (f"simkit run {s['scenario']}: {s['n_loans']:,} loans, "
+                f"{s['guaranteed'] / 1e8:,.1f} 亿 yuan guaranteed, {s['n_paths']:,} paths "
+                f"(seed {prov.get('seed')}"
+                + (f", importance shift {prov['importance_shift']:.2f}"
+                   if prov.get("importance_shift") else "")
+                + ")" + (f", {wall_seconds:.1f} s" if wall_seconds is not None else ""))
+
+        def pm(st: dict[str, Any], key: str) -> str:
+            v, se = st[key], st.get(f"{key}_se")
+            if se is None or not np.isfinite(se):
+                return report.fmt_money(v)
+            return f"{report.fmt_money(v)} ± {report.fmt_money(se)}"
+
+        rows = []
+        for party, st in s["parties"].items():
+            rows.append([party, pm(st, "el"), pm(st, "var_99"), pm(st, "es_99"),
+                         pm(st, "var_99.9"), pm(st, "es_99.9"),
+                         report.fmt_money(st["fee_income"]),
+                         report.fmt_money(st["net_result"])])
+        t = s["total_loss"]
+        rows.append(["TOTAL", pm(t, "el"), pm(t, "var_99"), pm(t, "es_99"), pm(t, "var_99.9"),
+                     pm(t, "es_99.9"), "", ""])
+        lines = [head, "amounts in million yuan per year (± Monte Carlo standard error)", "",
+                 report.format_table(rows, ["party", "expected loss", "VaR 99%", "ES 99%",
+                                            "VaR 99.9%", "ES 99.9%", "fee income",
+                                            "net result"])]
+        if s["caps"]:
+            lines += ["", "portfolio caps: probability the cap binds, expected overflow"]
+            lines += [f"  {name}: {c['p_binding']:.2%} ± {c['p_binding_se']:.2%}, "
+                      f"{report.fmt_money(c['expected_overflow'])} m"
+                      for name, c in s["caps"].items()]
+        if "capital" in s:
+            lines += ["", f"capital over {prov.get('horizon_years')} years: probability of "
+                      "exhaustion / leverage breach"]
+            lines += [f"  {p}: {c['p_exhausted']:.2%} / {c['p_leverage_breach']:.2%}"
+                      for p, c in s["capital"].items()]
+        return "\n".join(lines)
+
+    def save(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
+        """Write ``summary.json``, ``parties.csv`` and figures into ``out_dir`` atomically."""
+        out = Path(out_dir)
+        written = [report.write_json(out / "summary.json", self.summary),
+                   report.write_csv(out / "parties.csv", self.rows())]
+        if figures:
+            from simkit import plots
+
+            r = self.result
+            ax = plots.exceedance(r.losses, r.parties, r.weights)
+            plots.save_figure(ax, out / "loss_distribution.png")
+            stats = self.summary["parties"]
+            ax = plots.party_bars(r.parties, {
+                "expected loss": np.array([stats[p]["el"] for p in r.parties]),
+                "ES 99%": np.array([stats[p]["es_99"] for p in r.parties]),
+                "fee income": np.array([stats[p]["fee_income"] for p in r.parties]),
+            })
+            ax.set_title(f"{self.scenario.name}: expected loss, tail and fees per party")
+            plots.save_figure(ax, out / "parties.png")
+            written += [out / "loss_distribution.png", out / "parties.png"]
+        return written
