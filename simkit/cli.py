@@ -140,7 +140,7 @@ def _load_with(args: argparse.Namespace) -> Scenario:
     return s.with_changes(changes) if changes else s
 
 
-def _executor(workers: int):  # noqa: ANN202 - concurrent.futures.Executor or None
+def _executor(workers: int):
     if workers <= 1:
         return None
     from concurrent.futures import ProcessPoolExecutor

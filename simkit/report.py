@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "format_table", "write_csv", "write_json", "fmt_money"]
+__all__ = ["atomic_write_text", "fmt_money", "format_table", "write_csv", "write_json"]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
