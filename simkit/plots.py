@@ -15,17 +15,6 @@ __all__ = ["exceedance", "party_bars", "save_figure"]
 def _axes(ax: Any) -> Any:
     if ax is not None:
         return ax
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        try:
-            import IPython  # noqa: F401
-
-            in_notebook = True
-        except ImportError:
-            in_notebook = False
-        if not in_notebook:
-            matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots(figsize=(7.5, 4.5))
