@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["exceedance", "party_bars", "save_figure"]
+__all__ = ["compare_bars", "exceedance", "party_bars", "save_figure"]
 
 
 def _axes(ax: Any) -> Any:
@@ -69,6 +69,26 @@ def party_bars(parties: tuple[str, ...] | list[str], values: dict[str, np.ndarra
     ax.axhline(0, color="black", lw=0.8)
     ax.legend(fontsize="small")
     ax.grid(True, axis="y", alpha=0.3)
+    return ax
+
+
+def compare_bars(rows: list[dict[str, Any]], key: str = "el_pct_guaranteed", *,
+                 ax: Any = None) -> Any:
+    """Bars of ``key`` per party, one group per scenario (rows from ``experiments.compare``)."""
+    ax = _axes(ax)
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    parties = list(dict.fromkeys(r["party"] for r in rows))
+    width = 0.8 / max(len(scenarios), 1)
+    x = np.arange(len(parties))
+    for i, s in enumerate(scenarios):
+        vals = {r["party"]: r[key] or 0.0 for r in rows if r["scenario"] == s}
+        ax.bar(x + (i - (len(scenarios) - 1) / 2) * width,
+               [vals.get(p, 0.0) for p in parties], width, label=s)
+    ax.set_xticks(x, parties, rotation=20, ha="right")
+    ax.set_ylabel("expected loss, % of guaranteed" if key == "el_pct_guaranteed" else key)
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title("Who bears the expected loss")
     return ax
 
 

@@ -57,13 +57,12 @@ class RunReport:
         """The JSON-ready summary (see the module docstring for the keys)."""
         r = self.result
         parties = list(r.parties)
-        stats = measures.summarize(r.losses, LEVELS, r.weights, names=parties)
-        total = measures.summarize(r.total_loss, LEVELS, r.weights, names=["total"])["total"]
-        guaranteed = float(r.provenance.get("guaranteed", np.nan))
-        for j, p in enumerate(parties):
+        base = r.summary(LEVELS)
+        stats = base["parties"]
+        guaranteed = float(r.provenance.get("guaranteed", [np.nan])[0])
+        for p in parties:
             s = stats[p]
-            s["fee_income"] = float(r.fees[j])
-            s["net_result"] = float(r.fees[j] - s["el"])
+            s["net_result"] = s["fee_income"] - s["el"]
             s["el_pct_guaranteed"] = (100 * s["el"] / guaranteed) if guaranteed > 0 else None
         by_segment = getattr(r, "by_segment", None)
         if by_segment is not None:
@@ -78,25 +77,29 @@ class RunReport:
         caps: dict[str, Any] = {}
         for k, name in enumerate(r.cap_names):
             over = r.cap_overflow[:, k]
-            p = measures.exceedance_probability(over > 0, weights=r.weights)
-            el = measures.expected_loss(over, r.weights)
-            caps[name] = {"p_binding": float(p.value), "p_binding_se": float(p.stderr),
-                          "expected_overflow": float(el.value)}
+            prob = measures.exceedance_probability(over > 0, weights=r.weights)
+            caps[name] = {"p_binding": base["cap_binding"][name],
+                          "p_binding_se": float(prob.stderr),
+                          "expected_overflow": float(measures.expected_loss(
+                              over, r.weights).value)}
         out: dict[str, Any] = {
             "scenario": self.scenario.name,
             "source": self.scenario.source,
-            "n_paths": int(r.losses.shape[0]),
-            "n_loans": int(r.provenance.get("n_loans", 0)),
+            "n_paths": base["n_paths"],
+            "n_loans": int(r.provenance.get("n_loans", [0])[0]),
             "guaranteed": guaranteed,
             "borrower_fees": float(r.borrower_fees),
-            "total_loss": total,
+            "total_loss": base["total"],
             "parties": stats,
             "caps": caps,
         }
-        capital = getattr(r, "capital", None)
-        if capital:
-            out["capital"] = capital
-        out["provenance"] = dict(r.provenance)
+        if base["horizon"] > 1:
+            out["capital"] = {
+                p: {"p_exhausted": base["capital_exhausted"].get(p),
+                    "p_leverage_breach": base["leverage_breach"].get(p)}
+                for p in parties
+                if p in base["capital_exhausted"] or p in base["leverage_breach"]}
+        out["provenance"] = base["provenance"]
         return out
 
     def rows(self) -> list[dict[str, Any]]:
@@ -146,7 +149,10 @@ class RunReport:
         if "capital" in s:
             lines += ["", f"capital over {prov.get('horizon_years')} years: probability of "
                       "exhaustion / leverage breach"]
-            lines += [f"  {p}: {c['p_exhausted']:.2%} / {c['p_leverage_breach']:.2%}"
+            def pct(v: float | None) -> str:
+                return "-" if v is None else f"{v:.2%}"
+
+            lines += [f"  {p}: {pct(c['p_exhausted'])} / {pct(c['p_leverage_breach'])}"
                       for p, c in s["capital"].items()]
         return "\n".join(lines)
 

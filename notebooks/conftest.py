@@ -1,0 +1,5 @@
+"""Notebooks run in CI at a small size unless SIMKIT_N_PATHS is already set."""
+
+import os
+
+os.environ.setdefault("SIMKIT_N_PATHS", "2000")

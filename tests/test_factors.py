@@ -1,0 +1,111 @@
+"""Factor copula: thresholds, conditional probabilities, draws, downturn LGD, AR(1)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from simkit.factors import (
+    FactorModel,
+    ar1,
+    conditional_default_prob,
+    default_threshold,
+    downturn_lgd_mean,
+)
+
+
+def _model(copula: str = "gaussian", dof: float = 5.0) -> FactorModel:
+    return FactorModel(n_regions=3, n_sectors=2, n_guarantors=4, copula=copula, dof=dof)
+
+
+def test_threshold_gaussian_and_t() -> None:
+    assert default_threshold(0.02) == pytest.approx(stats.norm.ppf(0.02))
+    assert default_threshold(0.02, "student_t", 4) == pytest.approx(stats.t.ppf(0.02, 4))
+
+
+@pytest.mark.parametrize("r2", [0.05, 0.3])
+def test_conditional_probability_integrates_to_default_prob(r2: float) -> None:
+    dp = 0.03
+    c = default_threshold(dp)
+
+    def f(z: float) -> float:
+        m = math.sqrt(r2) * z
+        return float(conditional_default_prob(c, r2, np.array([m]))[0]) * stats.norm.pdf(z)
+
+    val, _ = integrate.quad(f, -10, 10)
+    assert val == pytest.approx(dp, rel=1e-7)
+
+
+def test_student_t_conditional_probability_integrates_to_default_prob() -> None:
+    dp, r2, dof = 0.02, 0.2, 5.0
+    c = default_threshold(dp, "student_t", dof)
+
+    def inner(w: float) -> float:
+        s = math.sqrt(w / dof)
+
+        def f(z: float) -> float:
+            p = conditional_default_prob(c, r2, np.array([math.sqrt(r2) * z]), np.array([s]))
+            return float(p[0]) * stats.norm.pdf(z)
+
+        return integrate.quad(f, -10, 10)[0] * stats.chi2.pdf(w, dof)
+
+    val, _ = integrate.quad(inner, 0, 80, limit=200)
+    assert val == pytest.approx(dp, rel=1e-5)
+
+
+def test_draw_shapes_and_student_scale() -> None:
+    rng = np.random.default_rng(1)
+    d = _model("student_t", 5.0).draw(rng, 50_000)
+    assert d.national.shape == (50_000,)
+    assert d.regional.shape == (50_000, 3)
+    assert d.sector.shape == (50_000, 2)
+    assert d.guarantor.shape == (50_000, 4)
+    assert np.all(d.log_weight == 0)
+    # s^2 = W / dof has mean 1
+    assert np.mean(d.scale**2) == pytest.approx(1.0, abs=4 * math.sqrt(2 / 5 / 50_000))
+    g = _model().draw(np.random.default_rng(1), 10)
+    assert np.all(g.scale == 1.0)
+
+
+def test_shifted_draw_weights_are_likelihood_ratios() -> None:
+    model = _model()
+    shift = np.zeros(model.n_factors)
+    shift[0], shift[2] = -2.0, -1.0
+    d = model.draw(np.random.default_rng(2), 200_000, shift)
+    w = np.exp(d.log_weight)
+    assert np.mean(d.national) == pytest.approx(-2.0, abs=0.02)
+    assert np.mean(d.regional[:, 1]) == pytest.approx(-1.0, abs=0.02)
+    # E_Q[w 1{Z_nat < -2}] = Phi(-2): far more accurate than the weights' mean itself
+    x = w * (d.national < -2)
+    se = x.std() / math.sqrt(len(x))
+    assert abs(x.mean() - stats.norm.cdf(-2)) < 4 * se
+    assert se < 0.1 * stats.norm.cdf(-2)
+
+
+def test_systematic_uses_the_right_columns() -> None:
+    d = _model().draw(np.random.default_rng(3), 5)
+    m = d.systematic([0.3, 0.2, 0.1, 0.4], region=2, sector=1, guarantor_col=3)
+    np.testing.assert_allclose(m, 0.3 * d.national + 0.2 * d.regional[:, 2]
+                               + 0.1 * d.sector[:, 1] + 0.4 * d.guarantor[:, 3])
+    assert list(_model().guarantor_column(np.array([-1, 0, 2]))) == [3, 0, 2]
+
+
+def test_downturn_lgd_mean() -> None:
+    z = np.array([-3.0, 0.0, 2.0])
+    out = downturn_lgd_mean(0.45, 0.3, z)
+    assert out[1] == pytest.approx(0.45)
+    assert out[0] > 0.45 > out[2]
+    assert out[0] == pytest.approx(stats.norm.cdf(stats.norm.ppf(0.45) + 0.9))
+    np.testing.assert_allclose(downturn_lgd_mean(0.45, 0.0, z), 0.45)
+
+
+def test_ar1_is_stationary_with_the_right_autocorrelation() -> None:
+    rng = np.random.default_rng(4)
+    phi, n = 0.6, 200_000
+    z1 = ar1(None, rng.standard_normal(n), phi)
+    z2 = ar1(z1, rng.standard_normal(n), phi)
+    assert np.var(z2) == pytest.approx(1.0, abs=0.02)
+    assert np.corrcoef(z1, z2)[0, 1] == pytest.approx(phi, abs=0.01)

@@ -1,0 +1,387 @@
+"""The Monte Carlo engine: exact accounting, closed forms, reproducibility, IS, multi-year."""
+
+from __future__ import annotations
+
+import copy
+import math
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simkit import analytic, from_dict
+from simkit.measures import expected_shortfall, value_at_risk
+from simkit.montecarlo import LossResult, simulate
+
+
+def pool(n: int, default_prob: Any, *, rho: float = 0.12, lgd: Any = 1.0,
+         exposure: Any = 1.0, n_paths: int = 4000, block_size: int = 1000,
+         seed: int = 11, **run: Any) -> dict[str, Any]:
+    """A one-factor homogeneous pool owned entirely by the bank."""
+    return {
+        "scenario": {"name": "pool"},
+        "parties": {"bank": {}},
+        "agreements": [{"name": "a", "layers": [{"party": "bank", "share": 1.0}]}],
+        "segments": [{"name": "s", "count": n, "exposure": exposure,
+                      "default_prob": default_prob, "lgd": lgd}],
+        "factors": {"national": math.sqrt(rho)},
+        "run": {"n_paths": n_paths, "block_size": block_size, "seed": seed, **run},
+    }
+
+
+def shared(*, caps: bool = True, n: int = 2000, **run: Any) -> dict[str, Any]:
+    """Five parties, two agreements, two guarantors, single limit, beta LGD, downturn."""
+    cap = {"rate": 0.03, "overflow": "guarantor"}
+    layers = [
+        {"party": "bank", "share": 0.2},
+        {"party": "guarantor", "share": 0.4},
+        {"party": "provincial", "share": 0.2, **({"cap": cap} if caps else {})},
+        {"party": "national_fund", "share": 0.1,
+         **({"cap": {"rate": 0.02, "overflow": "provincial", "pool": "region"}}
+            if caps else {})},
+        {"party": "local_gov", "share": 0.1},
+    ]
+    return {
+        "scenario": {"name": "shared"},
+        "parties": {"bank": {}, "guarantor": {"net_assets": 5e8, "leverage_limit": 10},
+                    "county_b": {"kind": "guarantor", "net_assets": 3e8,
+                                 "leverage_limit": 15},
+                    "provincial": {"net_assets": 2e9, "leverage_limit": 10},
+                    "national_fund": {}, "local_gov": {}},
+        "agreements": [
+            {"name": "std", "layers": layers, "single_limit": 3e6,
+             "fees": [{"from": "borrower", "to": "guarantor", "rate": 0.01},
+                      {"from": "guarantor", "to": "provincial", "rate": 0.005,
+                       "on_share_of": "provincial"}]},
+            {"name": "plain", "layers": [{"party": "bank", "share": 0.5},
+                                         {"party": "provincial", "share": 0.5}]},
+        ],
+        "segments": [
+            {"name": "a", "count": n, "agreement": "std", "region": "r1", "sector": "x",
+             "exposure": {"dist": "lognormal", "median": 1e6, "sigma": 0.9},
+             "default_prob": {"dist": "uniform", "low": 0.005, "high": 0.06},
+             "lgd": {"mean": 0.6, "sd": 0.2}},
+            {"name": "b", "count": n // 2, "agreement": "std", "region": "r2",
+             "sector": "y", "guarantor": "county_b",
+             "exposure": {"dist": "lognormal", "median": 8e5, "sigma": 0.5},
+             "default_prob": {"dist": "loguniform", "low": 0.01, "high": 0.04},
+             "lgd": 0.7, "loadings": {"national": 0.3, "regional": 0.2, "guarantor": 0.2}},
+            {"name": "c", "count": n // 4, "agreement": "plain", "region": "r1",
+             "exposure": 2e6, "default_prob": 0.03, "lgd": {"mean": 0.5, "sd": 0.25}},
+        ],
+        "factors": {"national": 0.3, "regional": 0.2, "sector": 0.15, "guarantor": 0.1,
+                    "downturn_lgd": 0.4},
+        "run": {"n_paths": 1500, "block_size": 400, "seed": 5, **run},
+    }
+
+
+def assert_same(a: LossResult, b: LossResult) -> None:
+    for name in ("losses", "paid", "recovered", "cap_overflow", "total_loss", "defaults"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    if a.weights is None:
+        assert b.weights is None
+    else:
+        np.testing.assert_array_equal(a.weights, b.weights)
+
+
+# --------------------------------------------------------------------------------------
+# accounting
+# --------------------------------------------------------------------------------------
+def test_without_caps_each_party_gets_its_share_in_every_path() -> None:
+    res = simulate(from_dict(shared(caps=False)))
+    col = {p: j for j, p in enumerate(res.parties)}
+    assert np.all(res.cap_overflow.shape == (res.n_paths, 0))
+    # the 'plain' agreement and uncovered parts make the bank/provincial shares path
+    # dependent, so check the pure parties of agreement 'std': 0.1 local gov vs 0.4 guarantor
+    lg, g = res.losses[:, col["local_gov"]], res.losses[:, col["guarantor"]]
+    nf = res.losses[:, col["national_fund"]]
+    assert lg.sum() > 0
+    np.testing.assert_allclose(nf, lg, rtol=1e-12)
+    # guarantor-kind layer split over 'guarantor' and 'county_b' by segment
+    cb = res.losses[:, col["county_b"]]
+    np.testing.assert_allclose(g + cb, 4 * lg, rtol=1e-12)
+
+
+def test_single_agreement_shares_exact_per_path() -> None:
+    d = pool(3000, {"dist": "uniform", "low": 0.005, "high": 0.05}, lgd={"mean": 0.5,
+             "sd": 0.2}, n_paths=800, block_size=300)
+    d["parties"] = {"bank": {}, "guarantor": {}, "provincial": {}, "local_gov": {}}
+    d["agreements"][0]["layers"] = [{"party": "bank", "share": 0.2},
+                                    {"party": "guarantor", "share": 0.4},
+                                    {"party": "provincial", "share": 0.3},
+                                    {"party": "local_gov", "share": 0.1}]
+    res = simulate(from_dict(d))
+    shares = np.array([0.2, 0.4, 0.3, 0.1])
+    assert res.total_loss.min() > 0
+    np.testing.assert_allclose(res.losses, res.total_loss[:, None] * shares, rtol=1e-12)
+
+
+def test_conservation_in_every_path_and_fees_net_to_zero() -> None:
+    res = simulate(from_dict(shared()), keep_cells=True)
+    assert res.cap_overflow.shape[1] == 2
+    assert np.mean(res.cap_overflow > 0) > 0.01  # caps do bind sometimes
+    scale = np.maximum(np.abs(res.total_loss), 1.0)
+    assert np.max(np.abs(res.losses.sum(axis=1) - res.total_loss) / scale) < 1e-9
+    np.testing.assert_allclose(res.losses, res.paid - res.recovered)
+    assert res.fees.sum() == pytest.approx(res.borrower_fees, rel=1e-12)
+    assert res.borrower_fees > 0
+    assert res.by_segment is not None
+    np.testing.assert_allclose(res.by_segment.sum(axis=1), res.losses, rtol=1e-4,
+                               atol=1.0)
+    assert res.segment_names == ("a", "b", "c")
+
+
+def test_expected_loss_matches_book_expectation() -> None:
+    """E[total net loss] = sum EAD x PD x E[LGD] (no downturn), within 4 SE."""
+    d = shared(caps=True)
+    d["factors"]["downturn_lgd"] = 0.0
+    s = from_dict(d)
+    res = simulate(s, n_paths=4000)
+    from simkit.book import book_for
+
+    book = book_for(s)
+    expected = float(np.sum(book.exposure * book.default_prob * book.lgd_mean))
+    se = res.total_loss.std(ddof=1) / math.sqrt(res.n_paths)
+    assert abs(res.total_loss.mean() - expected) < 4 * se
+
+
+# --------------------------------------------------------------------------------------
+# closed forms
+# --------------------------------------------------------------------------------------
+def test_large_pool_matches_vasicek_quantile_and_es() -> None:
+    n, dp, rho = 20_000, 0.02, 0.12
+    res = simulate(from_dict(pool(n, dp, rho=rho, n_paths=20_000, block_size=2_500)))
+    rate = res.total_loss / n
+    for level in (0.99,):
+        var = value_at_risk(rate, level, n_batches=20)
+        es = expected_shortfall(rate, level, n_batches=20)
+        q = analytic.vasicek_quantile(level, dp, rho)
+        e = analytic.vasicek_es(level, dp, rho)
+        # granularity: a finite pool adds binomial noise sd sqrt(q(1-q)/n) ~ 0.002
+        gran = 1.5 * math.sqrt(q * (1 - q) / n)
+        assert abs(var.value - q) < 4 * var.stderr + gran, (var, q)
+        assert abs(es.value - e) < 4 * es.stderr + gran, (es, e)
+    assert rate.mean() == pytest.approx(dp, rel=0.03)
+
+
+def test_finite_pool_matches_binomial_mixture() -> None:
+    n, dp, rho = 200, 0.03, 0.15
+    res = simulate(from_dict(pool(n, dp, rho=rho, n_paths=40_000, block_size=5_000)))
+    k = res.defaults[:, 0]
+    assert np.all(res.total_loss == k)  # LGD 1, exposure 1
+    pmf = analytic.finite_pool_pmf(n, dp, rho)
+    # chi-square over bins with expected count >= 20
+    counts = np.bincount(k, minlength=n + 1)
+    expected = pmf * len(k)
+    edges = [0]
+    acc = 0.0
+    for i, e in enumerate(expected):
+        acc += e
+        if acc >= 20:
+            edges.append(i + 1)
+            acc = 0.0
+    edges[-1] = n + 1
+    obs = np.add.reduceat(counts, edges[:-1])
+    exp = np.add.reduceat(expected, edges[:-1])
+    chi2 = float(((obs - exp) ** 2 / exp).sum())
+    dof = len(obs) - 1
+    assert stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof)
+    # and the CDF at a few points within 4 SE
+    cdf = np.cumsum(pmf)
+    for x in (2, 6, 12, 25):
+        emp = float(np.mean(k <= x))
+        se = math.sqrt(cdf[x] * (1 - cdf[x]) / len(k))
+        assert abs(emp - cdf[x]) < 4 * se + 1e-4
+
+
+def test_capped_layer_expected_payout() -> None:
+    n, dp, rho, share, rate = 20_000, 0.03, 0.12, 0.3, 0.04
+    d = pool(n, dp, rho=rho, n_paths=8000, block_size=2000)
+    d["parties"] = {"bank": {}, "guarantor": {}, "provincial": {}}
+    d["agreements"][0]["layers"] = [
+        {"party": "bank", "share": 0.2}, {"party": "guarantor", "share": 0.5},
+        {"party": "provincial", "share": share,
+         "cap": {"rate": rate, "overflow": "guarantor"}}]
+    res = simulate(from_dict(d))
+    paid = res.paid[:, 2] / n
+    expected = analytic.vasicek_layer_expected_payout(share, rate, dp, rho)
+    se = paid.std(ddof=1) / math.sqrt(len(paid))
+    gran = 0.01 * expected  # finite pool of 20,000: E[min] differs from the limit by < 1%
+    assert abs(paid.mean() - expected) < 4 * se + gran, (paid.mean(), expected, se)
+    # what the cap refuses goes to the guarantor: guarantor = 0.5 DR + overflow
+    np.testing.assert_allclose(res.paid[:, 1], 0.5 * res.total_loss + res.cap_overflow[:, 0],
+                               rtol=1e-10, atol=1e-9)
+    assert 0.05 < np.mean(res.cap_overflow[:, 0] > 0) < 0.5
+
+
+# --------------------------------------------------------------------------------------
+# importance sampling
+# --------------------------------------------------------------------------------------
+def test_importance_sampling_unbiased_and_sharper() -> None:
+    n, dp, rho = 2000, 0.02, 0.15
+    base = pool(n, dp, rho=rho, n_paths=20_000, block_size=2_500, lgd=0.45)
+    plain = simulate(from_dict(base))
+    shifted = copy.deepcopy(base)
+    shifted["run"]["importance_sampling"] = -2.8
+    isr = simulate(from_dict(shifted))
+    assert isr.weights is not None and plain.weights is None
+    # tail probability beyond the plain 99 % quantile
+    x = float(np.quantile(plain.total_loss, 0.99))
+    pp = np.mean(plain.total_loss > x)
+    wi = isr.weights * (isr.total_loss > x)
+    pi = wi.mean()
+    se = math.hypot(math.sqrt(pp * (1 - pp) / plain.n_paths), wi.std() / math.sqrt(len(wi)))
+    assert abs(pp - pi) < 4 * se
+    ep = expected_shortfall(plain.total_loss, 0.999, n_batches=20)
+    ei = expected_shortfall(isr.total_loss, 0.999, weights=isr.weights, n_batches=20)
+    assert abs(ep.value - ei.value) < 4 * math.hypot(ep.stderr, ei.stderr)
+    assert ei.stderr < 0.5 * ep.stderr
+    vp = value_at_risk(plain.total_loss, 0.999, n_batches=20)
+    vi = value_at_risk(isr.total_loss, 0.999, weights=isr.weights, n_batches=20)
+    assert abs(vp.value - vi.value) < 4 * math.hypot(vp.stderr, vi.stderr)
+    assert vi.stderr < 0.5 * vp.stderr
+    # against the closed form (LGD fixed 0.45): granularity allowance of 3 %
+    q = 0.45 * n * analytic.vasicek_quantile(0.999, dp, rho)
+    assert abs(vi.value - q) < 4 * vi.stderr + 0.03 * q
+
+
+def test_importance_auto_shift_points_into_the_tail() -> None:
+    d = shared(importance_sampling=True)
+    res = simulate(from_dict(d), n_paths=800)
+    shift = np.array(res.provenance["importance_shift"])
+    assert shift[0] < -1.5  # national factor shifted down
+    assert np.linalg.norm(shift) == pytest.approx(-stats.norm.ppf(0.001), rel=1e-9)
+    assert res.weights is not None and np.all(res.weights > 0)
+    one = simulate(from_dict(pool(1000, 0.02, importance_sampling=True)), n_paths=200)
+    assert one.provenance["importance_shift"][0] == pytest.approx(stats.norm.ppf(0.001))
+
+
+# --------------------------------------------------------------------------------------
+# reproducibility
+# --------------------------------------------------------------------------------------
+def test_same_seed_same_arrays_other_seed_differs() -> None:
+    s = from_dict(shared())
+    a, b = simulate(s), simulate(s)
+    assert_same(a, b)
+    c = simulate(s, seed=6)
+    assert not np.array_equal(a.losses, c.losses)
+
+
+def test_prefix_property_for_partial_last_block() -> None:
+    s = from_dict(shared())
+    full = simulate(s, n_paths=1200)
+    part = simulate(s, n_paths=1000)  # last block 200 of 400
+    assert part.n_paths == 1000
+    np.testing.assert_array_equal(part.losses, full.losses[:1000])
+    np.testing.assert_array_equal(part.cap_overflow, full.cap_overflow[:1000])
+
+
+def test_executors_give_identical_arrays() -> None:
+    s = from_dict(shared(importance_sampling=-1.5))
+    serial = simulate(s)
+    with ProcessPoolExecutor(max_workers=2) as ex:
+        pooled = simulate(s, executor=ex)
+        pooled_one_task = simulate(s, executor=ex, tasks=1)
+    with ProcessPoolExecutor(max_workers=1) as ex:
+        single_worker = simulate(s, executor=ex, tasks=3)
+    assert_same(serial, pooled)
+    assert_same(serial, pooled_one_task)
+    assert_same(serial, single_worker)
+
+
+def test_dask_executor_gives_identical_arrays() -> None:
+    distributed = pytest.importorskip("distributed")
+    s = from_dict(shared())
+    serial = simulate(s)
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1,
+                            dashboard_address=None) as client:
+        res = simulate(s, executor=client.get_executor())
+    assert_same(serial, res)
+
+
+def test_result_pickles_and_summarises() -> None:
+    import json
+    import pickle
+
+    res = simulate(from_dict(shared()), n_paths=800)
+    back = pickle.loads(pickle.dumps(res))
+    assert_same(res, back)
+    summary = res.to_json_dict()
+    json.dumps(summary)
+    assert set(summary["parties"]) == set(res.parties)
+    assert "var_99.9" in summary["parties"]["provincial"]
+    assert set(summary["cap_binding"]) == set(res.cap_names)
+    assert summary["provenance"]["block_size"] == 400
+    assert summary["provenance"]["seed"] == 5
+
+
+# --------------------------------------------------------------------------------------
+# copulas
+# --------------------------------------------------------------------------------------
+def test_student_t_has_heavier_joint_tail_with_same_marginals() -> None:
+    n, dp = 2000, 0.02
+    d = pool(n, dp, rho=0.1, n_paths=20_000, block_size=5_000)
+    gauss = simulate(from_dict(d))
+    d["factors"].update(copula="student_t", dof=4)
+    t = simulate(from_dict(d))
+    for res in (gauss, t):
+        rate = res.defaults[:, 0] / n
+        se = rate.std() / math.sqrt(len(rate))
+        assert abs(rate.mean() - dp) < 4 * se
+    # probability of more than 4x the expected defaults
+    x = 4 * dp * n
+    pg, pt = np.mean(gauss.defaults[:, 0] > x), np.mean(t.defaults[:, 0] > x)
+    assert pt > 1.5 * pg + 4 * math.sqrt(pg / len(gauss.defaults)), (pg, pt)
+
+
+# --------------------------------------------------------------------------------------
+# multi-year
+# --------------------------------------------------------------------------------------
+def test_multi_year_capital_paths_and_persistence() -> None:
+    d = shared(horizon_years=3)
+    d["factors"]["national_persistence"] = 0.8
+    res = simulate(from_dict(d), n_paths=1200)
+    assert res.annual_losses is not None and res.capital_paths is not None
+    assert res.capital_paths.shape == (1200, 4, len(res.parties))
+    np.testing.assert_allclose(res.annual_losses.sum(axis=1), res.losses, rtol=1e-12)
+    start = np.array([np.nan if p is None else p for p in
+                      (5e8 if q == "guarantor" else 3e8 if q == "county_b"
+                       else 2e9 if q == "provincial" else None for q in res.parties)])
+    expected = start[None, None, :] + np.concatenate(
+        [np.zeros((1200, 1, len(res.parties))),
+         np.cumsum(res.fees_by_year[None] - res.annual_losses, axis=1)], axis=1)
+    np.testing.assert_allclose(res.capital_paths, expected, rtol=1e-12)
+    assert set(res.capital_exhaustion_probability()) == {"guarantor", "county_b",
+                                                         "provincial"}
+    assert set(res.leverage_breach_probability()) == {"guarantor", "county_b", "provincial"}
+    # persistence: yearly default counts are correlated
+    corr = np.corrcoef(res.defaults[:, 0], res.defaults[:, 1])[0, 1]
+    d["factors"]["national_persistence"] = 0.0
+    iid = simulate(from_dict(d), n_paths=1200)
+    corr0 = np.corrcoef(iid.defaults[:, 0], iid.defaults[:, 1])[0, 1]
+    assert corr > 0.3
+    assert abs(corr0) < 0.12
+
+
+def test_leverage_breach_when_capital_small() -> None:
+    d = shared(horizon_years=2)
+    d["parties"]["guarantor"]["net_assets"] = 1e7  # far too little for ~1e9 guaranteed
+    res = simulate(from_dict(d), n_paths=400)
+    assert res.leverage_breach_probability()["guarantor"] == pytest.approx(1.0)
+    assert res.leverage_breach_probability()["provincial"] < 0.5
+
+
+def test_numba_engine_equals_numpy_engine() -> None:
+    pytest.importorskip("numba")
+    d = shared()
+    d["factors"].update(copula="student_t", dof=5)
+    s = from_dict(d)
+    a = simulate(s, engine="numpy")
+    b = simulate(s, engine="numba")
+    assert b.provenance["engine"] == "numba"
+    np.testing.assert_array_equal(a.defaults, b.defaults)
+    np.testing.assert_allclose(a.losses, b.losses, rtol=1e-12)
+    with pytest.raises(ValueError, match="engine"):
+        simulate(s, engine="fortran")
