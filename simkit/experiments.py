@@ -14,7 +14,7 @@ from typing import Any
 from simkit.results import RunReport
 from simkit.scenario import Scenario
 
-__all__ = ["compare", "run_des_summary", "run_summary", "sweep"]
+__all__ = ["compare", "format_des", "run_des_summary", "run_summary", "sweep"]
 
 
 def run_summary(scenario: Scenario, *, executor: Executor | None = None,
@@ -64,16 +64,68 @@ def sweep(scenario: Scenario, changes: Iterable[dict[str, Any]], *,
 def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | None = None,
                     executor: Executor | None = None, progress: bool = False,
                     out: Path | None = None) -> dict[str, Any]:
-    """Run the discrete-event model and return ``{"summary", "text", "results"}``."""
-    from simkit.des import run_des, summarize_replications
+    """Run the discrete-event model; return ``{"summary", "text", "runs"}``.
 
-    results = run_des(scenario, replications=replications, seed=seed, executor=executor,
-                      progress=progress)
-    summary, text = summarize_replications(scenario, results)
+    ``summary`` is :meth:`simkit.des.DesRuns.summary` (means over replications, ``_se``
+    keys for their standard errors); ``text`` the printed report. With ``out``,
+    ``des_summary.json``, ``des_series.csv`` (replication 0, monthly, tidy) and the
+    figures of replication 0 are written there.
+    """
+    from simkit.des import run_des
+
+    runs = run_des(scenario, replications=replications, seed=seed, executor=executor,
+                   progress=progress)
+    summary = runs.summary()
+    text = format_des(scenario, summary)
     if out is not None:
         from simkit import report
         from simkit.des import plot_des
 
         report.write_json(Path(out) / "des_summary.json", summary)
-        plot_des(results[0], Path(out))
-    return {"summary": summary, "text": text, "results": results}
+        table = runs[0].to_table()
+        keys = list(table)
+        report.write_csv(Path(out) / "des_series.csv",
+                         [{k: table[k][i] for k in keys} for i in range(len(table[keys[0]]))])
+        plot_des(runs[0], Path(out))
+    return {"summary": summary, "text": text, "runs": runs}
+
+
+def format_des(scenario: Scenario, summary: dict[str, Any]) -> str:
+    """The printed report of a discrete-event run (amounts in million yuan)."""
+    from simkit import report
+
+    n = int(summary.get("replications", 1))
+
+    def pm(key: str, unit: float = 1.0, fmt: str = ",.0f") -> str:
+        v, se = summary[key] / unit, summary.get(f"{key}_se", 0.0) / unit
+        return f"{v:{fmt}}" + (f" ± {se:{fmt}}" if n > 1 else "")
+
+    lines = [
+        f"simkit des {scenario.name}: {summary['years']:g} years, {n} replication(s), "
+        f"mode {scenario.des.mode}",
+        f"  applications {pm('applications')}, approved {pm('approvals')}, "
+        f"firms served {pm('firms_served')}",
+        f"  credit supplied {pm('credit_supplied', 1e8, ',.2f')} 亿 yuan "
+        f"(guaranteed {pm('guaranteed_supplied', 1e8, ',.2f')} 亿), "
+        f"defaults {pm('defaults')}",
+        "  refusals by reason: " + (", ".join(
+            f"{k} {v:,.0f}" for k, v in summary["refusals"].items() if v) or "none"),
+        "",
+    ]
+    parties = list(summary["losses"])
+    rows = [(p, report.fmt_money(summary["compensation_paid"][p]),
+             report.fmt_money(summary["recoveries"][p]), report.fmt_money(summary["losses"][p]),
+             report.fmt_money(summary["fees_net"][p]), report.fmt_money(summary["injections"][p]),
+             report.fmt_money(summary["capital_end"][p]),
+             f"{summary['max_leverage'][p]:.2f}" if p in summary["max_leverage"] else "-")
+            for p in parties]
+    lines.append("per party over the horizon, million yuan (mean over replications)")
+    lines.append(report.format_table(rows, ["party", "compensation", "recoveries",
+                                            "net loss", "fees net", "injections",
+                                            "capital end", "max leverage"]))
+    binding = {**summary.get("cap_binding_months", {}),
+               **summary.get("limit_binding_months", {})}
+    if binding:
+        lines += ["", "months in which a cap or limit bound:"]
+        lines += [f"  {k}: {v:g}" for k, v in binding.items()]
+    return "\n".join(lines)

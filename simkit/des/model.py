@@ -1,0 +1,889 @@
+"""The SimPy model of one replication: processes, decisions and money flows.
+
+Time is measured in **days** from the start of the run (a year is 365 days, a month
+365/12 days); amounts are in yuan. One :class:`Model` owns one ``simpy.Environment`` and
+all state of a run; nothing is kept at module level.
+
+Rules (the README states them):
+
+* **Applications** of segment ``s`` arrive as a Poisson process with rate
+  ``applications_per_year`` (default ``count``) per year, modulated by
+  ``1 + des.seasonality * sin(2 pi t / 365)``. Arrivals are batched per day: the firms
+  arriving in day ``d`` are handled together at time ``d`` in a fixed order (by segment,
+  then by draw), which keeps the trace reproducible and the event count small.
+* **Bank decision** (:meth:`Model.decide_bank`): the bank lends when
+  ``retained x PD x LGD_mean + des.bank_cost <= segment.interest_margin``, where
+  ``retained`` is the lender's share of the loan's loss under its agreement (its layer
+  share of the guaranteed amount plus all of the part above the single limit, per yuan
+  of exposure; 1.0 for an agreement that covers nothing). A lower retained share means
+  more lending. Refusals are counted as ``"bank_margin"`` under the lender.
+* **Moral hazard** (default off): the loan's true default probability is
+  ``PD x (1 + kappa x (1 - retained)^gamma)`` (the bank decides on ``PD``).
+* **Guarantor decision** (:meth:`Model.underwrite_guarantee`) after the review time of
+  the mode. Individual mode (``review_days_individual``): the guarantor's own review
+  accepts when ``front_share x PD x LGD_mean <= des.review_loss_tolerance x fee_rate``
+  (``fee_rate``: the borrower's guarantee fee rate to it, 1 % when the agreement charges
+  none), else ``"guarantor_review"``. Batch "total-to-total" mode
+  (``review_days_batch``): no own review. Then, in order: the single-client limit of
+  every party standing behind the loan (``"single_client"``), the leverage room of every
+  constrained party (``"leverage"``) and every credit line that applies
+  (``"credit_line"``). With ``des.refusal = "queue"`` these limit refusals wait instead
+  (retried first at each later decision batch, given up after
+  ``des.queue_patience_days`` and then counted under their last reason).
+* **Filing** (:meth:`Model.file_reguarantee`): an approved guarantee uses every credit
+  line whose provider and holder both stand behind the loan, by its guaranteed amount,
+  in the line's current period (periods of ``period_years`` from the start).
+* **Loan life** (:meth:`Model.run_loan`): per loan year the conditional default
+  probability is ``Phi((Phi^-1(PD) - b.Z_y) / sqrt(1 - R^2))`` with the systematic
+  factors ``Z_y`` of the calendar year in which the loan year starts (national AR(1) with
+  ``factors.national_persistence``; regional, sector and guarantor factors iid per year;
+  a Student-t copula divides the threshold by a common chi-square mixing per year). A
+  fractional loan year of length ``L`` uses ``1 - (1 - p)^L``; the default time is uniform
+  within the loan year. Loans that survive mature; with probability ``des.renewal_prob``
+  they are renewed at once as a new loan (new fees, re-checked limits, no bank review;
+  a refused renewal is counted under its reason and the loan is simply repaid).
+  Applications still in review (or queued) at the horizon are reported as ``pending``.
+* **Claims** (:meth:`Model.claim`): the bank claims ``claim_trigger_days`` after
+  default; ``claim_payment_days`` later the original guarantor pays it the covered part
+  (guaranteed amount minus the lender's share). Each other layer reimburses its share
+  ``lag_days`` after that payment, limited by its cap: per (layer, pool, statistics
+  period of the loan's origination) the layer pays at most ``rate x share x base`` where
+  ``base`` is the guaranteed (or annualised) principal originated in that pool and period
+  so far; the refused rest is paid to the original guarantor by the cap's overflow party
+  (no flow when that is the guarantor itself). A guarantor-kind overflow party is the
+  loan's own original guarantor.
+* **Recoveries** (:meth:`Model.recover`): ``exposure x (1 - LGD)``, LGD ~ Beta(mean, sd)
+  (mean shifted by ``factors.downturn_lgd`` with the national factor of the default year),
+  arrive after a lognormal lag with median ``agreement.recovery_lag_years`` and sigma
+  ``des.recovery_lag_sigma``, but not before the last reimbursement, and are returned
+  pro rata to what each party paid net on the loan.
+* **Fees** are paid at origination for the whole tenor (``rate x guaranteed x share x
+  tenor_years``), per the agreement's fee list.
+* **Capital injections**: when a guarantor, provincial or national-fund party with net
+  assets pays something and its capital falls below ``des.injection_trigger x initial``,
+  the local government of its region (else the first ``local_gov`` party, else the
+  external ``fiscal`` account) injects ``des.injection_target x initial - capital``.
+  ``injection_trigger = 0`` (default) switches injections off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+from scipy import special
+
+from simkit._rng import stream
+from simkit.des.ledger import KIND_CODE, Ledger
+from simkit.des.parties import (
+    Account,
+    CreditLineState,
+    EnterpriseSegment,
+    Institution,
+    make_institution,
+)
+
+if TYPE_CHECKING:
+    from simkit.des.result import DesResult
+    from simkit.scenario import Scenario
+
+__all__ = ["DAYS_PER_MONTH", "DAYS_PER_YEAR", "EVENTS", "REASONS", "Model"]
+
+DAYS_PER_YEAR = 365.0
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
+#: Refusal reasons, in the order they are checked.
+REASONS = ("bank_margin", "guarantor_review", "single_client", "leverage", "credit_line")
+#: Event-log event names.
+EVENTS = ("application", "refusal", "queued", "origination", "maturity", "renewal", "default",
+          "claim")
+_EV = {e: i for i, e in enumerate(EVENTS)}
+_RS = {r: i for i, r in enumerate(REASONS)}
+_K_DEFAULT = KIND_CODE["default"]
+_K_COMP = KIND_CODE["compensation"]
+_K_REIMB = KIND_CODE["reimbursement"]
+_K_OVER = KIND_CODE["overflow"]
+_K_REC = KIND_CODE["recovery"]
+_K_INJ = KIND_CODE["injection"]
+#: Type of the generator functions run as SimPy processes.
+Process = Generator[simpy.Event, Any, None]
+_FLOW_SERIES = ("applications", "approvals", "new_loans", "new_guaranteed", "defaults",
+                "default_amount", "matured", "renewed", "queued", "claims")
+_STOCK_SERIES = ("capital", "outstanding", "weighted_outstanding", "leverage")
+
+
+class _Cap:
+    """Running state of one capped layer in one pool: base and use per period (yuan)."""
+
+    __slots__ = ("annualised", "base", "label", "period_days", "rate", "share", "used")
+
+    def __init__(self, label: str, rate: float, share: float, annualised: bool,
+                 period_days: float):
+        self.label = label
+        self.rate = rate
+        self.share = share
+        self.annualised = annualised
+        self.period_days = period_days
+        self.base: dict[int, float] = {}
+        self.used: dict[int, float] = {}
+
+
+class _Step:
+    """One layer's reimbursement on a defaulted loan of a segment."""
+
+    __slots__ = ("cap", "holder", "lag", "overflow", "payer", "share")
+
+    def __init__(self, payer: int, share: float, cap: int, lag: float, holder: int,
+                 overflow: int):
+        self.payer = payer
+        self.share = share
+        self.cap = cap
+        self.lag = lag
+        self.holder = holder
+        self.overflow = overflow
+
+
+class Model:
+    """One replication of the discrete-event model (see the module docstring).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    seed : int
+        Root seed; every random stream is keyed by ``(purpose, replication)``.
+    replication : int
+    years : float
+        Horizon in years (the run covers ``[0, 365 * years)`` days).
+    event_log : bool
+        Keep a per-application / per-loan event log.
+    """
+
+    def __init__(self, scenario: Scenario, *, seed: int, replication: int = 0,
+                 years: float | None = None, event_log: bool = False):
+        self.scenario = scenario
+        self.des = des = scenario.des
+        self.seed = int(seed)
+        self.replication = int(replication)
+        self.years = float(des.years if years is None else years)
+        if not self.years > 0:
+            raise ValueError(f"years must be > 0, got {self.years!r}")
+        self.horizon = self.years * DAYS_PER_YEAR
+        self.env = simpy.Environment()
+        self.n_months = max(1, math.ceil(self.years * 12 - 1e-9))
+        self.keep_log = event_log
+        self._log: list[tuple[np.ndarray, ...]] = []
+
+        # -- accounts ------------------------------------------------------------------
+        names = scenario.party_names
+        self.n_parties = n_parties = len(names)
+        self.institutions: list[Institution] = [make_institution(p, i)
+                                                for i, p in enumerate(scenario.parties)]
+        self.borrower = n_parties
+        self.fiscal = n_parties + 1
+        self.accounts: list[Account] = [*self.institutions, Account("borrower", n_parties),
+                                        Account("fiscal", n_parties + 1)]
+        self.n_accounts = n_accounts = len(self.accounts)
+        self.ledger = Ledger(tuple(a.name for a in self.accounts))
+        self.constrained = [a.index for a in self.institutions if a.constrained]
+        self.single_limited = [a.index for a in self.institutions
+                               if math.isfinite(a.single_client_limit)]
+
+        # -- segments, caps, credit lines ----------------------------------------------
+        self.caps: list[_Cap] = []
+        self.lines = [CreditLineState(line, names.index(line.from_party),
+                                      names.index(line.to_party))
+                      for line in scenario.credit_lines]
+        self.segments = [self._compile_segment(s, seg) for s, seg in
+                         enumerate(scenario.segments)]
+        n_seg = len(self.segments)
+        self.coef = np.array([s.coef for s in self.segments]).reshape(n_seg, n_accounts)
+        self.line_applies = np.array(
+            [[1.0 if li in s.lines else 0.0 for li in range(len(self.lines))]
+             for s in self.segments]).reshape(n_seg, len(self.lines))
+        self.seg_front = np.array([s.front for s in self.segments], dtype=np.intp)
+        self.seg_lender = np.array([s.lender for s in self.segments], dtype=np.intp)
+        self.seg_tenor_years = np.array([s.segment.tenor_years for s in self.segments])
+        self.tenors = sorted(set(self.seg_tenor_years.tolist()))
+        # (party, liability per yuan guaranteed) of each segment, for single-loan updates
+        self.seg_liab = [[(j, float(c)) for j, c in enumerate(s.coef) if c != 0.0]
+                         for s in self.segments]
+        self.seg_loadings = np.array([s.loadings for s in self.segments]).reshape(n_seg, 4)
+        self.seg_region = np.array([s.region for s in self.segments], dtype=np.intp)
+        self.seg_sector = np.array([s.sector for s in self.segments], dtype=np.intp)
+        self.seg_idio = np.sqrt(1.0 - (self.seg_loadings**2).sum(axis=1))
+        self.review_days = (des.review_days_individual if des.mode == "individual"
+                            else des.review_days_batch)
+        self._injectable = {a.index for a in self.institutions
+                            if a.kind in ("guarantor", "provincial", "national_fund")
+                            and a.initial > 0} if des.injection_trigger > 0 else set()
+        local = [a for a in self.institutions if a.kind == "local_gov"]
+        self._injector = {}
+        for a in self.institutions:
+            same = [g for g in local if a.region is not None and g.region == a.region]
+            self._injector[a.index] = (same or local or [self.accounts[self.fiscal]])[0].index
+
+        # -- random streams and pre-drawn inputs ----------------------------------------
+        self.rng_loans = stream(self.seed, "des.loans", self.replication)
+        self.rng_claims = stream(self.seed, "des.claims", self.replication)
+        self.rng_renewals = stream(self.seed, "des.renewals", self.replication)
+        self._draw_factors()
+        self._draw_applications()
+
+        # -- result accumulators -------------------------------------------------------
+        shape = (self.n_months, n_parties)
+        self.flows = {k: np.zeros(shape) for k in _FLOW_SERIES}
+        self.stocks = {k: np.zeros(shape) for k in _STOCK_SERIES}
+        self.refusals = {r: np.zeros(shape) for r in REASONS}
+        self.line_use = np.zeros((self.n_months, len(self.lines)))
+        self.cap_refusals: list[tuple[float, int, float]] = []
+        self._loans: list[tuple[np.ndarray, ...]] = []
+        self.n_loans = 0
+        self.defaults: list[tuple[int, float, float]] = []  # (loan, time, exposure)
+        self.recovered: dict[int, float] = {}
+        self.queue: list[tuple[int, float, int, int]] = []  # (app, since, reason, party)
+        self.counts = dict.fromkeys(("applications", "bank_decisions", "guarantor_decisions",
+                                     "originations", "maturities", "defaults", "claims"), 0)
+
+    # ==================================================================================
+    # set-up
+    # ==================================================================================
+    def _compile_segment(self, s: int, seg: Any) -> EnterpriseSegment:
+        sc = self.scenario
+        names = sc.party_names
+        kinds = {p.name: p.kind for p in sc.parties}
+        col = {n: i for i, n in enumerate(names)}
+        a_idx = [a.name for a in sc.agreements].index(seg.agreement)
+        ag = sc.agreements[a_idx]
+
+        def resolve(name: str) -> int:
+            if kinds.get(name) == "guarantor" and seg.guarantor is not None:
+                return col[seg.guarantor]
+            return col[name]
+
+        out = EnterpriseSegment(s, seg)
+        lender = col[ag.lender]
+        resolved = [(resolve(layer.party), layer) for layer in ag.layers]
+        guarantors = [c for (c, layer) in resolved if kinds[layer.party] == "guarantor"]
+        others = [c for (c, layer) in resolved if c != lender and layer.share > 0]
+        front = guarantors[0] if guarantors else (others[0] if others else lender)
+        lender_share = sum(layer.share for c, layer in resolved if c == lender)
+        coef = np.zeros(self.n_accounts)
+        for c, layer in resolved:
+            if c not in (lender, front):
+                coef[c] += layer.share
+        if front != lender:
+            coef[front] = 1.0 - lender_share
+        steps = []
+        regions = sorted({x.region for x in sc.segments})
+        for _k, (c, layer) in enumerate(resolved):
+            holder = lender if c == lender else front
+            cap_id, overflow = -1, holder
+            if layer.cap is not None:
+                cap = layer.cap
+                pool = {"agreement": "all", "guarantor": names[front], "region": seg.region,
+                        "segment": seg.name}[cap.pool]
+                label = f"{ag.name}:{names[c]}:{cap.pool}={pool}"
+                ids = [i for i, x in enumerate(self.caps) if x.label == label]
+                if ids:
+                    cap_id = ids[0]
+                else:
+                    cap_id = len(self.caps)
+                    self.caps.append(_Cap(label, cap.rate, layer.share,
+                                          cap.base == "annualised",
+                                          cap.period_years * DAYS_PER_YEAR))
+                overflow = resolve(cap.overflow)
+            if c == holder and cap_id < 0:
+                continue  # the holder's own uncapped share: nothing moves
+            steps.append(_Step(c, layer.share, cap_id, layer.lag_days, holder, overflow))
+        steps.sort(key=lambda st: st.lag)
+        fees = []
+        fee_rate = 0.0
+        for fee in ag.fees:
+            payer = self.borrower if fee.from_party == "borrower" else resolve(fee.from_party)
+            payee = resolve(fee.to_party)
+            share = 1.0 if fee.on_share_of is None else ag.share_of(fee.on_share_of)
+            above = fee.rate if fee.rate_above is None else fee.rate_above
+            fees.append((payer, payee, KIND_CODE[fee.kind], fee.rate, above, fee.threshold,
+                         share))
+            if payer == self.borrower and payee == front:
+                fee_rate += fee.rate
+        inside = {c for c, layer in resolved if layer.share > 0} | {front}
+        out.lines = [i for i, line in enumerate(self.lines)
+                     if line.provider in inside and line.holder in inside]
+        out.agreement = a_idx
+        out.lender = lender
+        out.front = front
+        out.front_share = sum(layer.share for c, layer in resolved if c == front)
+        out.lender_share = lender_share
+        out.layers = tuple(steps)
+        out.coef = coef
+        out.fees = tuple(fees)
+        out.fee_rate = fee_rate if fee_rate > 0 else 0.01
+        rate = seg.count if seg.applications_per_year is None else seg.applications_per_year
+        out.rate_per_day = rate / DAYS_PER_YEAR
+        out.tenor_days = seg.tenor_years * DAYS_PER_YEAR
+        out.lgd_mean = seg.lgd.mean
+        out.lgd_sd = seg.lgd.sd
+        out.margin = seg.interest_margin
+        out.recovery_lag_days = ag.recovery_lag_years * DAYS_PER_YEAR
+        out.single_limit = ag.single_limit
+        out.loadings = (seg.loadings or sc.factors.loadings).as_tuple()
+        out.region = regions.index(seg.region)
+        out.sector = sorted({x.sector for x in sc.segments}).index(seg.sector)
+        out.gfactor = front
+        return out
+
+    def _draw_factors(self) -> None:
+        """Systematic factor path per calendar year (shape ``(n_years, ...)``)."""
+        f = self.scenario.factors
+        max_tenor = max((s.tenor_years for s in self.scenario.segments), default=1.0)
+        n = math.ceil(self.years + max_tenor) + 2
+        rng = stream(self.seed, "des.factors", self.replication)
+        eps = rng.standard_normal(n)
+        phi = f.national_persistence
+        z = np.empty(n)
+        z[0] = eps[0]
+        for t in range(1, n):
+            z[t] = phi * z[t - 1] + math.sqrt(1.0 - phi * phi) * eps[t]
+        n_reg = len({s.region for s in self.scenario.segments})
+        n_sec = len({s.sector for s in self.scenario.segments})
+        self.z_nat = z
+        self.z_reg = rng.standard_normal((n, max(n_reg, 1)))
+        self.z_sec = rng.standard_normal((n, max(n_sec, 1)))
+        self.z_gua = rng.standard_normal((n, self.n_accounts))
+        if f.copula == "student_t":
+            self.mix = np.sqrt(f.dof / rng.chisquare(f.dof, n))
+        else:
+            self.mix = np.ones(n)
+        self.n_cal = n
+
+    def _draw_applications(self) -> None:
+        """All applications of the horizon, sorted by day (arrays of shape ``(n_apps,)``)."""
+        des = self.des
+        n_days = math.ceil(self.horizon - 1e-9)
+        days = np.arange(n_days, dtype=np.float64)
+        season = 1.0 + des.seasonality * np.sin(2 * np.pi * (days + 0.5) / DAYS_PER_YEAR)
+        parts: list[tuple[np.ndarray, ...]] = []
+        for s, seg in enumerate(self.segments):
+            rng = stream(self.seed, "des.arrivals", self.replication, s)
+            counts = rng.poisson(seg.rate_per_day * season)
+            n = int(counts.sum())
+            exposure = seg.segment.exposure.sample(rng, n)
+            pd = np.clip(seg.segment.default_prob.sample(rng, n), 1e-12, 1 - 1e-12)
+            parts.append((np.repeat(days, counts), np.full(n, s, dtype=np.intp), exposure, pd))
+        day = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+        order = np.argsort(day, kind="stable")
+        self.app_day = day[order]
+        self.app_seg = (np.concatenate([p[1] for p in parts]) if parts
+                        else np.zeros(0, np.intp))[order]
+        self.app_exposure = (np.concatenate([p[2] for p in parts]) if parts
+                             else np.zeros(0))[order]
+        pd = (np.concatenate([p[3] for p in parts]) if parts else np.zeros(0))[order]
+        self.app_pd = pd
+        self.day_start = np.searchsorted(self.app_day, np.arange(n_days + 1), side="left")
+        self.n_days = n_days
+        seg = self.app_seg
+        limit = np.array([s.single_limit for s in self.segments])[seg]
+        g = np.minimum(self.app_exposure, limit)
+        self.app_guaranteed = g
+        lender_share = np.array([s.lender_share for s in self.segments])[seg]
+        covers = (self.seg_front != self.seg_lender)[seg]
+        retained = np.where(covers, (lender_share * g + self.app_exposure - g)
+                            / self.app_exposure, 1.0)
+        self.app_retained = retained
+        lgd = np.array([s.lgd_mean for s in self.segments])[seg]
+        margin = np.array([s.margin for s in self.segments])[seg]
+        self.app_bank_ok = retained * pd * lgd + des.bank_cost <= margin + 1e-15
+        front_share = np.array([s.front_share for s in self.segments])[seg]
+        fee_rate = np.array([s.fee_rate for s in self.segments])[seg]
+        self.app_review_ok = (front_share * pd * lgd
+                              <= des.review_loss_tolerance * fee_rate + 1e-15)
+        pd_eff = pd
+        if des.moral_hazard_kappa > 0:
+            pd_eff = np.minimum(pd * (1.0 + des.moral_hazard_kappa
+                                      * (1.0 - retained) ** des.moral_hazard_gamma),
+                                1 - 1e-9)
+        self.app_pd_eff = pd_eff
+        if self.scenario.factors.copula == "student_t":
+            from scipy import stats
+            self.app_threshold = stats.t.ppf(pd_eff, self.scenario.factors.dof)
+        else:
+            self.app_threshold = special.ndtri(pd_eff)
+        reg = self.scenario.regulation
+        self.app_weight = np.where(g <= reg.small_threshold, reg.small_weight,
+                                   reg.default_weight)
+
+    # ==================================================================================
+    # bookkeeping helpers
+    # ==================================================================================
+    def month(self, t: float) -> int:
+        """Month index of time ``t`` (days), clipped to the horizon."""
+        return min(int(t / DAYS_PER_MONTH), self.n_months - 1)
+
+    def pay(self, t: float, payer: int, payee: int, kind: int, amount: float,
+            loan: int) -> None:
+        """Record one flow of ``amount`` yuan and move it between the two accounts."""
+        if amount <= 0.0:
+            return
+        self.ledger.add(t, payer, payee, kind, amount, loan)
+        acc = self.accounts
+        acc[payer].capital -= amount
+        acc[payee].capital += amount
+        if payer in self._injectable:
+            self.inject_capital(t, payer)
+
+    def inject_capital(self, t: float, index: int) -> None:
+        """Apply the injection rule to party ``index`` after it paid something."""
+        party = self.institutions[index]
+        des = self.des
+        if party.capital < des.injection_trigger * party.initial:
+            amount = des.injection_target * party.initial - party.capital
+            if amount > 0:
+                party.injected += amount
+                self.pay(t, self._injector[index], index, _K_INJ, amount, -1)
+
+    def _log_rows(self, t: float, event: str, ids: np.ndarray, party: np.ndarray | int,
+                  amount: np.ndarray | float = 0.0, reason: int = -1) -> None:
+        n = len(ids)
+        self._log.append((np.full(n, t), np.full(n, _EV[event], np.int8),
+                          np.asarray(ids, np.int64),
+                          np.broadcast_to(np.asarray(party, np.int16), (n,)).copy(),
+                          np.broadcast_to(np.asarray(amount, np.float64), (n,)).copy(),
+                          np.full(n, reason, np.int8)))
+
+    def _refuse(self, t: float, apps: np.ndarray, reason: int, party: np.ndarray) -> None:
+        np.add.at(self.refusals[REASONS[reason]][self.month(t)], party, 1.0)
+        if self.keep_log:
+            self._log_rows(t, "refusal", apps, party, 0.0, reason)
+
+    # ==================================================================================
+    # processes and decisions
+    # ==================================================================================
+    def arrive_applications(self) -> Process:
+        """Process: each day, take that day's applications to the bank's decision."""
+        env = self.env
+        starts = self.day_start
+        for d in range(self.n_days):
+            lo, hi = int(starts[d]), int(starts[d + 1])
+            if hi == lo:
+                continue
+            if d > env.now:
+                yield env.timeout(d - env.now)
+            apps = np.arange(lo, hi)
+            self.counts["applications"] += hi - lo
+            m = self.month(env.now)
+            np.add.at(self.flows["applications"][m], self.seg_front[self.app_seg[apps]], 1.0)
+            if self.keep_log:
+                self._log_rows(env.now, "application", apps, self.seg_front[self.app_seg[apps]])
+            ok = self.decide_bank(apps)
+            if ok.size or self.queue:
+                env.process(self.underwrite_guarantee(ok))
+
+    def decide_bank(self, apps: np.ndarray) -> np.ndarray:
+        """The bank's rule (module docstring); returns the applications it would lend to."""
+        self.counts["bank_decisions"] += len(apps)
+        ok = self.app_bank_ok[apps]
+        if not ok.all():
+            bad = apps[~ok]
+            self._refuse(self.env.now, bad, _RS["bank_margin"], self.seg_lender[self.app_seg[bad]])
+        return apps[ok]
+
+    def underwrite_guarantee(self, apps: np.ndarray) -> Process:
+        """Process: the guarantor reviews (mode), checks its limits and issues guarantees."""
+        env = self.env
+        if self.review_days > 0:
+            yield env.timeout(self.review_days)
+        now = env.now
+        since: dict[int, float] = {}
+        if self.queue:
+            keep = []
+            for app, t0, reason, party in self.queue:
+                if now - t0 > self.des.queue_patience_days:
+                    self._refuse(now, np.array([app]), reason, np.array([party]))
+                else:
+                    keep.append(app)
+                    since[app] = t0
+            self.queue = []
+            apps = np.concatenate([np.array(keep, dtype=np.intp), apps])
+        if apps.size == 0:
+            return
+        self.counts["guarantor_decisions"] += len(apps)
+        if self.des.mode == "individual":
+            ok = self.app_review_ok[apps]
+            if not ok.all():
+                bad = apps[~ok]
+                self._refuse(now, bad, _RS["guarantor_review"],
+                             self.seg_front[self.app_seg[bad]])
+                apps = apps[ok]
+        approved, refused = self.check_limits(apps, now)
+        if refused:
+            if self.des.refusal == "queue":
+                new = [r for r in refused if r[0] not in since]
+                for app, reason, party in refused:
+                    self.queue.append((app, since.get(app, now), reason, party))
+                if new:
+                    parties = np.array([r[2] for r in new], dtype=np.intp)
+                    np.add.at(self.flows["queued"][self.month(now)], parties, 1.0)
+                    if self.keep_log:
+                        self._log_rows(now, "queued", np.array([r[0] for r in new]), parties)
+            else:
+                for reason in sorted({r[1] for r in refused}):
+                    rows = [r for r in refused if r[1] == reason]
+                    self._refuse(now, np.array([r[0] for r in rows]), reason,
+                                 np.array([r[2] for r in rows], dtype=np.intp))
+        if approved[0].size:
+            self.file_reguarantee(approved[0], approved[3])
+            self.originate(approved[0], approved[1], approved[2], renewal=False)
+
+    def check_limits(self, apps: np.ndarray, now: float
+                     ) -> tuple[tuple[np.ndarray, ...], list[tuple[int, int, int]]]:
+        """Single-client, leverage and credit-line checks, in arrival order.
+
+        Returns
+        -------
+        approved : (apps, liability, weighted liability, line use)
+            Arrays of shape ``(n,)``, ``(n, n_accounts)``, ``(n, n_accounts)`` and
+            ``(n, n_lines)`` (yuan).
+        refused : list of (application, reason code, refusing party)
+        """
+        refused: list[tuple[int, int, int]] = []
+        seg = self.app_seg[apps]
+        g = self.app_guaranteed[apps]
+        liab = self.coef[seg] * g[:, None]
+        inst = self.institutions
+        if self.single_limited:
+            lim = np.full(self.n_accounts, np.inf)
+            for j in self.single_limited:
+                lim[j] = inst[j].single_limit()
+            over = liab > lim
+            bad = over.any(axis=1)
+            if bad.any():
+                who = over.argmax(axis=1)
+                refused += [(int(a), _RS["single_client"], int(p))
+                            for a, p in zip(apps[bad], who[bad], strict=True)]
+                apps, seg, g, liab = apps[~bad], seg[~bad], g[~bad], liab[~bad]
+        wliab = liab * self.app_weight[apps][:, None]
+        for line in self.lines:
+            line.roll(now)
+        use = self.line_applies[seg] * g[:, None]
+        rooms = [inst[j].room() for j in self.constrained]
+        line_rooms = [line.room() for line in self.lines]
+        fits = all(float(wliab[:, j].sum()) <= _slack(r)
+                   for j, r in zip(self.constrained, rooms, strict=True))
+        fits = fits and all(float(use[:, k].sum()) <= _slack(r)
+                            for k, r in enumerate(line_rooms))
+        if not fits:
+            keep = np.ones(len(apps), dtype=bool)
+            w_rows = wliab[:, self.constrained].tolist()
+            u_rows = use.tolist()
+            lines = self.lines
+            for i in range(len(apps)):
+                wr = w_rows[i]
+                bad_party = -1
+                for k, j in enumerate(self.constrained):
+                    if wr[k] > 0 and wr[k] > _slack(rooms[k]):
+                        bad_party = j
+                        break
+                if bad_party >= 0:
+                    keep[i] = False
+                    refused.append((int(apps[i]), _RS["leverage"], bad_party))
+                    continue
+                ur = u_rows[i]
+                for k in range(len(lines)):
+                    if ur[k] > 0 and ur[k] > _slack(line_rooms[k]):
+                        bad_party = lines[k].provider
+                        break
+                if bad_party >= 0:
+                    keep[i] = False
+                    refused.append((int(apps[i]), _RS["credit_line"], bad_party))
+                    continue
+                for k in range(len(rooms)):
+                    rooms[k] -= wr[k]
+                for k in range(len(lines)):
+                    line_rooms[k] -= ur[k]
+            apps, liab, wliab, use = apps[keep], liab[keep], wliab[keep], use[keep]
+        return (apps, liab, wliab, use), refused
+
+    def file_reguarantee(self, apps: np.ndarray, use: np.ndarray) -> None:
+        """File approved guarantees with the re-guarantors: use the credit lines (yuan)."""
+        if self.lines:
+            totals = use.sum(axis=0)
+            for k, line in enumerate(self.lines):
+                if totals[k] > 0:
+                    line.use(float(totals[k]))
+
+    def originate(self, apps: np.ndarray, liab: np.ndarray, wliab: np.ndarray, *,
+                  renewal: bool) -> None:
+        """Disburse guaranteed loans now: balances, cap bases, fees, default draws."""
+        env = self.env
+        now = env.now
+        n = len(apps)
+        ids = np.arange(self.n_loans, self.n_loans + n, dtype=np.int64)
+        self.n_loans += n
+        self.counts["originations"] += n
+        seg = self.app_seg[apps]
+        g = self.app_guaranteed[apps]
+        inst = self.institutions
+        lt = liab.sum(axis=0)
+        wt = wliab.sum(axis=0)
+        for j in range(self.n_parties):
+            if lt[j] != 0.0:
+                inst[j].outstanding += float(lt[j])
+                inst[j].weighted += float(wt[j])
+        m = self.month(now)
+        front = self.seg_front[seg]
+        np.add.at(self.flows["approvals" if not renewal else "renewed"][m], front, 1.0)
+        np.add.at(self.flows["new_loans"][m], front, 1.0)
+        np.add.at(self.flows["new_guaranteed"][m], front, g)
+        n_seg = len(self.segments)
+        tenor = self.seg_tenor_years[seg]
+        per_seg_g = np.bincount(seg, weights=g, minlength=n_seg)
+        per_seg_a = np.bincount(seg, weights=g * tenor, minlength=n_seg)
+        for s in np.flatnonzero(per_seg_g):
+            spec = self.segments[s]
+            for step in spec.layers:
+                if step.cap >= 0:
+                    cap = self.caps[step.cap]
+                    period = int(now // cap.period_days)
+                    add = per_seg_a[s] if cap.annualised else per_seg_g[s]
+                    cap.base[period] = cap.base.get(period, 0.0) + float(add)
+            if spec.fees:
+                sel = seg == s
+                gs = g[sel]
+                for payer, payee, kind, rate, above, thr, share in spec.fees:
+                    amount = np.where(gs > thr, above, rate) * gs * share \
+                        * spec.segment.tenor_years
+                    self.ledger.add_many(now, payer, payee, kind, amount,
+                                         ids[sel])
+                    total = float(amount.sum())
+                    self.accounts[payer].capital -= total
+                    self.accounts[payee].capital += total
+                    if payer in self._injectable:
+                        self.inject_capital(now, payer)
+        # default draws, per loan year
+        kmax = math.ceil(float(tenor.max()) - 1e-12)
+        u = self.rng_loans.random((n, kmax))
+        v = self.rng_loans.random(n)
+        t_def = np.full(n, np.inf)
+        thr = self.app_threshold[apps]
+        load = self.seg_loadings[seg]
+        idio = self.seg_idio[seg]
+        reg, sec = self.seg_region[seg], self.seg_sector[seg]
+        for k in range(kmax):
+            length = np.clip(tenor - k, 0.0, 1.0)
+            cal = min(int((now + DAYS_PER_YEAR * k) // DAYS_PER_YEAR), self.n_cal - 1)
+            bz = (load[:, 0] * self.z_nat[cal] + load[:, 1] * self.z_reg[cal, reg]
+                  + load[:, 2] * self.z_sec[cal, sec] + load[:, 3] * self.z_gua[cal, front])
+            p = special.ndtr((thr / self.mix[cal] - bz) / idio)
+            pk = -np.expm1(length * np.log1p(-p))
+            hit = (u[:, k] < pk) & np.isinf(t_def) & (length > 0)
+            t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
+        end = np.where(np.isfinite(t_def), t_def, now + tenor * DAYS_PER_YEAR)
+        self._loans.append((ids, apps.astype(np.int64), np.full(n, now), end,
+                            np.isfinite(t_def), np.full(n, renewal)))
+        if self.keep_log:
+            self._log_rows(now, "renewal" if renewal else "origination", ids, front, g)
+        self.run_loan(ids, apps, t_def, tenor)
+
+    def run_loan(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray,
+                 tenor: np.ndarray) -> None:
+        """Schedule each new loan's end: one claim process per defaulting loan, one
+        maturity callback per group of loans ending at the same time."""
+        env = self.env
+        now = env.now
+        horizon = self.horizon
+        dflt = np.flatnonzero(t_def < horizon)
+        for i in dflt.tolist():
+            env.process(self.claim(int(ids[i]), int(apps[i]), float(t_def[i]), now))
+        alive = np.isinf(t_def)
+        for ten in self.tenors:
+            if now + ten * DAYS_PER_YEAR >= horizon:
+                continue
+            sel = alive & (tenor == ten) if len(self.tenors) > 1 else alive
+            if not sel.any():
+                continue
+            ev = env.timeout(ten * DAYS_PER_YEAR)
+            ev.callbacks.append(partial(self.mature_loans, ids[sel], apps[sel]))
+
+    def _release(self, apps: np.ndarray) -> None:
+        seg = self.app_seg[apps]
+        liab = self.coef[seg] * self.app_guaranteed[apps][:, None]
+        lt = liab.sum(axis=0)
+        wt = (liab * self.app_weight[apps][:, None]).sum(axis=0)
+        inst = self.institutions
+        for j in range(self.n_parties):
+            if lt[j] != 0.0:
+                inst[j].outstanding -= float(lt[j])
+                inst[j].weighted -= float(wt[j])
+
+    def mature_loans(self, ids: np.ndarray, apps: np.ndarray, _event: Any = None) -> None:
+        """Callback: loans repaid at maturity release their guarantees; some renew."""
+        now = self.env.now
+        self._release(apps)
+        self.counts["maturities"] += len(ids)
+        np.add.at(self.flows["matured"][self.month(now)], self.seg_front[self.app_seg[apps]],
+                  1.0)
+        if self.keep_log:
+            self._log_rows(now, "maturity", ids, self.seg_front[self.app_seg[apps]])
+        p = self.des.renewal_prob
+        if p > 0:
+            again = apps[self.rng_renewals.random(len(apps)) < p]
+            if again.size:
+                approved, refused = self.check_limits(again, now)
+                for reason in sorted({r[1] for r in refused}):
+                    rows = [r for r in refused if r[1] == reason]
+                    self._refuse(now, np.array([r[0] for r in rows]), reason,
+                                 np.array([r[2] for r in rows], dtype=np.intp))
+                if approved[0].size:
+                    self.file_reguarantee(approved[0], approved[3])
+                    self.originate(approved[0], approved[1], approved[2], renewal=True)
+
+    def claim(self, loan: int, app: int, t_def: float,
+              start: float) -> Process:
+        """Process: default, the bank's claim, the guarantor's payment, reimbursements by
+        the upper layers and the recovery of one loan."""
+        env = self.env
+        yield env.timeout(t_def - env.now)
+        spec = self.segments[self.app_seg[app]]
+        exposure = float(self.app_exposure[app])
+        g = float(self.app_guaranteed[app])
+        lender, front = spec.lender, spec.front
+        w = float(self.app_weight[app])
+        inst = self.institutions
+        for j, c in self.seg_liab[spec.index]:
+            inst[j].outstanding -= c * g
+            inst[j].weighted -= c * g * w
+        self.counts["defaults"] += 1
+        m = self.month(env.now)
+        self.flows["defaults"][m, front] += 1.0
+        self.flows["default_amount"][m, front] += exposure
+        if self.keep_log:
+            self._log_rows(env.now, "default", np.array([loan]), front, exposure)
+        net = [0.0] * self.n_accounts  # paid minus received on this loan, per account
+        self.pay(env.now, lender, self.borrower, _K_DEFAULT, exposure, loan)
+        net[lender] += exposure
+        self.defaults.append((loan, env.now, exposure))
+        # loss given default and recovery lag
+        lgd_mean = spec.lgd_mean
+        rng = self.rng_claims
+        d = self.scenario.factors.downturn_lgd
+        if d > 0 and 0 < lgd_mean < 1:
+            cal = min(int(env.now // DAYS_PER_YEAR), self.n_cal - 1)
+            lgd_mean = float(special.ndtr(special.ndtri(lgd_mean) - d * self.z_nat[cal]))
+        sd = min(spec.lgd_sd, 0.999 * math.sqrt(lgd_mean * (1 - lgd_mean)))
+        if sd > 0:
+            nu = lgd_mean * (1 - lgd_mean) / sd**2 - 1
+            lgd = float(rng.beta(lgd_mean * nu, (1 - lgd_mean) * nu))
+        else:
+            lgd = lgd_mean
+        lag = spec.recovery_lag_days * math.exp(self.des.recovery_lag_sigma
+                                                * float(rng.standard_normal()))
+        t_recovery = env.now + lag
+        yield env.timeout(self.des.claim_trigger_days)
+        self.counts["claims"] += 1
+        self.flows["claims"][self.month(env.now), front] += 1.0
+        if self.keep_log:
+            self._log_rows(env.now, "claim", np.array([loan]), lender, exposure)
+        yield env.timeout(self.des.claim_payment_days)
+        covered = (1.0 - spec.lender_share) * g if front != lender else 0.0
+        self.pay(env.now, front, lender, _K_COMP, covered, loan)
+        net[front] += covered
+        net[lender] -= covered
+        t_paid = env.now
+        for step in spec.layers:
+            yield from self.reimburse(loan, step, g, t_paid, start, net)
+        yield from self.recover(loan, exposure * (1.0 - lgd), t_recovery, net)
+
+    def reimburse(self, loan: int, step: _Step, g: float, t_paid: float, start: float,
+                  net: list[float]) -> Process:
+        """Sub-process: one layer pays its share of a default, within its cap."""
+        env = self.env
+        wait = t_paid + step.lag - env.now
+        if wait > 0:
+            yield env.timeout(wait)
+        due = step.share * g
+        paid = due
+        if step.cap >= 0:
+            cap = self.caps[step.cap]
+            period = int(start // cap.period_days)
+            budget = cap.rate * cap.share * cap.base.get(period, 0.0) - cap.used.get(period, 0.0)
+            paid = min(due, max(budget, 0.0))
+            cap.used[period] = cap.used.get(period, 0.0) + paid
+        if step.payer != step.holder:
+            self.pay(env.now, step.payer, step.holder, _K_REIMB, paid, loan)
+            net[step.payer] += paid
+            net[step.holder] -= paid
+        refused = due - paid
+        if refused > 0:
+            self.cap_refusals.append((env.now, step.cap, refused))
+            if step.overflow != step.holder:
+                self.pay(env.now, step.overflow, step.holder, _K_OVER, refused, loan)
+                net[step.overflow] += refused
+                net[step.holder] -= refused
+
+    def recover(self, loan: int, amount: float, t_recovery: float,
+                net: list[float]):
+        """Sub-process: the recovery arrives and is returned pro rata to net payments."""
+        env = self.env
+        wait = t_recovery - env.now
+        if wait > 0:
+            yield env.timeout(wait)
+        total = sum(x for x in net if x > 0)
+        if amount <= 0 or total <= 0:
+            return
+        for j, x in enumerate(net):
+            if x > 0:
+                self.pay(env.now, self.borrower, j, _K_REC, amount * x / total, loan)
+        self.recovered[loan] = amount
+
+    def record_months(self) -> Process:
+        """Process: snapshot the stocks at each month end."""
+        env = self.env
+        for m in range(self.n_months - 1):
+            yield env.timeout((m + 1) * DAYS_PER_MONTH - env.now)
+            self.snapshot(m)
+
+    def snapshot(self, m: int) -> None:
+        """Record capital, balances, leverage and credit-line use for month ``m``."""
+        for a in self.institutions:
+            j = a.index
+            self.stocks["capital"][m, j] = a.capital
+            self.stocks["outstanding"][m, j] = a.outstanding
+            self.stocks["weighted_outstanding"][m, j] = a.weighted
+            self.stocks["leverage"][m, j] = a.leverage()
+        for k, line in enumerate(self.lines):
+            line.roll(min(self.env.now, self.horizon - 1e-9))
+            self.line_use[m, k] = line.used
+
+    # ==================================================================================
+    # run
+    # ==================================================================================
+    def run(self) -> DesResult:
+        """Run to the horizon and assemble the :class:`~simkit.des.result.DesResult`."""
+        import gc
+
+        from simkit.des.result import build_result
+        env = self.env
+        started = time.perf_counter()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            env.process(self.arrive_applications())
+            env.process(self.record_months())
+            env.run(until=self.horizon)
+            self.snapshot(self.n_months - 1)
+        finally:
+            if enabled:
+                gc.enable()
+        wall = time.perf_counter() - started
+        simpy_events = next(env._eid)  # events scheduled by SimPy (private counter)
+        return build_result(self, wall_seconds=wall, simpy_events=simpy_events)
+
+
+def _slack(room: float) -> float:
+    """Room with a relative tolerance of 1e-12 for rounding in running sums (yuan)."""
+    return room + 1e-12 * abs(room) + 1e-6

@@ -1,0 +1,461 @@
+"""Results of the discrete-event model: time series, ledger, originated book, checks.
+
+A :class:`DesResult` holds one replication; :class:`DesRuns` a set of replications with
+their across-replication summary. Series are monthly, shape ``(n_months, n_parties)``,
+columns in ``scenario.party_names`` order; month ``m`` covers days
+``[m * 365/12, (m + 1) * 365/12)`` and stocks are taken at its end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simkit.book import Book, _assemble
+from simkit.des.ledger import FEE_KINDS, LOSS_KINDS, LedgerArrays
+
+if TYPE_CHECKING:
+    from simkit.des.model import Model
+    from simkit.scenario import Scenario
+
+__all__ = ["SERIES", "DesResult", "DesRuns", "book_from_loans", "build_result"]
+
+#: Monthly series of :attr:`DesResult.series` (all shape ``(n_months, n_parties)``):
+#: counts are attributed to the loan's original guarantor, yuan flows to the party that
+#: pays or receives, stocks are month-end values.
+SERIES = {
+    "applications": "applications received (count, by original guarantor)",
+    "approvals": "new guarantees issued, renewals excluded (count, by original guarantor)",
+    "renewed": "loans renewed at maturity (count, by original guarantor)",
+    "new_loans": "loans originated incl. renewals (count, by original guarantor)",
+    "new_guaranteed": "guaranteed principal originated (yuan, by original guarantor)",
+    "queued": "applications put in the queue (count, by refusing party)",
+    "matured": "loans repaid at maturity (count, by original guarantor)",
+    "defaults": "defaults (count, by original guarantor)",
+    "default_amount": "defaulted principal (yuan, by original guarantor)",
+    "claims": "bank claims filed (count, by original guarantor)",
+    "compensation_paid": "compensation, reimbursements and cap overflow paid (yuan)",
+    "reimbursements_received": "reimbursements and cap overflow received (yuan)",
+    "recoveries": "recoveries received (yuan)",
+    "fees_received": "fees received (yuan)",
+    "fees_paid": "fees paid (yuan)",
+    "injections": "capital injections received (yuan)",
+    "net_loss": "default losses paid minus received, recoveries included (yuan)",
+    "capital": "capital at month end (yuan)",
+    "outstanding": "guarantee liability balance at month end (yuan)",
+    "weighted_outstanding": "risk-weighted liability balance at month end (yuan)",
+    "leverage": "weighted liability / capital at month end (nan if untracked)",
+}
+
+
+@dataclass
+class DesResult:
+    """One replication of the discrete-event model.
+
+    Attributes
+    ----------
+    scenario_name : str
+    seed, replication : int
+    years : float
+    parties : tuple of str
+        Scenario parties, the column order of every series.
+    months : ndarray, shape (n_months,)
+        Month-end times in days.
+    series : dict of str to ndarray, shape (n_months, n_parties)
+        See :data:`SERIES`.
+    refusals : dict of str to ndarray, shape (n_months, n_parties)
+        Refusals per reason (:data:`~simkit.des.model.REASONS`), by refusing party.
+    caps : tuple of str
+        Capped layer pools, ``"agreement:party:pool=value"``.
+    cap_refused : ndarray, shape (n_months, n_caps)
+        Yuan refused by each cap per month.
+    credit_lines : tuple of str
+        ``"provider->holder"``.
+    credit_line_use : ndarray, shape (n_months, n_lines)
+        Yuan used in the line's current period at month end.
+    credit_line_amount : ndarray, shape (n_lines,)
+    ledger : LedgerArrays
+        Every cash flow (see :mod:`simkit.des.ledger`).
+    loans : dict of str to ndarray, each shape (n_loans,)
+        ``id, application, segment, start, end`` (days), ``defaulted`` (by the horizon),
+        ``renewal``, ``exposure``, ``guaranteed`` (yuan), ``default_prob`` (annual,
+        moral hazard included), ``recovered`` (yuan received by the horizon).
+    scenario : Scenario
+        The scenario that was run.
+    events : dict of str to ndarray or None
+        Event log (``time, event, id, party, amount, reason``) when requested.
+    summary : dict
+        See :func:`build_result`.
+    checks : dict of str to bool
+        ``conservation``, ``loss_once``, ``no_gain`` (see :meth:`check`).
+    wall_seconds : float
+    simpy_events : int
+        Events scheduled on the SimPy environment.
+    model_events : int
+        Model events: applications, bank and guarantor decisions, originations,
+        maturities, defaults, claims and non-fee payments (see the benchmark).
+    """
+
+    scenario_name: str
+    seed: int
+    replication: int
+    years: float
+    parties: tuple[str, ...]
+    months: np.ndarray
+    series: dict[str, np.ndarray]
+    refusals: dict[str, np.ndarray]
+    caps: tuple[str, ...]
+    cap_refused: np.ndarray
+    credit_lines: tuple[str, ...]
+    credit_line_use: np.ndarray
+    credit_line_amount: np.ndarray
+    ledger: LedgerArrays
+    loans: dict[str, np.ndarray]
+    scenario: Scenario = field(repr=False)
+    events: dict[str, np.ndarray] | None
+    summary: dict[str, Any]
+    checks: dict[str, bool]
+    wall_seconds: float
+    simpy_events: int
+    model_events: int
+    check_detail: dict[str, float] = field(default_factory=dict, repr=False)
+    _book: Book | None = field(default=None, repr=False)
+
+    @property
+    def book(self) -> Book:
+        """The originated loans (renewals included) as a :class:`simkit.book.Book`, the
+        input the Monte Carlo takes; built on first use."""
+        if self._book is None:
+            self._book = book_from_loans(self.scenario, self.loans)
+        return self._book
+
+    def check(self) -> None:
+        """Raise ``AssertionError`` unless money is conserved and each loss borne once."""
+        bad = [k for k, ok in self.checks.items() if not ok]
+        if bad:
+            raise AssertionError(f"DES checks failed: {bad} ({self.check_detail})")
+
+    def balances(self) -> dict[str, float]:
+        """Net money received minus paid per account over the run (yuan)."""
+        return dict(zip(self.ledger.accounts, self.ledger.balances().tolist(), strict=True))
+
+    def to_table(self) -> dict[str, np.ndarray]:
+        """Tidy long table of every monthly series, without pandas.
+
+        Returns
+        -------
+        dict with arrays ``month`` (int), ``time_days``, ``party`` (str), ``variable``
+        (str; refusals as ``"refusals:<reason>"``, caps as ``"cap_refused"`` with the cap
+        label as party, lines as ``"credit_line_use"``) and ``value``.
+        """
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in
+                                             ("month", "time_days", "party", "variable",
+                                              "value")}
+        n = len(self.months)
+
+        def add(name: str, arr: np.ndarray, labels: tuple[str, ...]) -> None:
+            k = arr.shape[1]
+            cols["month"].append(np.repeat(np.arange(n), k))
+            cols["time_days"].append(np.repeat(self.months, k))
+            cols["party"].append(np.tile(np.array(labels, dtype=object), n))
+            cols["variable"].append(np.full(n * k, name, dtype=object))
+            cols["value"].append(arr.reshape(-1))
+
+        for name, arr in self.series.items():
+            add(name, arr, self.parties)
+        for reason, arr in self.refusals.items():
+            add(f"refusals:{reason}", arr, self.parties)
+        if self.caps:
+            add("cap_refused", self.cap_refused, self.caps)
+        if self.credit_lines:
+            add("credit_line_use", self.credit_line_use, self.credit_lines)
+        return {k: np.concatenate(v) for k, v in cols.items()}
+
+    def to_frame(self) -> Any:
+        """:meth:`to_table` as a pandas DataFrame when pandas is installed, else the dict."""
+        table = self.to_table()
+        try:
+            import pandas as pd
+        except ImportError:
+            return table
+        return pd.DataFrame(table)
+
+    def annual_loss(self) -> dict[str, float]:
+        """Net default loss per party per year of the horizon (yuan/year)."""
+        return {p: v / self.years for p, v in self.summary["losses"].items()}
+
+
+@dataclass
+class DesRuns:
+    """Replications of one scenario (:func:`simkit.des.run_des`).
+
+    Attributes
+    ----------
+    results : tuple of DesResult
+        In replication order.
+    """
+
+    results: tuple[DesResult, ...]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> DesResult:
+        return self.results[i]
+
+    def __iter__(self) -> Iterator[DesResult]:
+        return iter(self.results)
+
+    def annual_loss(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Mean and standard error over replications of each party's annual net loss."""
+        return self.mean_se(lambda r: r.annual_loss())
+
+    def mean_se(self, fn: Any) -> tuple[dict[str, float], dict[str, float]]:
+        """Mean and standard error over replications of a per-party dict ``fn(result)``."""
+        rows = [fn(r) for r in self.results]
+        keys = list(rows[0])
+        data = np.array([[row[k] for k in keys] for row in rows])
+        mean = data.mean(axis=0)
+        se = (data.std(axis=0, ddof=1) / math.sqrt(len(rows)) if len(rows) > 1
+              else np.full(len(keys), np.nan))
+        return dict(zip(keys, mean.tolist(), strict=True)), dict(zip(keys, se.tolist(),
+                                                                     strict=True))
+
+    def summary(self) -> dict[str, Any]:
+        """Across-replication means (and standard errors) of the scalar summary items."""
+        out: dict[str, Any] = {"replications": len(self.results)}
+        first = self.results[0].summary
+        for key, value in first.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                vals = np.array([r.summary[key] for r in self.results], dtype=float)
+                out[key] = float(vals.mean())
+                if len(vals) > 1:
+                    out[f"{key}_se"] = float(vals.std(ddof=1) / math.sqrt(len(vals)))
+            elif isinstance(value, dict) and all(isinstance(v, int | float)
+                                                 for v in value.values()):
+                out[key] = {k: float(np.mean([r.summary[key].get(k, 0.0)
+                                              for r in self.results])) for k in value}
+        return out
+
+
+def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> DesResult:
+    """Assemble a :class:`DesResult` from a finished :class:`~simkit.des.model.Model`."""
+    sc = model.scenario
+    ledger = model.ledger.freeze()
+    n_p = model.n_parties
+    n_m = model.n_months
+    months = np.minimum((np.arange(n_m) + 1) * (365.0 / 12.0), model.horizon)
+
+    # -- loans ---------------------------------------------------------------------------
+    chunks = model._loans
+    if chunks:
+        ids, apps, start, end, dflt, renewal = (np.concatenate([c[i] for c in chunks])
+                                                for i in range(6))
+    else:
+        ids = apps = np.zeros(0, np.int64)
+        start = end = np.zeros(0)
+        dflt = renewal = np.zeros(0, bool)
+    defaulted = dflt & (end < model.horizon)
+    rec = np.zeros(len(ids))
+    for loan, amount in model.recovered.items():
+        rec[loan] = amount
+    loans = {
+        "id": ids, "application": apps, "segment": model.app_seg[apps], "start": start,
+        "end": end, "defaulted": defaulted, "renewal": renewal,
+        "exposure": model.app_exposure[apps], "guaranteed": model.app_guaranteed[apps],
+        "default_prob": model.app_pd_eff[apps], "recovered": rec,
+    }
+
+    # -- ledger-derived monthly flows ----------------------------------------------------
+    mon = np.minimum((ledger.time / (365.0 / 12.0)).astype(np.intp), n_m - 1)
+
+    def flow(kinds: tuple[str, ...], side: str) -> np.ndarray:
+        out = np.zeros((n_m, model.n_accounts))
+        sel = ledger.mask(kinds)
+        acct = ledger.payer if side == "paid" else ledger.payee
+        np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
+        return out[:, :n_p]
+
+    series: dict[str, np.ndarray] = dict(model.flows)
+    series["compensation_paid"] = flow(("compensation", "reimbursement", "overflow"), "paid")
+    series["reimbursements_received"] = flow(("reimbursement", "overflow"), "received")
+    series["recoveries"] = flow(("recovery",), "received")
+    series["fees_received"] = flow(FEE_KINDS, "received")
+    series["fees_paid"] = flow(FEE_KINDS, "paid")
+    series["injections"] = flow(("injection",), "received")
+    series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
+    series.update(model.stocks)
+
+    cap_refused = np.zeros((n_m, len(model.caps)))
+    for t, cap, amount in model.cap_refusals:
+        cap_refused[model.month(t), cap] += amount
+
+    # -- checks --------------------------------------------------------------------------
+    checks, detail = _checks(model, ledger, loans)
+
+    # -- event log -----------------------------------------------------------------------
+    events = None
+    if model.keep_log:
+        from simkit.des.model import EVENTS, REASONS
+        names = ("time", "event", "id", "party", "amount", "reason")
+        if model._log:
+            cols = [np.concatenate([c[i] for c in model._log]) for i in range(6)]
+        else:
+            cols = [np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64),
+                    np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8)]
+        order = np.argsort(cols[0], kind="stable")
+        events = {k: c[order] for k, c in zip(names, cols, strict=True)}
+        events["event_names"] = np.array(EVENTS)
+        events["reason_names"] = np.array(REASONS)
+
+    counts = model.counts
+    n_nonfee = int((~ledger.mask(FEE_KINDS)).sum())
+    model_events = (counts["applications"] + counts["bank_decisions"]
+                    + counts["guarantor_decisions"] + counts["originations"]
+                    + counts["maturities"] + counts["defaults"] + counts["claims"] + n_nonfee)
+    summary = _summary(model, ledger, loans, series, cap_refused, checks)
+    summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
+                   model_events=model_events,
+                   model_events_per_second=model_events / max(wall_seconds, 1e-12))
+    return DesResult(
+        scenario_name=sc.name, seed=model.seed, replication=model.replication,
+        years=model.years, parties=sc.party_names, months=months, series=series,
+        refusals=dict(model.refusals), caps=tuple(c.label for c in model.caps),
+        cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
+        credit_line_use=model.line_use,
+        credit_line_amount=np.array([x.amount for x in model.lines]),
+        ledger=ledger, loans=loans, scenario=sc, events=events, summary=summary,
+        checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
+        model_events=model_events, check_detail=detail,
+    )
+
+
+def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
+            ) -> tuple[dict[str, bool], dict[str, float]]:
+    """Conservation of money and single bearing of each default's loss."""
+    bal = ledger.balances()
+    scale = max(float(ledger.amount.sum()), 1.0)
+    state = np.array([a.capital - a.initial for a in model.accounts])
+    err_state = float(np.abs(state - bal).max()) if len(bal) else 0.0
+    err_total = abs(float(bal.sum()))
+    conservation = err_state <= 1e-9 * scale and err_total <= 1e-9 * scale
+    ids = np.array([d[0] for d in model.defaults], dtype=np.int64)
+    expo = np.array([d[2] for d in model.defaults])
+    losses = ledger.loan_losses(ids)[:, :model.n_parties]
+    rec = loans["recovered"][ids] if len(ids) else np.zeros(0)
+    err_loss = float(np.abs(losses.sum(axis=1) - (expo - rec)).max()) if len(ids) else 0.0
+    n_default_rows = np.bincount(ledger.loan[ledger.mask("default")],
+                                 minlength=max(len(loans["id"]), 1))
+    once = bool((n_default_rows <= 1).all()) and int(n_default_rows.sum()) == len(ids)
+    loss_once = once and err_loss <= 1e-9 * max(float(expo.sum()) if len(ids) else 1.0, 1.0)
+    min_net = float(losses.min()) if losses.size else 0.0
+    no_gain = min_net >= -1e-6 * max(float(expo.max()) if len(ids) else 1.0, 1.0)
+    return ({"conservation": conservation, "loss_once": loss_once, "no_gain": no_gain},
+            {"state_vs_ledger": err_state, "ledger_total": err_total,
+             "loss_identity": err_loss, "min_party_net_loss": min_net})
+
+
+def book_from_loans(scenario: Scenario, loans: dict[str, np.ndarray]) -> Book:
+    """The originated loans of a run as a :class:`simkit.book.Book`.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    loans : dict of arrays
+        :attr:`DesResult.loans` (uses ``segment``, ``exposure``, ``default_prob``).
+    """
+    segs = scenario.segments
+    seg = np.asarray(loans["segment"], dtype=np.intp)
+    regions = tuple(sorted({s.region for s in segs}))
+    sectors = tuple(sorted({s.sector for s in segs}))
+    g_names = tuple(dict.fromkeys(s.guarantor for s in segs if s.guarantor))
+    ag_names = [a.name for a in scenario.agreements]
+
+    def per_seg(values: list[Any], dtype: Any = float) -> np.ndarray:
+        return np.array(values, dtype=dtype)[seg] if segs else np.zeros(0, dtype)
+
+    loadings = np.array([(s.loadings or scenario.factors.loadings).as_tuple() for s in segs]
+                        ).reshape(len(segs), 4)[seg]
+    return _assemble(
+        scenario, exposure=np.asarray(loans["exposure"], float),
+        default_prob=np.asarray(loans["default_prob"], float),
+        lgd_mean=per_seg([s.lgd.mean for s in segs]),
+        lgd_sd=per_seg([s.lgd.sd for s in segs]),
+        tenor_years=per_seg([s.tenor_years for s in segs]),
+        agreement=per_seg([ag_names.index(s.agreement) for s in segs], np.intp),
+        segment=seg, segment_names=tuple(s.name for s in segs),
+        region=per_seg([regions.index(s.region) for s in segs], np.intp),
+        region_names=regions,
+        sector=per_seg([sectors.index(s.sector) for s in segs], np.intp),
+        sector_names=sectors,
+        guarantor=per_seg([g_names.index(s.guarantor) if s.guarantor else -1 for s in segs],
+                          np.intp),
+        guarantor_names=g_names,
+        tech_tier=per_seg([s.tech_tier for s in segs], np.int8),
+        loadings=loadings,
+    )
+
+
+def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
+             series: dict[str, np.ndarray], cap_refused: np.ndarray,
+             checks: dict[str, bool]) -> dict[str, Any]:
+    parties = model.scenario.party_names
+    n_p = model.n_parties
+
+    def per_party(values: np.ndarray) -> dict[str, float]:
+        return dict(zip(parties, (float(v) for v in values[:n_p]), strict=True))
+
+    paid = np.zeros(model.n_accounts)
+    sel = ledger.mask(("compensation", "reimbursement", "overflow"))
+    np.add.at(paid, ledger.payer[sel], ledger.amount[sel])
+    loss = -ledger.balances(LOSS_KINDS)
+    refusals = {r: int(a.sum()) for r, a in model.refusals.items()}
+    limit_months: dict[str, int] = {}
+    for reason in ("leverage", "credit_line", "single_client"):
+        arr = model.refusals[reason]
+        for j in np.flatnonzero(arr.sum(axis=0)):
+            limit_months[f"{reason}:{parties[j]}"] = int((arr[:, j] > 0).sum())
+    lev = series["leverage"]
+    max_lev = {}
+    for j, p in enumerate(parties):
+        col = lev[:, j]
+        if np.isfinite(col).any():
+            max_lev[p] = float(np.nanmax(np.where(np.isfinite(col), col, np.nan)))
+    return {
+        "scenario": model.scenario.name,
+        "seed": model.seed,
+        "replication": model.replication,
+        "years": model.years,
+        "applications": int(model.counts["applications"]),
+        "approvals": int(series["approvals"].sum()),
+        "renewals": int(series["renewed"].sum()),
+        "loans": len(loans["id"]),
+        # each application originates at most one loan that is not a renewal
+        "firms_served": int((~loans["renewal"]).sum()),
+        "credit_supplied": float(loans["exposure"].sum()),
+        "guaranteed_supplied": float(loans["guaranteed"].sum()),
+        "defaults": int(loans["defaulted"].sum()),
+        "default_amount": float(loans["exposure"][loans["defaulted"]].sum()),
+        "refusals": refusals,
+        "pending": int(model.counts["applications"] - series["approvals"].sum()
+                       - sum(refusals.values())),
+        "losses": per_party(loss),
+        "compensation_paid": per_party(paid),
+        "fees_net": per_party(ledger.balances(FEE_KINDS)),
+        "recoveries": per_party(ledger.balances("recovery")),
+        "injections": per_party(ledger.balances("injection")),
+        "capital_end": per_party(np.array([a.capital for a in model.accounts])),
+        "cap_binding_months": {c.label: int((cap_refused[:, k] > 0).sum())
+                               for k, c in enumerate(model.caps)},
+        "cap_refused": {c.label: float(cap_refused[:, k].sum())
+                        for k, c in enumerate(model.caps)},
+        "limit_binding_months": limit_months,
+        "max_leverage": max_lev,
+        "checks_ok": all(checks.values()),
+        "ledger_rows": len(ledger),
+    }
+

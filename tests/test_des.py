@@ -1,0 +1,463 @@
+"""Tests of the SimPy discrete-event model (simkit.des). Fixed seeds throughout."""
+
+from __future__ import annotations
+
+import copy
+import math
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+import simkit
+from simkit.book import Book
+from simkit.des import REASONS, DesResult, plot_des, run_des, simulate
+from simkit.des.ledger import KINDS, LOSS_KINDS
+
+BASE: dict[str, Any] = {
+    "scenario": {"name": "des_small"},
+    "parties": {
+        "bank": {},
+        "guarantor": {"net_assets": 5e9, "leverage_limit": 15},
+        "provincial": {"net_assets": 2e10, "leverage_limit": 10},
+        "local_gov": {},
+    },
+    "agreements": [{
+        "name": "a4321",
+        "recovery_lag_years": 0.5,
+        "layers": [
+            {"party": "bank", "share": 0.2},
+            {"party": "guarantor", "share": 0.4},
+            {"party": "provincial", "share": 0.3, "lag_days": 30},
+            {"party": "local_gov", "share": 0.1, "lag_days": 10},
+        ],
+        "fees": [
+            {"from": "borrower", "to": "guarantor", "rate": 0.01, "kind": "guarantee"},
+            {"from": "guarantor", "to": "provincial", "rate": 0.003,
+             "on_share_of": "provincial", "kind": "reguarantee"},
+        ],
+    }],
+    "segments": [{
+        "name": "smes",
+        "count": 2000,
+        "exposure": {"dist": "lognormal", "median": 800_000, "sigma": 0.5},
+        "default_prob": {"dist": "uniform", "low": 0.02, "high": 0.06},
+        "lgd": {"mean": 0.6, "sd": 0.2},
+        "interest_margin": 0.05,
+    }],
+    "factors": {"national": 0.15, "regional": 0.1},
+    "run": {"seed": 11},
+    "des": {"years": 2, "mode": "batch"},
+}
+
+
+def scenario(**changes: Any) -> simkit.Scenario:
+    """The base scenario with dotted-path changes."""
+    data = copy.deepcopy(BASE)
+    sc = simkit.from_dict(data)
+    return sc.with_changes(changes) if changes else sc
+
+
+def checked(result: DesResult) -> DesResult:
+    """Every run must conserve money and bear each loss once."""
+    result.check()
+    assert all(result.checks.values()), result.check_detail
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# ledger: conservation and single bearing of losses
+# --------------------------------------------------------------------------------------
+def test_ledger_conserves_money_and_balances_match_party_state() -> None:
+    r = checked(simulate(scenario(), seed=3))
+    led = r.ledger
+    assert len(led) > 1000
+    assert np.all(led.amount > 0) and np.all(np.isfinite(led.amount))
+    assert np.all(np.diff(led.time) >= 0)
+    bal = led.balances()
+    assert abs(bal.sum()) <= 1e-6 * led.amount.sum()
+    # capital = net assets + ledger balance for every party
+    for name, cap in r.summary["capital_end"].items():
+        net = r.balances()[name]
+        initial = {"guarantor": 5e9, "provincial": 2e10}.get(name, 0.0)
+        assert cap == pytest.approx(initial + net, rel=1e-12, abs=1e-3)
+    # defaults, claims and payments actually happened
+    assert r.summary["defaults"] > 20
+    for kind in ("default", "compensation", "reimbursement", "recovery", "guarantee"):
+        assert led.mask(kind).any(), kind
+
+
+def test_each_default_loss_borne_exactly_once() -> None:
+    r = checked(simulate(scenario(), seed=4))
+    loans = r.loans
+    dflt = np.flatnonzero(loans["defaulted"])
+    assert dflt.size > 20
+    losses = r.ledger.loan_losses(loans["id"][dflt])[:, :len(r.parties)]
+    expected = loans["exposure"][dflt] - loans["recovered"][dflt]
+    np.testing.assert_allclose(losses.sum(axis=1), expected, rtol=1e-12, atol=1e-6)
+    # exactly one default flow per defaulted loan, none for the others
+    n_rows = np.bincount(r.ledger.loan[r.ledger.mask("default")], minlength=len(loans["id"]))
+    assert np.array_equal(n_rows > 0, loans["defaulted"])
+    assert n_rows.max() == 1
+    # no party gains from a default
+    assert losses.min() >= -1e-6
+
+
+def test_caps_off_compensation_shares_equal_agreement_shares_per_loan() -> None:
+    sc = scenario(**{"des.claim_trigger_days": 5, "des.claim_payment_days": 5,
+                     "des.years": 1.5})
+    r = checked(simulate(sc, seed=5))
+    loans = r.loans
+    # loans whose claim chain (10 days + 30 days largest lag) ended before the horizon
+    done = loans["defaulted"] & (loans["end"] < 365 * 1.5 - 60)
+    assert done.sum() > 20
+    ids = loans["id"][done]
+    led = r.ledger
+    sel = led.mask(("default", "compensation", "reimbursement", "overflow"))
+    net = np.zeros((len(loans["id"]), len(led.accounts)))
+    np.add.at(net, (led.loan[sel], led.payer[sel]), led.amount[sel])
+    np.add.at(net, (led.loan[sel], led.payee[sel]), -led.amount[sel])
+    g = loans["guaranteed"][ids]
+    shares = {"bank": 0.2, "guarantor": 0.4, "provincial": 0.3, "local_gov": 0.1}
+    for name, share in shares.items():
+        j = r.parties.index(name)
+        np.testing.assert_allclose(net[ids, j] / g, share, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# limits and refusals
+# --------------------------------------------------------------------------------------
+def test_tiny_leverage_limit_refuses_and_never_exceeds_limit() -> None:
+    sc = scenario(**{"parties.guarantor.leverage_limit": 0.2,
+                     "parties.guarantor.net_assets": 2e8,
+                     "segments[0].default_prob": 1e-4})
+    r = checked(simulate(sc, seed=6, event_log=True))
+    j = r.parties.index("guarantor")
+    assert r.summary["refusals"]["leverage"] > 100
+    assert r.refusals["leverage"][:, j].sum() == r.summary["refusals"]["leverage"]
+    weighted = r.series["weighted_outstanding"][:, j]
+    capital = r.series["capital"][:, j]
+    assert weighted.max() > 0
+    assert np.all(weighted <= 0.2 * capital * (1 + 1e-9))
+    assert r.summary["max_leverage"]["guarantor"] <= 0.2 * (1 + 1e-9)
+    assert r.summary["limit_binding_months"]["leverage:guarantor"] >= 6
+    # the event log carries the refusals with their reason
+    ev = r.events
+    assert ev is not None
+    refusal = ev["event"] == list(ev["event_names"]).index("refusal")
+    assert (ev["reason"][refusal] == REASONS.index("leverage")).sum() == \
+        r.summary["refusals"]["leverage"]
+
+
+def test_single_client_limit_refuses_large_guarantees() -> None:
+    sc = scenario(**{"parties.guarantor.single_client_limit": 1e-4, "des.years": 1})
+    r = checked(simulate(sc, seed=7))
+    assert r.summary["refusals"]["single_client"] > 100
+    # the guarantor's liability is the covered 80 %: 0.8 G <= 1e-4 x capital (~5e9)
+    g = r.loans["guaranteed"]
+    cap_max = r.series["capital"][:, r.parties.index("guarantor")].max()
+    assert 0.8 * g.max() <= 1e-4 * cap_max
+    assert 0.8 * g.max() > 0.9e-4 * 5e9
+
+
+def test_queue_mode_waits_then_gives_up() -> None:
+    sc = scenario(**{"parties.guarantor.leverage_limit": 0.2,
+                     "parties.guarantor.net_assets": 2e8,
+                     "des.refusal": "queue", "des.queue_patience_days": 20})
+    r = checked(simulate(sc, seed=6))
+    assert r.series["queued"].sum() > 100
+    assert r.summary["refusals"]["leverage"] > 0
+    # every queued application that was refused was queued first
+    assert r.summary["refusals"]["leverage"] <= r.series["queued"].sum()
+
+
+def test_credit_line_exhaustion_refuses_with_reason_credit_line() -> None:
+    data = copy.deepcopy(BASE)
+    data["parties"]["national_fund"] = {}
+    data["agreements"][0]["layers"] = [
+        {"party": "bank", "share": 0.2}, {"party": "guarantor", "share": 0.4},
+        {"party": "provincial", "share": 0.2}, {"party": "national_fund", "share": 0.2},
+    ]
+    data["credit_lines"] = [{"from": "national_fund", "to": "provincial",
+                             "amount": 3e8, "period_years": 1}]
+    r = checked(simulate(simkit.from_dict(data), seed=8))
+    assert r.summary["refusals"]["credit_line"] > 100
+    j = r.parties.index("national_fund")
+    assert r.refusals["credit_line"][:, j].sum() == r.summary["refusals"]["credit_line"]
+    assert r.credit_lines == ("national_fund->provincial",)
+    assert np.all(r.credit_line_use <= 3e8 * (1 + 1e-12))
+    assert r.credit_line_use.max() > 0.95 * 3e8
+    # the line resets each year: new guarantees in both years
+    new = r.series["approvals"].sum(axis=1)
+    assert new[:12].sum() > 0 and new[12:].sum() > 0
+    assert new[:12].sum() < r.summary["applications"] / 2
+
+
+def test_lower_bank_retained_share_means_more_approvals() -> None:
+    def run(bank_share: float) -> DesResult:
+        sc = scenario(**{
+            "agreements[0].layers[0].share": bank_share,
+            "agreements[0].layers[1].share": 0.6 - bank_share,
+            "segments[0].default_prob": {"dist": "uniform", "low": 0.01, "high": 0.12},
+            "segments[0].interest_margin": 0.03,
+            "des.years": 1,
+        })
+        return checked(simulate(sc, seed=9))
+
+    high, low = run(0.5), run(0.2)
+    assert high.summary["applications"] == low.summary["applications"]
+    assert high.summary["refusals"]["bank_margin"] > 0
+    assert low.summary["approvals"] > high.summary["approvals"] * 1.1
+    assert low.summary["credit_supplied"] > high.summary["credit_supplied"]
+
+
+def test_individual_review_refuses_loss_making_guarantees() -> None:
+    sc = scenario(**{"des.mode": "individual", "des.review_loss_tolerance": 1.0,
+                     "des.years": 1})
+    r = checked(simulate(sc, seed=10))
+    # accepted iff 0.4 * PD * 0.6 <= 1 % -> PD <= 4.17 %, PD ~ U(2 %, 6 %)
+    decided = r.summary["approvals"] + sum(r.summary["refusals"].values())
+    assert decided + r.summary["pending"] == r.summary["applications"]
+    frac = r.summary["refusals"]["guarantor_review"] / decided
+    assert frac == pytest.approx((0.06 - 0.01 / 0.24) / 0.04, abs=0.03)
+    assert r.loans["default_prob"].max() <= 0.01 / 0.24 + 1e-12
+
+
+def test_portfolio_cap_refuses_and_overflow_party_bears_it() -> None:
+    sc = scenario(**{
+        "agreements[0].layers[2].cap": {"rate": 0.005, "overflow": "guarantor"},
+        "des.claim_trigger_days": 0, "des.claim_payment_days": 0})
+    r = checked(simulate(sc, seed=12))
+    (label,) = r.caps
+    assert r.summary["cap_refused"][label] > 0
+    assert r.summary["cap_binding_months"][label] > 0
+    # what the provincial paid never exceeds rate x share x originated base per period
+    led = r.ledger
+    j = r.parties.index("provincial")
+    sel = led.mask("reimbursement") & (led.payer == j)
+    start = r.loans["start"][led.loan[sel]]
+    for period in (0, 1):
+        in_p = (start // 365) == period
+        base = r.loans["guaranteed"][(r.loans["start"] // 365) == period].sum()
+        assert led.amount[sel][in_p].sum() <= 0.005 * 0.3 * base * (1 + 1e-9)
+    # with the cap, the guarantor's loss share is above its 40 %
+    losses = r.summary["losses"]
+    assert losses["guarantor"] > losses["provincial"] * 0.4 / 0.3 * 1.05
+
+
+def test_capital_injection_rule() -> None:
+    sc = scenario(**{"parties.guarantor.net_assets": 1e8,
+                     "parties.guarantor.leverage_limit": 1e3, "agreements[0].fees": [],
+                     "agreements[0].layers[2].lag_days": 300,
+                     "des.injection_trigger": 0.9, "des.injection_target": 1.0,
+                     "des.claim_trigger_days": 0, "des.claim_payment_days": 0})
+    r = checked(simulate(sc, seed=13))
+    inj = r.summary["injections"]
+    assert inj["guarantor"] > 0
+    assert inj["local_gov"] == pytest.approx(-inj["guarantor"])
+    cap = r.series["capital"][:, r.parties.index("guarantor")]
+    assert cap.min() >= 0.9 * 1e8 * (1 - 1e-9)
+
+
+def test_renewals_and_moral_hazard() -> None:
+    sc = scenario(**{"des.renewal_prob": 0.8, "des.moral_hazard_kappa": 0.5,
+                     "des.years": 2.5})
+    r = checked(simulate(sc, seed=14))
+    assert r.summary["renewals"] > 1000
+    assert r.summary["firms_served"] < r.summary["loans"]
+    # PD x (1 + 0.5 x (1 - 0.2)) = 1.4 PD for loans without uncovered part
+    pd = r.loans["default_prob"]
+    assert pd.min() >= 0.02 * 1.4 * (1 - 1e-9) and pd.max() <= 0.06 * 1.4 * (1 + 1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# statistics: expected loss
+# --------------------------------------------------------------------------------------
+def test_annual_loss_matches_closed_form_expected_loss() -> None:
+    """Mean loss over replications vs sum_i PD_i x P(default before horizon) x G_i x
+    share_j x LGD (no caps, no lags), within 3 standard errors."""
+    sc = scenario(**{"des.claim_trigger_days": 0, "des.claim_payment_days": 0,
+                     "agreements[0].layers[2].lag_days": 0,
+                     "agreements[0].layers[3].lag_days": 0,
+                     "agreements[0].recovery_lag_years": 0,
+                     "segments[0].exposure": 1_000_000,
+                     "des.years": 1})
+    runs = run_des(sc, replications=40, seed=21)
+    shares = {"bank": 0.2, "guarantor": 0.4, "provincial": 0.3, "local_gov": 0.1}
+    diffs = []
+    for r in runs:
+        checked(r)
+        loans = r.loans
+        exposure_time = np.clip((365.0 - loans["start"]) / 365.0, 0, 1)
+        el = float((loans["default_prob"] * exposure_time * loans["guaranteed"] * 0.6).sum())
+        diffs.append([r.summary["losses"][p] - s * el for p, s in shares.items()]
+                     + [el])
+    d = np.array(diffs)
+    mean, se = d.mean(axis=0), d.std(axis=0, ddof=1) / math.sqrt(len(d))
+    for k in range(4):
+        assert abs(mean[k]) <= 3 * se[k], (k, mean[k], se[k])
+    # the test has power: the standard error is well below the expected loss
+    assert se[1] < 0.2 * 0.4 * mean[4]
+
+
+# --------------------------------------------------------------------------------------
+# determinism and executors
+# --------------------------------------------------------------------------------------
+def _same_ledger(a: DesResult, b: DesResult) -> bool:
+    return all(np.array_equal(getattr(a.ledger, k), getattr(b.ledger, k))
+               for k in ("time", "payer", "payee", "kind", "amount", "loan"))
+
+
+def test_same_seed_same_trace_and_ledger() -> None:
+    sc = scenario(**{"des.years": 1.5, "des.renewal_prob": 0.3})
+    a = simulate(sc, seed=31, event_log=True)
+    b = simulate(sc, seed=31, event_log=True)
+    assert _same_ledger(a, b)
+    assert a.events is not None and b.events is not None
+    for key in ("time", "event", "id", "party", "amount", "reason"):
+        assert np.array_equal(a.events[key], b.events[key]), key
+    c = simulate(sc, seed=32)
+    assert not _same_ledger(a, c)
+
+
+def test_serial_and_process_pool_identical() -> None:
+    sc = scenario(**{"des.years": 1})
+    serial = run_des(sc, replications=2, seed=41)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        parallel = run_des(sc, replications=2, seed=41, executor=pool)
+    assert len(serial) == len(parallel) == 2
+    for a, b in zip(serial, parallel, strict=True):
+        assert _same_ledger(a, b)
+    # replications differ from each other
+    assert not _same_ledger(serial[0], serial[1])
+    assert serial[1].replication == 1
+    summary = serial.summary()
+    assert summary["replications"] == 2
+    assert summary["applications"] == pytest.approx(
+        (serial[0].summary["applications"] + serial[1].summary["applications"]) / 2)
+    assert set(summary["losses"]) == set(serial[0].parties)
+    mean, se = serial.annual_loss()
+    assert mean["guarantor"] > 0 and se["guarantor"] >= 0
+
+
+def test_run_des_arguments_checked() -> None:
+    with pytest.raises(ValueError, match="replications"):
+        run_des(scenario(), replications=0)
+    with pytest.raises(ValueError, match="years"):
+        run_des(scenario(), years=-1)
+
+
+# --------------------------------------------------------------------------------------
+# results: series, book, tables, plots
+# --------------------------------------------------------------------------------------
+def test_result_series_book_and_table() -> None:
+    r = checked(simulate(scenario(), seed=51))
+    n_m, n_p = 24, len(r.parties)
+    assert r.months.shape == (n_m,)
+    for name, arr in r.series.items():
+        assert arr.shape == (n_m, n_p), name
+    s = r.summary
+    assert r.series["approvals"].sum() == s["approvals"] == len(r.loans["id"])
+    assert r.series["applications"].sum() == s["applications"]
+    # applications of the last review days (3 in batch mode) are still pending
+    assert sum(s["refusals"].values()) + s["approvals"] + s["pending"] == s["applications"]
+    assert 0 < s["pending"] < 0.01 * s["applications"]
+    assert s["pending"] == pytest.approx(3 / 730 * s["applications"], rel=0.3)
+    # monthly net loss adds up to the summary losses
+    for j, p in enumerate(r.parties):
+        assert r.series["net_loss"][:, j].sum() == pytest.approx(s["losses"][p], rel=1e-9,
+                                                                  abs=1e-3)
+    assert isinstance(r.book, Book)
+    assert r.book.n_loans == len(r.loans["id"])
+    assert r.book.guaranteed.sum() == pytest.approx(s["guaranteed_supplied"])
+    assert r.book.cells.guaranteed.sum() == pytest.approx(s["guaranteed_supplied"])
+    table = r.to_table()
+    n = len(table["value"])
+    assert all(len(v) == n for v in table.values())
+    sel = (table["variable"] == "approvals")
+    assert table["value"][sel].sum() == s["approvals"]
+    assert set(KINDS) >= set(LOSS_KINDS)
+
+
+def test_seasonality_shapes_applications() -> None:
+    r = simulate(scenario(**{"des.seasonality": 0.8, "des.years": 1}), seed=52)
+    apps = r.series["applications"].sum(axis=1)
+    # sin peaks in months 1-4 and troughs in months 7-10 (0-based months 0-11)
+    assert apps[1:4].sum() > 2 * apps[7:10].sum()
+
+
+def test_plot_des_writes_pngs(tmp_path: Any) -> None:
+    r = simulate(scenario(**{"des.years": 1}), seed=53)
+    files = plot_des(r, tmp_path)
+    assert len(files) >= 5
+    for f in files:
+        assert f.stat().st_size > 1000
+        assert f.read_bytes()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------------------
+# bad settings give ScenarioError naming the field
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("path", "value", "field"), [
+    ("des.claim_payment_days", -1, "des.claim_payment_days"),
+    ("des.claim_trigger_days", -5.0, "des.claim_trigger_days"),
+    ("des.renewal_prob", 1.5, "des.renewal_prob"),
+    ("des.queue_patience_days", -1, "des.queue_patience_days"),
+    ("des.recovery_lag_sigma", -0.1, "des.recovery_lag_sigma"),
+    ("des.review_loss_tolerance", -1, "des.review_loss_tolerance"),
+    ("des.refusal", "wait", "des.refusal"),
+    ("agreements[0].layers[2].lag_days", -3, "agreements[0].layers[2].lag_days"),
+    ("segments[0].applications_per_year", -10, "segments[0].applications_per_year"),
+])
+def test_bad_des_settings_raise_scenario_error(path: str, value: Any, field: str) -> None:
+    with pytest.raises(simkit.ScenarioError, match=field.replace("[", r"\[")
+                       .replace("]", r"\]")) as info:
+        scenario(**{path: value})
+    assert info.value.path == field
+
+
+def test_credit_line_without_party_is_an_error() -> None:
+    data = copy.deepcopy(BASE)
+    data["credit_lines"] = [{"from": "provincial", "amount": 1e9}]
+    with pytest.raises(simkit.ScenarioError, match=r"credit_lines\[0\]\.to"):
+        simkit.from_dict(data)
+    data["credit_lines"] = [{"from": "nfgf", "to": "provincial", "amount": 1e9}]
+    with pytest.raises(simkit.ScenarioError, match=r"credit_lines\[0\]\.from"):
+        simkit.from_dict(data)
+    data["credit_lines"] = [{"from": "provincial", "to": "guarantor", "amount": -1}]
+    with pytest.raises(simkit.ScenarioError, match=r"credit_lines\[0\]\.amount"):
+        simkit.from_dict(data)
+
+
+def test_anhui_scenario_small_scale_routes_flows_to_each_segment_guarantor() -> None:
+    sc = simkit.load(simkit.__path__[0] + "/../scenarios/anhui_4321.toml")
+    sc = sc.with_changes({**{f"segments[{i}].count": s.count // 50
+                             for i, s in enumerate(sc.segments)},
+                          "des.years": 1.5, "factors.copula": "student_t"})
+    r = checked(simulate(sc, seed=61))
+    fees = r.summary["fees_net"]
+    for g in ("hefei_guarantor", "north_guarantor", "south_guarantor"):
+        assert fees[g] > 0
+        j = r.parties.index(g)
+        assert r.series["compensation_paid"][:, j].sum() > 0
+    assert fees["provincial"] > 0
+    # the reguarantee fee flows from each guarantor to the provincial re-guarantor
+    led = r.ledger
+    reg = led.mask("reguarantee")
+    assert set(led.payer[reg].tolist()) == {r.parties.index(g) for g in
+                                            ("hefei_guarantor", "north_guarantor",
+                                             "south_guarantor")}
+    assert r.book.n_loans == r.summary["loans"]
+
+
+def test_originated_book_feeds_the_monte_carlo() -> None:
+    mc = pytest.importorskip("simkit.montecarlo")
+    r = checked(simulate(scenario(**{"des.years": 1}), seed=71))
+    book = r.book
+    res = mc.simulate(r.scenario, book=book, n_paths=4000, block_size=1000, seed=5)
+    el = float((book.default_prob * book.guaranteed * book.lgd_mean).sum())
+    shares = {"bank": 0.2, "guarantor": 0.4, "provincial": 0.3, "local_gov": 0.1}
+    se = res.losses.std(axis=0, ddof=1) / math.sqrt(res.n_paths)
+    for j, p in enumerate(res.parties):
+        assert abs(res.losses[:, j].mean() - shares[p] * el) <= 3 * se[j] + 1e-6, p
