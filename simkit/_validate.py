@@ -129,8 +129,8 @@ class Reader:
         if choices is not None:
             choices = list(choices)
             if value not in choices:
-                raise self.bad(key, value, "one of " + ", ".join(repr(c) for c in choices)
-                               + suggest(value, choices))
+                raise self.error(key, "must be one of " + ", ".join(repr(c) for c in choices)
+                                 + f", got {_fmt(value)}" + suggest(value, choices))
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -181,13 +181,20 @@ def suggest(value: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _num(x: float) -> str:
+    """Bounds for messages: integers exactly (2**63 - 1), round powers of ten short."""
+    if isinstance(x, int) and x >= 10**6 and str(x).rstrip("0") != "1":
+        return str(x)
+    return f"{x:g}"
+
+
 def interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{_num(low)}, {_num(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {_num(low)}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'<' if high_open else '<='} {_num(high)}"
     return "a finite number"
 
 
@@ -220,7 +227,8 @@ def check_number(
     if high is not None:
         ok &= value < high if high_open else value <= high
     if not ok:
-        raise ScenarioError(file, path, f"must be {allowed}, got {_fmt(value)}")
+        prefix = "an integer " if integer else ""
+        raise ScenarioError(file, path, f"must be {prefix}{allowed}, got {_fmt(value)}")
     return value if integer else float(value)
 
 

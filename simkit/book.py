@@ -240,19 +240,24 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         except ImportError:  # pragma: no cover - depends on the environment
             raise ScenarioError(str(path), "", "is Parquet, which needs pyarrow "
                                 "(pip install 'simkit[parquet]')") from None
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ScenarioError(str(path), "", f"cannot be read as Parquet: {exc}") from None
         header = list(table.column_names)
         columns = [table.column(c).to_pylist() for c in header]
         rows = [["" if v is None else str(v) for v in row] for row in zip(*columns,
                                                                            strict=True)]
         return header, rows
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # tolerate Excel's BOM
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
                 raise ScenarioError(str(path), "", "is empty (a header row is required)")
             rows = list(reader)
+        while rows and not any(cell.strip() for cell in rows[-1]):
+            rows.pop()  # trailing blank lines
     except OSError as exc:
         raise ScenarioError(str(path), "", f"cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -270,7 +275,9 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
     path = Path(path)
     file = str(path)
     header, rows = _read_rows(path)
-    for col in header:
+    for i, col in enumerate(header):
+        if col in header[:i]:
+            raise ScenarioError(file, "", f"has the column {col!r} twice")
         if col not in TAPE_COLUMNS:
             raise ScenarioError(file, "", f"has unknown column {col!r}{suggest(col, TAPE_COLUMNS)}"
                                 f" (allowed: {', '.join(TAPE_COLUMNS)})")
@@ -325,8 +332,10 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
         for r, row in enumerate(rows, start=1):
             v = row[j].strip() or default
             if allowed is not None and v not in allowed:
+                shown = ", ".join(a for a in allowed if a) + (" or empty" if "" in allowed
+                                                               else "")
                 raise ScenarioError(file, where(r, col), f"names unknown value {v!r}"
-                                    f"{suggest(v, allowed)} (allowed: {', '.join(allowed)})")
+                                    f"{suggest(v, allowed)} (allowed: {shown})")
             out.append(v)
         return out
 
@@ -347,6 +356,13 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
     g_allowed = [p.name for p in scenario.parties if p.kind == "guarantor"]
     guarantor = labels("guarantor", "", [*g_allowed, ""])
     ag_code = np.array([ag_names.index(a) for a in agreement], dtype=np.intp)
+    kinds = {p.name: p.kind for p in scenario.parties}
+    no_layer = [not any(kinds[layer.party] == "guarantor" for layer in a.layers)
+                for a in scenario.agreements]
+    for r, (a, g) in enumerate(zip(ag_code, guarantor, strict=True), start=1):
+        if g and no_layer[a]:
+            raise ScenarioError(file, where(r, "guarantor"), f"is {g!r}, but agreement "
+                                f"{ag_names[a]!r} has no guarantor-kind layer to assign it to")
     seg_code, seg_names = _codes(labels("segment", "tape"))
     reg_code, reg_names = _codes(labels("region", "default"))
     sec_code, sec_names = _codes(labels("sector", "general"))

@@ -114,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:  # e.g. `simkit run ... | head`
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_INVALID
     except KeyboardInterrupt:  # pragma: no cover - interactive
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
@@ -163,8 +170,16 @@ def _executor(workers: int):
 
 
 def _check_out(out: Path | None) -> None:
-    if out is not None and out.exists() and not out.is_dir():
+    """Make sure ``--out`` is a writable folder before any work starts."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
         raise ScenarioError(str(out), "--out", "exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScenarioError(str(out), "--out", f"cannot be created: {exc.strerror or exc}"
+                            ) from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,11 +3,13 @@
 A quick estimate that needs no simulation: each cell's expected covered default amount
 is ``sum(guaranteed x default_prob)``; uncapped layers take their share of it; a capped
 layer's expected payout treats its pool's default rate as a Vasicek large-pool rate with
-the pool's exposure-weighted default probability and asset correlation equal to the
-loadings' R² (DOMAIN.md f1, f5), so the layer pays ``share x base x E[min(DR, c)]`` and the
-overflow party ``share x base x E[(DR - c)+]``. Net loss applies the LGD mean
-(recoveries pro rata). Exact without caps; an approximation with caps (granularity and
-default-probability dispersion are ignored) that the Monte Carlo refines.
+the pool's exposure-weighted default probability and asset correlation equal to the R² of
+the factors all its loans share (DOMAIN.md f1, f5), so the layer pays
+``share x base x E[min(DR, c)]`` and the overflow party ``share x base x E[(DR - c)+]``.
+Net loss applies the default-weighted LGD mean (with downturn LGD, by quadrature over the
+national factor; recoveries pro rata). Exact without caps for the Gaussian copula; an
+approximation with caps (granularity and default-probability dispersion are ignored) that
+the Monte Carlo refines.
 """
 
 from __future__ import annotations
@@ -77,11 +79,10 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     kinds = {p.name: p.kind for p in scenario.parties}
     cells = book.cells
     n_cells = len(cells)
-    lgd = book.lgd_mean
+    lgd = _effective_lgd(scenario, book)
     # expected covered / uncovered default amounts and net losses per cell
     cov_net = np.bincount(book.cell, book.guaranteed * book.default_prob * lgd, n_cells)
     unc_net = np.bincount(book.cell, book.uncovered * book.default_prob * lgd, n_cells)
-    rho_loan = (book.loadings**2).sum(axis=1)
     el = np.zeros(len(parties))
     for a_idx, agreement in enumerate(scenario.agreements):
         mine = np.flatnonzero(cells.agreement == a_idx)
@@ -108,7 +109,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                 in_pool = np.isin(book.cell, pool)
                 w = book.guaranteed[in_pool]
                 dp = float(np.average(book.default_prob[in_pool], weights=w))
-                rho = float(np.clip(np.average(rho_loan[in_pool], weights=w), 1e-6, 0.999))
+                rho = float(np.clip(np.average(_shared_r2(book, in_pool), weights=w),
+                                    1e-6, 0.999))
                 # pool default rate on the cap's base, capped at the cap rate
                 c_rate = cap.rate * base.sum() / g
                 capped = float(analytic.vasicek_capped_mean(min(c_rate, 1.0), dp, rho))
@@ -125,3 +127,37 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
         n_loans=len(book),
     )
 
+
+def _shared_r2(book: Book, in_pool: np.ndarray) -> np.ndarray:
+    """Per-loan R² of the factors every loan of the pool shares (national always;
+    regional, sector, guarantor only when the pool has one of each)."""
+    load = book.loadings[in_pool]
+    r2 = load[:, 0] ** 2
+    for k, codes in ((1, book.region), (2, book.sector), (3, book.guarantor)):
+        if np.unique(codes[in_pool]).size == 1:
+            r2 = r2 + load[:, k] ** 2
+    return r2
+
+
+def _effective_lgd(scenario: Scenario, book: Book, n_nodes: int = 48) -> np.ndarray:
+    """Default-weighted LGD mean per loan, ``E[p_i(Z) LGD_i(Z)] / PD_i``.
+
+    Equal to the LGD mean without downturn; with ``factors.downturn_lgd = d`` the mean in
+    state ``Z`` of the national factor is ``Phi(Phi^-1(mean) - d Z)`` and the expectation is
+    taken by Gauss-Hermite quadrature over ``Z`` with
+    ``p_i(Z) = Phi((Phi^-1(PD_i) - b_i Z) / sqrt(1 - b_i^2))``.
+    """
+    d = scenario.factors.downturn_lgd
+    mean = book.lgd_mean
+    if d == 0 or scenario.factors.copula != "gaussian":
+        return mean
+    from scipy.special import ndtr, ndtri
+
+    z, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    w = w / w.sum()
+    b = book.loadings[:, 0:1]
+    p = ndtr((ndtri(book.default_prob)[:, None] - b * z[None, :]) / np.sqrt(1 - b**2))
+    with np.errstate(divide="ignore"):
+        m = ndtr(ndtri(mean)[:, None] - d * z[None, :])
+    joint = (p * m) @ w
+    return np.where((mean > 0) & (mean < 1), joint / book.default_prob, mean)

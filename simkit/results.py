@@ -118,8 +118,9 @@ class RunReport:
         head = (f"simkit run {s['scenario']}: {s['n_loans']:,} loans, "
                 f"{s['guaranteed'] / 1e8:,.1f} 亿 yuan guaranteed, {s['n_paths']:,} paths "
                 f"(seed {prov.get('seed')}"
-                + (f", importance shift {prov['importance_shift']:.2f}"
-                   if prov.get("importance_shift") else "")
+                + (", importance shift " + "/".join(f"{x:.2f}" for x in
+                                                     np.atleast_1d(prov["importance_shift"]))
+                   if prov.get("importance_shift") is not None else "")
                 + ")" + (f", {wall_seconds:.1f} s" if wall_seconds is not None else ""))
 
         def pm(st: dict[str, Any], key: str) -> str:

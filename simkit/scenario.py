@@ -383,18 +383,27 @@ class Scenario:
         """
         raw = copy.deepcopy(self.raw)
         for path, value in changes.items():
-            _set_path(raw, path, value)
+            try:
+                _set_path(raw, path, value)
+            except (KeyError, IndexError, TypeError):
+                raise ScenarioError(self.source, repr(path), "is not a field path of this scenario "
+                                    "(e.g. 'run.n_paths' or 'agreements[0].layers[1].share')"
+                                    ) from None
         return from_dict(raw, source=self.source)
 
     variant = with_changes
 
 
 def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+(\[\d+\])*(\.[A-Za-z0-9_\-]+(\[\d+\])*)*", path):
+        raise KeyError(path)
     tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
     node: Any = raw
     for i, tok in enumerate(tokens):
         last = i == len(tokens) - 1
         key: Any = int(tok[1:-1]) if tok.startswith("[") else tok
+        if isinstance(key, int) != isinstance(node, list):
+            raise TypeError(path)
         if last:
             node[key] = value
         else:
@@ -421,16 +430,12 @@ def load(path: str | Path) -> Scenario:
     except OSError as exc:
         raise ScenarioError(name, "", f"cannot be read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(text.decode("utf-8"))
+        data = tomllib.loads(text.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ScenarioError(name, "", f"is not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(name, "", f"is not valid TOML: {exc}") from None
-    scenario = from_dict(data, source=name)
-    if scenario.tape is not None and not Path(scenario.tape).is_absolute():
-        tape = str(path.parent / scenario.tape)
-        object.__setattr__(scenario, "tape", tape)
-    return scenario
+    return from_dict(data, source=name)
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
@@ -450,9 +455,16 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     tape = None
     book = top.sub("book")
     if book is not None:
-        tape = book.string("tape")
+        tape = book.string("tape", required=True)
+        if not tape:
+            raise book.bad("tape", tape, "a file path")
+        if source != "<dict>" and not Path(tape).is_absolute():
+            tape = str(Path(source).parent / tape)  # relative to the scenario file
         book.finish()
     segments = _segments(top, parties, agreements, required=tape is None)
+    if tape is None and sum(seg.count for seg in segments) == 0:
+        raise ScenarioError(source, "segments", "must contain at least one loan (every count "
+                            "is 0 or there are no segments)")
     credit_lines = tuple(_credit_line(r, party_names) for r in top.table_list("credit_lines"))
     regulation = _regulation(top)
     run = _run(top)
@@ -523,8 +535,9 @@ def _loadings(r: Reader, default: Loadings) -> Loadings:
     loadings = Loadings(**values)
     if loadings.r_squared >= 1:
         raise r.error(
-            None, f"factor loadings must have squares summing below 1, got "
-            f"{loadings.r_squared:.6g}"
+            None, "loadings must have squares summing below 1, got "
+            + " + ".join(f"{v:g}^2" for v in loadings.as_tuple() if v)
+            + f" = {loadings.r_squared:.6g}"
         )
     return loadings
 
@@ -547,6 +560,8 @@ def _distribution(r: Reader, key: str, *, low: float, high: float, required: boo
     kind = d.string("dist", required=True,
                     choices=("fixed", "uniform", "loguniform", "lognormal", "beta"))
     unit_open = dict(low=low, high=high, low_open=low == 0 and high == 1, high_open=high == 1)
+    if kind == "beta" and high > 1:
+        raise d.bad("dist", kind, "fixed, uniform, loguniform or lognormal for an amount")
     if kind == "fixed":
         params = {"value": d.number("value", required=True, **unit_open)}
     elif kind in ("uniform", "loguniform"):
@@ -560,7 +575,8 @@ def _distribution(r: Reader, key: str, *, low: float, high: float, required: boo
     elif kind == "lognormal":
         if high <= 1:
             raise d.bad("dist", kind, "fixed, uniform, loguniform or beta for a probability")
-        params = {"median": d.number("median", required=True, low=0, low_open=True),
+        params = {"median": d.number("median", required=True, low=0, low_open=True,
+                                     high=high),
                   "sigma": d.number("sigma", required=True, low=0, high=5)}
     else:
         mean = d.number("mean", required=True, low=0, high=1, low_open=True, high_open=True)
@@ -622,7 +638,7 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
             load.finish()
         out.append(Segment(
             name=name,
-            count=r.number("count", required=True, low=0, integer=True),
+            count=r.number("count", required=True, low=0, high=10**8, integer=True),
             exposure=_distribution(r, "exposure", low=0, high=1e12),
             default_prob=_distribution(r, "default_prob", low=0, high=1),
             lgd=_lgd(r),
@@ -636,8 +652,14 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
             applications_per_year=r.number("applications_per_year", None, low=0),
             interest_margin=r.number("interest_margin", 0.03, low=0, high=1),
         ))
-        if out[-1].exposure.kind == "fixed" and out[-1].exposure.param("value") <= 0:
-            raise r.bad("exposure", out[-1].exposure.param("value"), "> 0 yuan")
+        exposure = out[-1].exposure
+        lowest = {"fixed": "value", "uniform": "low", "loguniform": "low"}.get(exposure.kind)
+        if lowest is not None and exposure.param(lowest) <= 0:
+            raise r.bad("exposure" if exposure.kind == "fixed" else f"exposure.{lowest}",
+                        exposure.param(lowest), "> 0 yuan")
+        for label in ("sector", "region"):
+            if not getattr(out[-1], label):
+                raise r.bad(label, "", "a non-empty label")
         r.finish()
     return tuple(out)
 
@@ -672,6 +694,10 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
                 check_name(overflow, party_names, cr.file, join(cr.path, "overflow"), "party")
                 if overflow == party:
                     raise cr.bad("overflow", overflow, "a party other than the capped one")
+                if kinds[party] == "guarantor" and kinds[overflow] == "guarantor":
+                    raise cr.bad("overflow", overflow, "a party not of guarantor kind (a "
+                                 "guarantor-kind layer and overflow both map to the loan's "
+                                 "own guarantor)")
                 cap = Cap(
                     rate=cr.number("rate", required=True, low=0, high=1, low_open=True),
                     overflow=overflow,
@@ -711,6 +737,11 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
                 check_name(on, sorted(seen), fr.file, join(fr.path, "on_share_of"),
                            "layer party")
             rate = fr.number("rate", required=True, low=0, high=0.2)
+            if fr.has("rate_above") != fr.has("threshold"):
+                missing = "threshold" if fr.has("rate_above") else "rate_above"
+                raise fr.error(missing, "is required when "
+                               f"{'rate_above' if missing == 'threshold' else 'threshold'} "
+                               "is given")
             fees.append(Fee(
                 from_party=frm, to_party=to, rate=rate, on_share_of=on,
                 threshold=fr.number("threshold", math.inf, low=0),
@@ -736,6 +767,8 @@ def _credit_line(r: Reader, party_names: list[str]) -> CreditLine:
     if to is None:
         raise r.error("to", "is required: name the party whose filings the line limits")
     check_name(to, party_names, r.file, join(r.path, "to"), "party")
+    if to == frm:
+        raise r.bad("to", to, "a party other than 'from'")
     line = CreditLine(frm, to, r.number("amount", required=True, low=0, low_open=True),
                       r.number("period_years", 1.0, low=0, low_open=True, high=10))
     r.finish()

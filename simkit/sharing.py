@@ -22,6 +22,7 @@ to floating-point accuracy. Fees are deterministic flows computed by :func:`fee_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -136,7 +137,7 @@ class CapSpec:
     limit: float
 
 
-@dataclass
+@dataclass(eq=False)
 class Waterfall:
     """The compiled waterfall for one scenario and one set of cells.
 
@@ -193,15 +194,13 @@ class Waterfall:
                 pool_idx = np.full(n_cells, -1, dtype=np.intp)
                 pool_idx[mine] = [uniq.index(k) for k in keys]
                 base = cells.guaranteed if cap.base == "guaranteed" else cells.annualised
-                limits = np.zeros(len(uniq))
-                np.add.at(limits, pool_idx[mine], cap.rate * layer.share * base[mine]
-                          * base_scale)
-                share_row = np.zeros(n_cells)
-                share_row[mine] = layer.share
-                # a capped guarantor-kind layer may map to several guarantor parties: one
-                # cap row per (layer, party) keeps the accounting per party exact
+                # a capped guarantor-kind layer maps to each cell's own guarantor: every
+                # guarantor gets its own cap on its own cells (its pools, its base)
                 for p in sorted(set(party_of)):
                     sel = mine[[q == p for q in party_of]]
+                    limits = np.zeros(len(uniq))
+                    np.add.at(limits, pool_idx[sel], cap.rate * layer.share * base[sel]
+                              * base_scale)
                     row = np.zeros(n_cells)
                     row[sel] = layer.share
                     pidx = np.full(n_cells, -1, dtype=np.intp)
@@ -259,49 +258,70 @@ class Waterfall:
         n_paths, n_cells = covered.shape
         if n_cells != len(self.cells):
             raise ValueError(f"`covered` has {n_cells} cells, the waterfall {len(self.cells)}")
+        covered_recovery = np.asarray(covered_recovery, dtype=np.float64)
         n_parties = len(self.parties)
-        # paid per (path, cell, party): uncapped layers first
-        paid = covered[:, :, None] * self.shares[None, :, :]
+        # recoveries are returned pro rata to what each party paid on the cell
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rec_frac = np.where(covered > 0, covered_recovery / covered, 0.0)
+        # uncapped layers: linear in the cell amounts
+        paid = covered @ self.shares
+        recovered = covered_recovery @ self.shares
+        cell_net = None
+        if by_cell:
+            cell_net = (covered - covered_recovery)[:, :, None] * self.shares[None]
         overflow = np.zeros((n_paths, len(self.caps)))
-        for k in range(len(self.caps)):
-            sel = self.pool_of_cell[k] >= 0
-            raw = covered[:, sel] * self.capped_share[k, sel]  # (n, cells_k)
-            pools = self.pool_of_cell[k, sel]
-            n_pools = len(self.pool_limit[k])
-            pool_raw = np.zeros((n_paths, n_pools))
-            for j in range(n_pools):
-                pool_raw[:, j] = raw[:, pools == j].sum(axis=1)
+        for k, (cells_k, pools_k, pool_onehot, over_onehot) in enumerate(self._compiled):
+            raw = covered[:, cells_k] * self.capped_share[k, cells_k]  # (n, cells_k)
+            pool_raw = raw @ pool_onehot
             pool_paid = np.minimum(pool_raw, self.pool_limit[k][None, :])
             with np.errstate(invalid="ignore", divide="ignore"):
                 scale = np.where(pool_raw > 0, pool_paid / pool_raw, 1.0)
-            cell_paid = raw * scale[:, pools]
+            cell_paid = raw * scale[:, pools_k]
             refused = raw - cell_paid
-            cells_k = np.flatnonzero(sel)
-            paid[:, cells_k, self.capped_party[k]] += cell_paid
-            paid[:, cells_k, self.overflow_party[k, cells_k]] += refused
+            rf = rec_frac[:, cells_k]
+            col = self.capped_party[k]
+            paid[:, col] += cell_paid.sum(axis=1)
+            recovered[:, col] += (cell_paid * rf).sum(axis=1)
+            paid += refused @ over_onehot
+            recovered += (refused * rf) @ over_onehot
             overflow[:, k] = np.maximum(pool_raw - pool_paid, 0.0).sum(axis=1)
-        # recoveries pro rata to what each party paid on the cell
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rec_frac = np.where(covered > 0, np.asarray(covered_recovery) / covered, 0.0)
-        recovered = paid * rec_frac[:, :, None]
+            if cell_net is not None:
+                cell_net[:, cells_k, col] += cell_paid * (1 - rf)
+                cell_net[:, cells_k, :] += (refused * (1 - rf))[:, :, None] * over_onehot[None]
         if uncovered is not None:
             unc = np.asarray(uncovered, dtype=np.float64)
             unc_rec = (np.zeros_like(unc) if uncovered_recovery is None
                        else np.asarray(uncovered_recovery, dtype=np.float64))
-            onehot = np.zeros((n_cells, n_parties))
-            onehot[np.arange(n_cells), self.lender] = 1.0
-            paid = paid + unc[:, :, None] * onehot[None]
-            recovered = recovered + unc_rec[:, :, None] * onehot[None]
-        cell_net = (paid - recovered) if by_cell else None
-        return Allocation(paid=paid.sum(axis=1), recovered=recovered.sum(axis=1),
-                          overflow=overflow, by_cell=cell_net)
+            lender = np.zeros((n_cells, n_parties))
+            lender[np.arange(n_cells), self.lender] = 1.0
+            paid += unc @ lender
+            recovered += unc_rec @ lender
+            if cell_net is not None:
+                cell_net += (unc - unc_rec)[:, :, None] * lender[None]
+        return Allocation(paid=paid, recovered=recovered, overflow=overflow, by_cell=cell_net)
+
+    @cached_property
+    def _compiled(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per cap: its cells, their pool index, pool one-hot (cells_k, n_pools) and
+        overflow-party one-hot (cells_k, n_parties)."""
+        out = []
+        n_parties = len(self.parties)
+        for k in range(len(self.caps)):
+            cells_k = np.flatnonzero(self.pool_of_cell[k] >= 0)
+            pools_k = self.pool_of_cell[k, cells_k]
+            pool_onehot = np.zeros((len(cells_k), len(self.pool_limit[k])))
+            pool_onehot[np.arange(len(cells_k)), pools_k] = 1.0
+            over_onehot = np.zeros((len(cells_k), n_parties))
+            over_onehot[np.arange(len(cells_k)), self.overflow_party[k, cells_k]] = 1.0
+            out.append((cells_k, pools_k, pool_onehot, over_onehot))
+        return out
 
 
 def _pool_keys(pool: str, cells: Cells, mine: np.ndarray) -> list[str]:
     if pool == "agreement":
         return ["all"] * len(mine)
-    if pool == "guarantor":
-        return [str(cells.guarantor[c]) for c in mine]
+    if pool == "guarantor":  # cells without a named guarantor share one pool
+        return ["" if cells.guarantor[c] is None else f"g:{cells.guarantor[c]}" for c in mine]
     if pool == "region":
         return [cells.region[c] for c in mine]
     return [cells.segment[c] for c in mine]

@@ -109,3 +109,35 @@ def test_parquet_tape(tmp_path: Path, minimal) -> None:
     pq.write_table(table, tmp_path / "loans.parquet")
     book = read_tape(tmp_path / "loans.parquet", from_dict(minimal))
     assert book.default_prob.tolist() == [0.01, 0.02]
+
+
+def test_tape_tolerates_bom_and_trailing_blank_lines(tmp_path: Path, minimal) -> None:
+    f = tmp_path / "loans.csv"
+    f.write_bytes(b"\xef\xbb\xbfexposure,default_prob,lgd\r\n1e6,0.02,0.4\r\n\r\n")
+    assert len(read_tape(f, from_dict(minimal))) == 1
+
+
+def test_tape_duplicate_column(tmp_path: Path, minimal) -> None:
+    path = _tape(tmp_path, "exposure,default_prob,lgd,lgd\n1e6,0.02,0.4,0.5\n")
+    with pytest.raises(ScenarioError, match="has the column 'lgd' twice"):
+        read_tape(path, from_dict(minimal))
+
+
+def test_tape_guarantor_needs_a_guarantor_layer(tmp_path: Path, minimal) -> None:
+    minimal["agreements"][0]["layers"] = [{"party": "bank", "share": 0.5},
+                                          {"party": "provincial", "share": 0.5}]
+    path = _tape(tmp_path, "exposure,default_prob,lgd,guarantor\n1e6,0.02,0.4,guarantor\n")
+    with pytest.raises(ScenarioError, match=re.escape(
+            "row 1, column guarantor is 'guarantor', but agreement 'std' has no "
+            "guarantor-kind layer")):
+        read_tape(path, from_dict(minimal))
+
+
+def test_corrupt_parquet_is_a_clear_error(tmp_path: Path, minimal) -> None:
+    pytest.importorskip("pyarrow")
+    f = tmp_path / "loans.parquet"
+    f.write_text("garbage")
+    with pytest.raises(ScenarioError, match="cannot be read as Parquet"):
+        read_tape(f, from_dict(minimal))
+    with pytest.raises(ScenarioError, match="cannot be read as Parquet"):
+        read_tape(tmp_path / "missing.parquet", from_dict(minimal))

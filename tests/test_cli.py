@@ -98,3 +98,12 @@ def test_out_is_not_a_directory(tmp_path: Path, capsys) -> None:
 
 def test_shipped_scenario_loads_for_cli() -> None:
     assert load(SCENARIOS[0]).run.n_paths > 0
+
+
+def test_out_below_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert main(["run", str(SCENARIOS[0]), "--analytic", "--out", str(f / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "--out cannot be created" in err
+    assert "Traceback" not in err

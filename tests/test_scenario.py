@@ -140,7 +140,8 @@ def test_bad_lgd_sd(minimal) -> None:
 
 def test_factor_loadings_too_large(minimal) -> None:
     minimal["factors"] = {"national": 0.8, "regional": 0.7}
-    _error(minimal, "factors factor loadings must have squares summing below 1")
+    _error(minimal, re.escape("factors loadings must have squares summing below 1, got "
+                              "0.8^2 + 0.7^2 = 1.13"))
 
 
 def test_wrong_type(minimal) -> None:
@@ -194,3 +195,74 @@ def test_import_does_not_pull_matplotlib() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_seed_bound_printed_exactly(minimal) -> None:
+    minimal["run"]["seed"] = -1
+    _error(minimal, re.escape("run.seed must be an integer in [0, 9223372036854775807], got -1"))
+
+
+def test_choice_error_suggests_after_value(minimal) -> None:
+    minimal["agreements"][0]["layers"][3]["cap"]["pool"] = "regoin"
+    _error(minimal, re.escape("cap.pool must be one of 'agreement', 'guarantor', 'region', "
+                              "'segment', got 'regoin'; did you mean 'region'?"))
+
+
+def test_guarantor_layer_cannot_overflow_to_a_guarantor(minimal) -> None:
+    minimal["parties"]["county"] = {"kind": "guarantor"}
+    minimal["agreements"][0]["layers"][1]["cap"] = {"rate": 0.05, "overflow": "county"}
+    _error(minimal, re.escape("agreements[0].layers[1].cap.overflow must be a party not of "
+                              "guarantor kind"))
+
+
+def test_zero_loans_is_an_error(minimal) -> None:
+    minimal["segments"][0]["count"] = 0
+    _error(minimal, re.escape("segments must contain at least one loan"))
+
+
+def test_count_is_bounded(minimal) -> None:
+    minimal["segments"][0]["count"] = 10**18
+    _error(minimal, re.escape("segments[0].count must be an integer in [0, 1e+08]"))
+
+
+def test_exposure_distribution_must_be_an_amount(minimal) -> None:
+    minimal["segments"][0]["exposure"] = {"dist": "beta", "mean": 0.5, "sd": 0.1}
+    _error(minimal, re.escape("segments[0].exposure.dist must be fixed, uniform, loguniform "
+                              "or lognormal for an amount, got 'beta'"))
+    minimal["segments"][0]["exposure"] = {"dist": "uniform", "low": 0, "high": 10}
+    _error(minimal, re.escape("segments[0].exposure.low must be > 0 yuan, got 0.0"))
+
+
+def test_rate_above_needs_threshold(minimal) -> None:
+    minimal["agreements"][0]["fees"][0]["rate_above"] = 0.015
+    _error(minimal, re.escape("agreements[0].fees[0].threshold is required when rate_above "
+                              "is given"))
+
+
+def test_credit_line_to_itself(minimal) -> None:
+    minimal["credit_lines"] = [{"from": "national_fund", "to": "national_fund", "amount": 1.0}]
+    _error(minimal, re.escape("credit_lines[0].to must be a party other than 'from'"))
+
+
+@pytest.mark.parametrize("path", ["agreements[3].name", "agreements.name", "run.n_paths.x",
+                                  "segments[-1].count", ""])
+def test_with_changes_bad_path(minimal, path: str) -> None:
+    s = from_dict(minimal, source="x.toml")
+    with pytest.raises(ScenarioError, match=re.escape(f"x.toml: {path!r} is not a field path")):
+        s.with_changes({path: 1})
+
+
+def test_tape_path_survives_with_changes(tmp_path: Path) -> None:
+    (tmp_path / "loans.csv").write_text("exposure,default_prob,lgd\n1e6,0.02,0.4\n")
+    (tmp_path / "s.toml").write_text(
+        '[parties.bank]\n[parties.guarantor]\n[book]\ntape = "loans.csv"\n'
+        '[[agreements]]\nname = "a"\nlayers = [{party = "bank", share = 0.2}, '
+        '{party = "guarantor", share = 0.8}]\n')
+    s = load(tmp_path / "s.toml").with_changes({"run.seed": 5})
+    assert s.tape == str(tmp_path / "loans.csv")
+
+
+def test_toml_with_bom(tmp_path: Path, minimal) -> None:
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf" + (Path(SCENARIOS[0])).read_bytes())
+    assert load(f).name == load(SCENARIOS[0]).name

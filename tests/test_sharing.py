@@ -209,3 +209,41 @@ def test_without_caps_each_party_pays_its_share(case) -> None:
     expected = np.einsum("nc,cp->np", covered * (1 - rec), uncapped.shares)
     np.testing.assert_allclose(alloc.net, expected, rtol=1e-12, atol=1e-9)
     assert math.isclose(float(uncapped.shares.sum(axis=1).max()), 1.0, rel_tol=1e-12)
+
+
+def test_capped_guarantor_layer_has_one_cap_per_guarantor() -> None:
+    """Each county guarantor's cap is computed on its own loans, not the whole pool."""
+    s = from_dict({
+        "parties": {"bank": {}, "g1": {"kind": "guarantor"}, "g2": {"kind": "guarantor"},
+                    "provincial": {}},
+        "agreements": [{"name": "a", "layers": [
+            {"party": "bank", "share": 0.2},
+            {"party": "g1", "share": 0.5, "cap": {"rate": 0.04, "overflow": "bank"}},
+            {"party": "provincial", "share": 0.3}]}],
+        "segments": [{"name": "s", "count": 1, "exposure": 1.0, "default_prob": 0.01,
+                      "lgd": 1.0}],
+    })
+    cells = Cells(agreement=np.zeros(2, dtype=np.intp), guarantor=("g1", "g2"),
+                  region=("r", "r"), segment=("s1", "s2"), guaranteed=np.array([1000.0, 1000.0]),
+                  annualised=np.array([1000.0, 1000.0]))
+    w = Waterfall.from_scenario(s, cells)
+    assert [c.limit for c in w.caps] == [20.0, 20.0]
+    alloc = w.apply(np.array([[1000.0, 1000.0]]), np.zeros((1, 2)))
+    col = {p: i for i, p in enumerate(w.parties)}
+    assert alloc.paid[0, col["g1"]] == pytest.approx(20.0)
+    assert alloc.paid[0, col["g2"]] == pytest.approx(20.0)
+    assert alloc.paid[0, col["bank"]] == pytest.approx(400 + 2 * 480)
+    assert alloc.paid.sum() == pytest.approx(2000.0)
+
+
+def test_by_cell_sums_to_party_totals(minimal) -> None:
+    s = _scenario([{"party": "bank", "share": 0.2}, {"party": "guarantor", "share": 0.5},
+                   {"party": "provincial", "share": 0.3,
+                    "cap": {"rate": 0.02, "overflow": "guarantor", "pool": "region"}}])
+    w = Waterfall.from_scenario(s, _cells(3, [100.0, 200.0, 300.0], ["a", "a", "b"]))
+    rng = np.random.default_rng(3)
+    covered = rng.uniform(0, 30, (5, 3))
+    unc = rng.uniform(0, 5, (5, 3))
+    alloc = w.apply(covered, covered * 0.3, unc, unc * 0.1, by_cell=True)
+    assert alloc.by_cell is not None
+    np.testing.assert_allclose(alloc.by_cell.sum(axis=1), alloc.net, rtol=1e-12, atol=1e-12)
