@@ -467,7 +467,46 @@ def _var_es_with_se(
         nan = np.full_like(var, np.nan)
         return var, es, nan, nan.copy()
     se = _batch_se(rows, w, n_batches, lambda r, ww: np.stack(_var_es_rows(r, ww, levels)))
-    return var, es, se[0], se[1]
+    se_var, se_es = se[0], se[1]
+    # Batch means need several tail paths per batch; with fewer than MIN_TAIL_PER_BATCH the
+    # batch estimates degenerate (VaR = ES = the batch maximum), so use the asymptotic
+    # (Bahadur-type) errors computed on the whole sample instead.
+    m = rows.shape[1]
+    for i, a in enumerate(levels):
+        for j in range(rows.shape[0]):
+            x = rows[j]
+            above = x > var[i, j]
+            if np.count_nonzero(above) >= MIN_TAIL_PER_BATCH * n_batches:
+                continue
+            se_var[i, j], se_es[i, j] = _asymptotic_se(x, w, a, var[i, j], m)
+    return var, es, se_var, se_es
+
+
+#: Tail paths per batch below which VaR/ES errors switch from batch means to asymptotics.
+MIN_TAIL_PER_BATCH = 10
+
+
+def _asymptotic_se(x: FloatArray, w: FloatArray | None, level: float, var: float,
+                   m: int) -> tuple[float, float]:
+    """Asymptotic standard errors of the (weighted) VaR and ES at ``level``.
+
+    ES: the estimator ``VaR + sum(w (L - VaR)+) / (m (1 - level))`` is first-order
+    insensitive to the VaR error, so ``se = sd(w (L - VaR)+) / (sqrt(m) (1 - level))``.
+    VaR: the error ``s`` of the tail probability ``P(L > VaR)`` (``sd(w 1{L > VaR}) /
+    sqrt(m)``) is mapped through the empirical quantile function,
+    ``se = (VaR(level + s) - VaR(level - s)) / 2`` (Bahadur representation).
+    """
+    if m < 2:
+        return math.nan, math.nan
+    ww = np.ones_like(x) if w is None else w
+    excess = ww * np.maximum(x - var, 0.0)
+    se_es = float(excess.std(ddof=1) / math.sqrt(m) / (1.0 - level))
+    s = float((ww * (x > var)).std(ddof=1) / math.sqrt(m))
+    lo, hi = max(level - s, 1e-12), min(level + s, 1.0 - 1e-12)
+    if s == 0 or hi <= lo:
+        return 0.0, se_es
+    q, _ = _var_es_rows(x[None, :], w, [lo, hi])
+    return float(q[1, 0] - q[0, 0]) / 2.0, se_es
 
 
 # ----------------------------------------------------------------------------------------

@@ -142,6 +142,13 @@ class RunReport:
                  report.format_table(rows, ["party", "expected loss", "VaR 99%", "ES 99%",
                                             "VaR 99.9%", "ES 99.9%", "fee income",
                                             "net result"])]
+        drivers = {p: st["tail_drivers"] for p, st in s["parties"].items()
+                   if len(st.get("tail_drivers", {})) > 1}
+        if drivers:
+            lines += ["", "segments driving each party's 99 % tail (share of ES 99 %)"]
+            for p, d in drivers.items():
+                top = sorted(d.items(), key=lambda kv: -kv[1])[:3]
+                lines.append(f"  {p}: " + ", ".join(f"{n} {f:.0%}" for n, f in top))
         if s["caps"]:
             lines += ["", "portfolio caps: probability the cap binds, expected overflow"]
             lines += [f"  {name}: {c['p_binding']:.2%} ± {c['p_binding_se']:.2%}, "

@@ -431,3 +431,23 @@ def test_single_path_gives_nan_standard_errors_without_warnings():
     assert math.isnan(M.standard_deviation([3.0]).value)
     assert M.value_at_risk([3.0], 0.99, n_batches=None).value == 3.0
     assert M.expected_shortfall([3.0], 0.99, n_batches=None).value == 3.0
+
+
+def test_tail_errors_are_calibrated_when_batches_are_too_small() -> None:
+    """At 99.9 % with 4,000 paths each batch holds ~0.2 tail paths: the reported error
+    switches to the asymptotic form and must match the spread over replications."""
+    from simkit.measures import expected_shortfall, value_at_risk
+
+    rng = np.random.default_rng(2024)
+    var_hat, es_hat, var_se, es_se = [], [], [], []
+    for _ in range(300):
+        x = rng.standard_normal(4000)
+        v, e = value_at_risk(x, 0.999), expected_shortfall(x, 0.999)
+        var_hat.append(v.value)
+        es_hat.append(e.value)
+        var_se.append(v.stderr)
+        es_se.append(e.stderr)
+    # the spread of the estimates over replications vs the mean reported error
+    assert 0.6 < np.mean(es_se) / np.std(es_hat, ddof=1) < 1.4
+    assert 0.6 < np.mean(var_se) / np.std(var_hat, ddof=1) < 1.6
+    assert np.all(np.isfinite(var_se)) and np.all(np.isfinite(es_se))
