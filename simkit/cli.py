@@ -229,7 +229,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         result.save(args.out)
         if not args.json:
-            print(f"wrote {args.out}/summary.json, parties.csv, loss_distribution.png")
+            print(f"wrote {args.out}/: summary.json, parties.csv, loss_distribution.png, "
+                  "parties.png")
     return 0
 
 
