@@ -15,9 +15,13 @@ c. ``waterfall``: 5 parties with pool caps; the waterfall's time as a share of t
    kernel's (defaults + LGDs) time.
 d. ``memory``: peak resident memory (ru_maxrss) of a child process simulating a 10^6-loan
    book, minus that of a child that only imports simkit and builds the book.
-e. ``anhui``: ``scenarios/anhui_4321.toml`` (126,700 loans, 6 parties, caps, multi-factor)
+e. ``anhui``: ``scenarios/anhui_4321.toml`` (126,700 loans, 6 parties, caps, multi-factor,
+   6,000 paths at full size)
    with automatic importance sampling: wall time and the relative standard error of every
    party's 99.9 % VaR and ES.
+g. ``lgd``: Beta LGD draws (Anhui's mean 0.65, sd 0.2): NumPy's ``Generator.beta`` (the
+   old sampler) against the quantile table (one uniform + interpolation, NumPy and the
+   compiled loop), as a ratio measured in the same run.
 f. ``workers``: the heterogeneous book with a ProcessPoolExecutor of 1 and of 2 workers,
    next to a control (pure-Python CPU work on the same pools) showing what a second
    worker can give on this machine at all.
@@ -54,11 +58,11 @@ from simkit.sharing import Waterfall  # noqa: E402
 SIZES: dict[str, dict[str, int]] = {
     "full": {"ref_loans": 10_000, "ref_paths": 10_000, "het_loans": 100_000,
              "het_paths": 10_000, "wf_loans": 100_000, "wf_paths": 10_000,
-             "mem_loans": 1_000_000, "mem_paths": 10_000, "anhui_paths": 20_000,
-             "naive_paths": 2_000},
+             "mem_loans": 1_000_000, "mem_paths": 10_000, "anhui_paths": 6_000,
+             "naive_paths": 2_000, "lgd_draws": 5_000_000},
     "ci": {"ref_loans": 10_000, "ref_paths": 2_000, "het_loans": 20_000, "het_paths": 2_000,
            "wf_loans": 20_000, "wf_paths": 2_000, "mem_loans": 100_000, "mem_paths": 2_000,
-           "anhui_paths": 2_000, "naive_paths": 500},
+           "anhui_paths": 2_000, "naive_paths": 500, "lgd_draws": 500_000},
 }
 
 
@@ -210,6 +214,44 @@ def anhui_row(n_paths: int) -> dict[str, Any]:
             "seconds": t, "worst_rel_se": worst, "rel_se": rel}
 
 
+def lgd_row(n_draws: int) -> dict[str, Any]:
+    """Beta LGD draws per second: old ``Generator.beta`` vs the quantile table."""
+    from simkit.factors import BetaQuantiles, beta_from_table
+
+    mean, sd = 0.65, 0.2
+    nu = mean * (1 - mean) / sd**2 - 1
+    a, b = mean * nu, (1 - mean) * nu
+    rng = np.random.default_rng(0)
+    table = BetaQuantiles(mean, nu).table()
+    rng.beta(a, b, 1000)
+    beta_from_table(table, rng.random(1000))
+    t_old, _ = _timed(rng.beta, np.full(n_draws, a), np.full(n_draws, b))
+    t_new, _ = _timed(lambda: beta_from_table(table, rng.random(n_draws)))
+    row = {"row": "lgd", "draws": n_draws, "numpy_beta_ns": 1e9 * t_old / n_draws,
+           "table_numpy_ns": 1e9 * t_new / n_draws,
+           "speedup_table_numpy": t_old / t_new}
+    try:
+        from simkit.montecarlo import _LGD_TABLE, _numba_accumulate
+        acc = _numba_accumulate()
+    except ImportError:  # pragma: no cover
+        acc = None
+    if acc is not None:
+        scen = np.zeros(n_draws, dtype=np.int64)
+        loan = np.zeros(n_draws, dtype=np.int64)
+        ones, zi = np.ones(1), np.zeros(1, dtype=np.int64)
+        args = (scen, loan, None, _LGD_TABLE, ones, table, zi, ones, ones, ones, False, 1)
+        w = rng.random(n_draws)
+        acc(*args[:2], w[:10], *args[3:])
+
+        def compiled() -> None:
+            acc(scen, loan, rng.random(n_draws), *args[3:])
+
+        t_c, _ = _timed(compiled)
+        row["table_compiled_ns"] = 1e9 * t_c / n_draws
+        row["speedup_table_compiled"] = t_old / t_c
+    return row
+
+
 def _spin(n: int) -> int:
     """Pure-Python CPU work: the control for what a second worker can give here."""
     total = 0
@@ -250,6 +292,7 @@ def run(size: str = "ci") -> list[dict[str, Any]]:
         waterfall_row(z["wf_loans"], z["wf_paths"]),
         memory_row(z["mem_loans"], z["mem_paths"]),
         anhui_row(z["anhui_paths"]),
+        lgd_row(z["lgd_draws"]),
         workers_row(z["het_loans"], z["het_paths"]),
     ]
 

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import run as bench
 
-ROWS = {"reference", "heterogeneous", "waterfall", "memory", "anhui", "workers"}
+ROWS = {"reference", "heterogeneous", "waterfall", "memory", "anhui", "lgd", "workers"}
 
 
 def test_runner_ci_size(tmp_path: Path) -> None:
@@ -28,5 +28,6 @@ def test_runner_ci_size(tmp_path: Path) -> None:
     assert rows["anhui"]["loans"] == 126_700
     assert set(rows["anhui"]["rel_se"]) >= {"bank", "provincial"}
     assert 0 < rows["anhui"]["worst_rel_se"] < 1
+    assert rows["lgd"]["speedup_table_numpy"] > 0
     assert rows["workers"]["identical_results"] is True
     assert rows["workers"]["speedup_2_workers"] > 0

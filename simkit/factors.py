@@ -23,12 +23,29 @@ The national factor can persist across years (AR(1),
 ``Phi(Phi^-1(mean) - downturn * Z_nat)``. Importance sampling shifts the means of the
 factor innovations; :class:`FactorDraw` carries the log likelihood ratio.
 
+LGD draws use :class:`BetaQuantiles`: an inverse-CDF table of the Beta distribution (exact
+``betaincinv`` nodes on a uniform grid of ``2^12`` probabilities, linear interpolation in
+between), so each default consumes exactly one uniform. Between two nodes the interpolated
+quantile function and the exact one are both monotone and agree at the nodes, so the
+Kolmogorov-Smirnov distance to the exact Beta is at most ``1 / 2^12 = 2.4e-4`` and the mean
+is off by at most ``2.4e-4`` (in LGD units; in practice ``O(4096^-2)``) whatever the
+parameters. With a downturn LGD the mean moves with the scenario; the table then has one
+row per node ``x_j = j / 16`` of ``x = Phi^-1(mean)`` (rows computed on first use and cached
+per process) and a scenario with mean ``m`` mixes the rows around ``Phi^-1(m)`` with the
+weight that reproduces ``m`` exactly (``lam Q_j + (1 - lam) Q_{j+1}``, ``lam = (m_{j+1} -
+m) / (m_{j+1} - m_j)``). The mean is then exact (up to the bound above) and the shape error
+is second order in the row spacing: for concentration ``a + b = 4.7`` (sd 0.2 around 0.65)
+the KS distance is <= 4e-4 for means in [0.2, 0.8] and <= 1.3e-3 in [0.1, 0.9] (tested),
+growing towards the ends of the range where the Beta turns J-shaped (``a`` or ``b`` < 1).
+``x`` is clamped to ``[-8, 8]`` (means within 1e-15 of 0 or 1).
+
 All arrays are float64 unless stated; ``n`` is the number of scenarios (paths) in a block.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import special, stats
@@ -36,6 +53,7 @@ from scipy import special, stats
 from simkit.scenario import Factors
 
 __all__ = [
+    "BetaQuantiles",
     "FactorDraw",
     "FactorModel",
     "ar1",
@@ -102,9 +120,13 @@ class FactorModel:
         rng : numpy.random.Generator
         n : int
             Number of scenarios.
-        shift : ndarray, shape (n_factors,), optional
+        shift : ndarray, shape (n_factors,) or (K, n_factors), optional
             Mean of every factor (innovation) under the sampling measure, in the order
-            national, regions, sectors, guarantors; ``None`` = plain Monte Carlo.
+            national, regions, sectors, guarantors; ``None`` = plain Monte Carlo. With
+            ``K`` rows the sampling measure is the equal-weight mixture of the ``K``
+            shifted normals (each scenario draws its component with ``rng.integers``
+            after its normals) and the likelihood ratio is ``1 / mean_k exp(mu_k . z -
+            |mu_k|^2 / 2)``, which keeps every estimate unbiased.
 
         Returns
         -------
@@ -113,7 +135,17 @@ class FactorModel:
         """
         z = rng.standard_normal((n, self.n_factors))
         log_w = np.zeros(n)
-        if shift is not None and np.any(shift != 0):
+        if shift is not None and np.ndim(shift) == 2 and len(shift) == 1:
+            shift = np.asarray(shift)[0]
+        if shift is not None and np.ndim(shift) == 2:
+            # defensive mixture: component c with probability 1/K, weight from the mixture
+            mus = np.asarray(shift, dtype=np.float64)
+            comp = rng.integers(0, len(mus), size=n)
+            z += mus[comp]
+            expo = z @ mus.T - 0.5 * np.einsum("kf,kf->k", mus, mus)[None, :]
+            top = expo.max(axis=1)
+            log_w = -(top + np.log(np.exp(expo - top[:, None]).mean(axis=1)))
+        elif shift is not None and np.any(shift != 0):
             shift = np.asarray(shift, dtype=np.float64)
             z += shift[None, :]
             log_w = -(z @ shift) + 0.5 * float(shift @ shift)
@@ -228,3 +260,98 @@ def ar1(previous: np.ndarray | None, innovation: np.ndarray, phi: float) -> np.n
     if previous is None or phi == 0:
         return innovation
     return phi * previous + np.sqrt(1.0 - phi * phi) * innovation
+
+
+# --------------------------------------------------------------------------------------
+# Beta LGD by inverse CDF
+# --------------------------------------------------------------------------------------
+#: Intervals of the probability grid of every Beta quantile table (2^12).
+LGD_TABLE_SIZE = 1 << 12
+#: Spacing of the rows of a downturn table in ``x = Phi^-1(mean)``.
+LGD_ROW_STEP = 1.0 / 16.0
+#: ``x`` is clamped to ``[-LGD_X_MAX, LGD_X_MAX]``.
+LGD_X_MAX = 8.0
+
+
+@lru_cache(maxsize=4096)
+def _quantile_row(mean: float, nu: float, size: int) -> np.ndarray:
+    """Exact Beta(mean nu, (1 - mean) nu) quantiles at ``k / size``, k = 0..size."""
+    a = max(mean * nu, 1e-12)
+    b = max((1.0 - mean) * nu, 1e-12)
+    q = np.arange(size + 1, dtype=np.float64) / size
+    row = special.betaincinv(a, b, q)
+    row[0], row[-1] = 0.0, 1.0
+    row = np.maximum.accumulate(np.clip(row, 0.0, 1.0))
+    row.setflags(write=False)
+    return row
+
+
+def _row_mean(j: int) -> float:
+    return float(special.ndtr(-LGD_X_MAX + j * LGD_ROW_STEP))
+
+
+@dataclass(frozen=True)
+class BetaQuantiles:
+    """Inverse-CDF sampler of Beta LGDs for one (mean, concentration) pair.
+
+    ``table`` has shape ``(rows, size + 1)``. Without downturn it is one row of exact
+    quantiles of Beta(mean nu, (1 - mean) nu); :meth:`rows_for` builds the downturn
+    version for a block of scenarios (see the module doc for the error bounds).
+    """
+
+    mean: float
+    nu: float
+    size: int = LGD_TABLE_SIZE
+
+    def table(self) -> np.ndarray:
+        """The fixed-mean table, shape (1, size + 1)."""
+        return _quantile_row(float(self.mean), float(self.nu), self.size)[None, :]
+
+    def rows_for(self, scenario_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                            np.ndarray]:
+        """Downturn table for per-scenario means.
+
+        Returns
+        -------
+        table : (R, size + 1)
+            Contiguous rows ``j0 .. j0 + R - 1`` of the row grid.
+        row : (n,) int64
+            Per scenario, the local index ``r`` of its lower row (``r + 1`` is the upper).
+        lam : (n,) float64
+            Weight of row ``r``; ``1 - lam`` goes to row ``r + 1``.
+        """
+        m = np.asarray(scenario_mean, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            x = np.clip(special.ndtri(m), -LGD_X_MAX, LGD_X_MAX)
+        n_rows = round(2 * LGD_X_MAX / LGD_ROW_STEP)
+        j = np.clip(np.floor((x + LGD_X_MAX) / LGD_ROW_STEP).astype(np.int64), 0,
+                    n_rows - 1)
+        j0, j1 = int(j.min()), int(j.max()) + 1
+        means = np.array([_row_mean(i) for i in range(j0, j1 + 1)])
+        lo, hi = means[j - j0], means[j - j0 + 1]
+        mc = np.clip(m, lo, hi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lam = np.where(hi > lo, (hi - mc) / (hi - lo), 1.0)
+        table = np.stack([_quantile_row(float(mu), float(self.nu), self.size)
+                          for mu in means])
+        return table, (j - j0).astype(np.int64), lam
+
+
+def beta_from_table(table: np.ndarray, w: np.ndarray, row: np.ndarray | None = None,
+                    lam: np.ndarray | None = None) -> np.ndarray:
+    """Beta draws from uniforms ``w`` by interpolating a quantile table.
+
+    With ``row`` / ``lam`` (per draw) the two rows ``row`` and ``row + 1`` are mixed as
+    ``lam Q_row + (1 - lam) Q_row+1``; otherwise row 0 is used. The arithmetic is exactly
+    the one of the compiled kernel in :mod:`simkit.montecarlo`.
+    """
+    size = table.shape[1] - 1
+    t = w * size
+    k = np.minimum(t.astype(np.int64), size - 1)
+    f = t - k
+    if row is None:
+        r0 = table[0]
+        return r0[k] + f * (r0[k + 1] - r0[k])
+    a = table[row, k] + f * (table[row, k + 1] - table[row, k])
+    b = table[row + 1, k] + f * (table[row + 1, k + 1] - table[row + 1, k])
+    return lam * a + (1.0 - lam) * b

@@ -109,3 +109,54 @@ def test_ar1_is_stationary_with_the_right_autocorrelation() -> None:
     z2 = ar1(z1, rng.standard_normal(n), phi)
     assert np.var(z2) == pytest.approx(1.0, abs=0.02)
     assert np.corrcoef(z1, z2)[0, 1] == pytest.approx(phi, abs=0.01)
+
+
+# --------------------------------------------------------------------------------------
+# Beta LGD by inverse CDF
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("mean", "sd"), [(0.65, 0.2), (0.75, 0.15), (0.3, 0.25)])
+def test_beta_quantile_table_matches_beta(mean: float, sd: float) -> None:
+    from simkit.factors import BetaQuantiles, beta_from_table
+
+    nu = mean * (1 - mean) / sd**2 - 1
+    exact = stats.beta(mean * nu, (1 - mean) * nu)
+    w = np.random.default_rng(3).random(1_000_000)
+    x = beta_from_table(BetaQuantiles(mean, nu).table(), w)
+    assert stats.kstest(x, exact.cdf).statistic < 2e-3  # ~ 1.36 / sqrt(n) at 5 %
+    assert x.mean() == pytest.approx(mean, abs=4 * sd / 1000 + 2.5e-4)
+    assert x.std() == pytest.approx(sd, rel=5e-3)
+    # the interpolation itself: CDF error at the nodes' midpoints below 1 / 4096
+    q = (np.arange(4096) + 0.5) / 4096
+    assert np.max(np.abs(exact.cdf(beta_from_table(BetaQuantiles(mean, nu).table(), q))
+                         - q)) < 1 / 4096
+
+
+def test_downturn_beta_rows_reproduce_the_scenario_mean() -> None:
+    from simkit.factors import BetaQuantiles, beta_from_table
+
+    nu = 0.65 * 0.35 / 0.04 - 1
+    m = 0.81234  # between two rows
+    n = 1_000_000
+    table, row, lam = BetaQuantiles(0.65, nu).rows_for(np.full(n, m))
+    x = beta_from_table(table, np.random.default_rng(4).random(n), row, lam)
+    exact = stats.beta(m * nu, (1 - m) * nu)
+    assert stats.kstest(x, exact.cdf).statistic < 2e-3
+    assert x.mean() == pytest.approx(m, abs=4 * exact.std() / 1000 + 2.5e-4)
+    assert x.std() == pytest.approx(exact.std(), rel=5e-3)
+    # deterministic shape error of the row mixing, means 0.1-0.9
+    q = (np.arange(4096) + 0.5) / 4096
+    for mm in np.linspace(0.1, 0.9, 17):
+        t, r, lm = BetaQuantiles(0.65, nu).rows_for(np.full(q.size, mm))
+        err = stats.beta(mm * nu, (1 - mm) * nu).cdf(beta_from_table(t, q, r, lm)) - q
+        assert np.max(np.abs(err)) < (4e-4 if 0.2 <= mm <= 0.8 else 1.3e-3)
+
+
+def test_mixture_shift_weights_are_likelihood_ratios() -> None:
+    model = FactorModel(n_regions=2, n_sectors=1, n_guarantors=1)
+    mus = np.zeros((3, model.n_factors))
+    mus[0, 0], mus[1, 1], mus[2, 2] = -2.0, -2.5, -1.5
+    d = model.draw(np.random.default_rng(2), 200_000, mus)
+    w = np.exp(d.log_weight)
+    assert w.mean() == pytest.approx(1.0, abs=0.02)
+    # E_Q[w 1{Z_nat < -2}] = P(Z_nat < -2)
+    assert np.mean(w * (d.national < -2)) == pytest.approx(stats.norm.cdf(-2), rel=0.03)

@@ -385,3 +385,44 @@ def test_numba_engine_equals_numpy_engine() -> None:
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-12)
     with pytest.raises(ValueError, match="engine"):
         simulate(s, engine="fortran")
+
+
+# --------------------------------------------------------------------------------------
+# cap statistics periods
+# --------------------------------------------------------------------------------------
+def _capped_two_years(period: float) -> dict[str, Any]:
+    d = pool(2000, 0.04, rho=0.2, n_paths=600, block_size=200, horizon_years=2)
+    d["parties"] = {"bank": {}, "national_fund": {}}
+    d["agreements"][0]["layers"] = [
+        {"party": "bank", "share": 0.5},
+        {"party": "national_fund", "share": 0.5,
+         "cap": {"rate": 0.04, "overflow": "bank", "period_years": period}}]
+    return d
+
+
+def test_two_year_cap_period_binds_on_the_cumulative_loss() -> None:
+    yearly = simulate(from_dict(_capped_two_years(1.0)))
+    period = simulate(from_dict(_capped_two_years(2.0)))
+    col = period.parties.index("national_fund")
+    limit = 0.04 * 0.5 * 2000  # per year (exposure 1, LGD 1: net loss = paid)
+    assert yearly.annual_losses is not None and period.annual_losses is not None
+    fy, fp = yearly.annual_losses[:, :, col], period.annual_losses[:, :, col]
+    assert fy.max() <= limit * (1 + 1e-12)
+    # the 2-year period caps the 2-year cumulative: a quiet year 1 leaves room in year 2
+    assert fp.sum(axis=1).max() <= 2 * limit * (1 + 1e-12)
+    assert fp[:, 1].max() > limit * 1.01
+    assert np.all(fp >= -1e-9)
+    # year 1 alone is capped at one year's base; same defaults in both runs
+    np.testing.assert_array_equal(yearly.defaults, period.defaults)
+    np.testing.assert_allclose(fp[:, 0], fy[:, 0], rtol=1e-12)
+    # exact: the fund pays min(share x cumulative default, 2 x limit) over the period
+    cum = period.total_loss
+    np.testing.assert_allclose(fp.sum(axis=1), np.minimum(0.5 * cum, 2 * limit),
+                               rtol=1e-9)
+    # money is conserved every year
+    np.testing.assert_allclose(period.losses.sum(axis=1), period.total_loss, rtol=1e-12)
+
+
+def test_fractional_cap_period_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"agreements\[0\]\.layers\[1\]\.cap\.period_years"):
+        simulate(from_dict(_capped_two_years(1.5)))
