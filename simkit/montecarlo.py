@@ -52,7 +52,8 @@ drawn from ``N(mu, 1)`` and each path carries the likelihood ratio
 With ``run.importance_auto`` the sampling measure is an equal-weight defensive mixture
 (:func:`auto_shifts`) of the shift below for the whole book and, when the book has several
 regions, the same shift computed for each region's loans alone (each regional guarantor's
-tail is driven by its regional factor); the weights are the mixture likelihood ratio. Each
+tail is driven by its regional factor) and of the unshifted measure (which bounds every
+weight by the number of components); the weights are the mixture likelihood ratio. Each
 component shifts every factor along its loans' direction of
 steepest expected loss at ``Z = 0``, ``u_k ∝ sum_i EAD_i LGD_i phi(c_i) b_ik /
 sqrt(1 - R_i^2)``, to the depth of the 99.9 % quantile:
@@ -713,14 +714,18 @@ def auto_shifts(scenario: Scenario, book: Book, model: FactorModel,
 
     Row 0 is :func:`auto_shift` of the whole book; with more than one region every region
     adds the :func:`auto_shift` of its own loans (the regional guarantors' tails are
-    driven by their regional factor, which the book's direction hardly moves). Every row
-    is scaled by ``depth``.
+    driven by their regional factor, which the book's direction hardly moves); the last
+    row is zero (the plain measure), which bounds every likelihood ratio by ``K``. Every
+    row is scaled by ``depth``.
     """
     rows = [auto_shift(scenario, book, model, level)]
     regions = np.unique(book.region)
     if regions.size > 1:
         for r in regions:
             rows.append(auto_shift(scenario, book, model, level, mask=book.region == r))
+    # the unshifted measure as one more component bounds every weight by K (a truly
+    # defensive mixture), so means such as the expected loss keep a plain-MC-like error
+    rows.append(np.zeros_like(rows[0]))
     return depth * np.array(rows)
 
 

@@ -118,9 +118,7 @@ class RunReport:
         head = (f"simkit run {s['scenario']}: {s['n_loans']:,} loans, "
                 f"{s['guaranteed'] / 1e8:,.1f} 亿 yuan guaranteed, {s['n_paths']:,} paths "
                 f"(seed {prov.get('seed')}"
-                + (", importance shift " + "/".join(f"{x:.2f}" for x in
-                                                     np.atleast_1d(prov["importance_shift"]))
-                   if prov.get("importance_shift") is not None else "")
+                + _importance_note(prov)
                 + ")" + (f", {wall_seconds:.1f} s" if wall_seconds is not None else ""))
 
         def pm(st: dict[str, Any], key: str) -> str:
@@ -185,3 +183,14 @@ class RunReport:
             plots.save_figure(ax, out / "parties.png")
             written += [out / "loss_distribution.png", out / "parties.png"]
         return written
+
+
+def _importance_note(prov: dict[str, Any]) -> str:
+    """A short header note on importance sampling ("" for plain Monte Carlo)."""
+    mixture = prov.get("importance_mixture")
+    if mixture:
+        return f", importance sampling: mixture of {len(mixture)} factor shifts"
+    shift = prov.get("importance_shift")
+    if shift is None:
+        return ""
+    return f", importance sampling: national shift {np.atleast_1d(shift)[0]:.2f}"
