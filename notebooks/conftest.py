@@ -3,3 +3,4 @@
 import os
 
 os.environ.setdefault("SIMKIT_N_PATHS", "2000")
+os.environ.setdefault("SIMKIT_DES_SCALE", "0.1")
