@@ -172,6 +172,61 @@ def test_queue_mode_waits_then_gives_up() -> None:
     assert r.summary["refusals"]["leverage"] <= r.series["queued"].sum()
 
 
+def test_refused_renewals_are_counted_apart_from_applications() -> None:
+    # new applications exhaust the annual credit line early in each year, so loans
+    # maturing later in the year cannot renew
+    data = copy.deepcopy(BASE)
+    data["parties"]["national_fund"] = {}
+    data["agreements"][0]["layers"] = [
+        {"party": "bank", "share": 0.2}, {"party": "guarantor", "share": 0.4},
+        {"party": "provincial", "share": 0.2}, {"party": "national_fund", "share": 0.2},
+    ]
+    data["credit_lines"] = [{"from": "national_fund", "to": "provincial",
+                             "amount": 3e8, "period_years": 1}]
+    data["des"].update(renewal_prob=1.0, years=2.5)
+    r = checked(simulate(simkit.from_dict(data), seed=15, event_log=True))
+    s = r.summary
+    assert sum(s["renewal_refusals"].values()) > 50
+    assert s["renewal_refusals"]["credit_line"] == sum(s["renewal_refusals"].values())
+    assert r.renewal_refusals["credit_line"].sum() == s["renewal_refusals"]["credit_line"]
+    assert s["refusals"]["credit_line"] > 50 and s["renewals"] > 0
+    # application refusals and pending are about applications only: pending is what
+    # arrived in the last review days (3 in batch mode)
+    assert s["approvals"] + sum(s["refusals"].values()) + s["pending"] == s["applications"]
+    assert 0 < s["pending"] <= 3 / 912 * s["applications"] * 1.5
+    ev = r.events
+    assert ev is not None
+    names = list(ev["event_names"])
+    assert (ev["event"] == names.index("renewal_refusal")).sum() == \
+        sum(s["renewal_refusals"].values())
+    assert (ev["event"] == names.index("refusal")).sum() == sum(s["refusals"].values())
+
+
+def test_fees_paid_per_loan_year_at_anniversaries() -> None:
+    sc = scenario(**{"segments[0].tenor_years": 1.5, "segments[0].count": 500,
+                     "des.years": 1})
+    for run_off in (True, False):
+        r = checked(simulate(sc, seed=16, run_off=run_off))
+        led, loans = r.ledger, r.loans
+        sel = led.mask("guarantee")
+        paid = np.bincount(led.loan[sel], weights=led.amount[sel],
+                           minlength=len(loans["id"]))
+        g = loans["guaranteed"]
+        start = loans["start"]
+        anniversary = start + 365.0
+        # the loan's second year (half a year long) is paid at its anniversary if the
+        # loan is still running then and, without the run-off, before the horizon
+        alive = ~loans["defaulted"] | (loans["end"] > anniversary)
+        if not run_off:
+            alive &= anniversary < 365.0
+        np.testing.assert_allclose(paid, 0.01 * g * np.where(alive, 1.5, 1.0), rtol=1e-12)
+        # the first year's fee is paid at origination, the second at the anniversary
+        first = led.time[sel] == start[led.loan[sel]]
+        second = np.isclose(led.time[sel], anniversary[led.loan[sel]])
+        assert np.all(first | second)
+        assert second.any() == run_off
+
+
 def test_credit_line_exhaustion_refuses_with_reason_credit_line() -> None:
     data = copy.deepcopy(BASE)
     data["parties"]["national_fund"] = {}
@@ -274,22 +329,30 @@ def test_renewals_and_moral_hazard() -> None:
 # --------------------------------------------------------------------------------------
 # statistics: expected loss
 # --------------------------------------------------------------------------------------
-def test_annual_loss_matches_closed_form_expected_loss() -> None:
-    """Mean loss over replications vs sum_i PD_i x P(default before horizon) x G_i x
-    share_j x LGD (no caps, no lags), within 3 standard errors."""
+@pytest.mark.parametrize("run_off", [True, False])
+def test_annual_loss_matches_closed_form_expected_loss(run_off: bool) -> None:
+    """Mean loss over replications vs sum_i PD_i x P(default in the run) x G_i x
+    share_j x LGD (no caps, no lags), within 3 standard errors. With the run-off every
+    1-year loan runs its full year; without it, only up to the horizon."""
     sc = scenario(**{"des.claim_trigger_days": 0, "des.claim_payment_days": 0,
                      "agreements[0].layers[2].lag_days": 0,
                      "agreements[0].layers[3].lag_days": 0,
                      "agreements[0].recovery_lag_years": 0,
                      "segments[0].exposure": 1_000_000,
                      "des.years": 1})
-    runs = run_des(sc, replications=40, seed=21)
+    runs = run_des(sc, replications=40, seed=21, run_off=run_off)
     shares = {"bank": 0.2, "guarantor": 0.4, "provincial": 0.3, "local_gov": 0.1}
     diffs = []
     for r in runs:
         checked(r)
+        assert r.run_off is run_off
         loans = r.loans
-        exposure_time = np.clip((365.0 - loans["start"]) / 365.0, 0, 1)
+        if run_off:
+            exposure_time = np.ones(len(loans["start"]))
+            assert r.end_time > 365.0
+        else:
+            exposure_time = np.clip((365.0 - loans["start"]) / 365.0, 0, 1)
+            assert r.ledger.time.max() < 365.0
         el = float((loans["default_prob"] * exposure_time * loans["guaranteed"] * 0.6).sum())
         diffs.append([r.summary["losses"][p] - s * el for p, s in shares.items()]
                      + [el])
@@ -299,6 +362,51 @@ def test_annual_loss_matches_closed_form_expected_loss() -> None:
         assert abs(mean[k]) <= 3 * se[k], (k, mean[k], se[k])
     # the test has power: the standard error is well below the expected loss
     assert se[1] < 0.2 * 0.4 * mean[4]
+
+
+def test_cohort_loss_matches_monte_carlo_expected_loss() -> None:
+    """Issue 4 validation: per party, the settled loss of one steady-state origination
+    year (1-year loans, run-off on, caps and credit line off) averaged over replications
+    agrees with the Monte Carlo expected loss of the scenario's annual cohort within 3
+    combined standard errors, per guaranteed yuan (DES cohorts are Poisson-sized and
+    draw their own exposures)."""
+    mc = pytest.importorskip("simkit.montecarlo")
+    from simkit.book import book_for
+    sc = simkit.load(simkit.__path__[0] + "/../scenarios/nfgf_2422.toml")
+    layers = [{"party": x.party, "share": x.share, "lag_days": x.lag_days}
+              for x in sc.agreements[0].layers]  # the same layers without the NFGF cap
+    sc = sc.with_changes({"credit_lines": [], "agreements[0].layers": layers,
+                          "segments[0].count": 600, "segments[1].count": 300,
+                          "des.mode": "batch", "des.years": 2,
+                          "run.n_paths": 10_000, "run.block_size": 2_500})
+    assert all(s.tenor_years == 1 for s in sc.segments)
+    runs = run_des(sc, replications=40, seed=81)
+    year = 1  # the second origination year: the book is in steady state
+    rows = []
+    for r in runs:
+        checked(r)
+        s = r.summary
+        # nothing is refused: every application is approved or still pending at the end
+        assert sum(s["refusals"].values()) == 0
+        assert s["approvals"] + s["pending"] == s["applications"]
+        cohort = (r.loans["start"] // 365) == year
+        rows.append(r.cohort_losses[year] / r.loans["guaranteed"][cohort].sum())
+    des = np.array(rows)
+    des_mean = des.mean(axis=0)
+    des_se = des.std(axis=0, ddof=1) / math.sqrt(len(des))
+    book = book_for(sc)
+    res = mc.simulate(sc, book=book)
+    assert res.parties == r.parties
+    per_yuan = res.losses / book.guaranteed.sum()
+    mc_mean = per_yuan.mean(axis=0)
+    mc_se = per_yuan.std(axis=0, ddof=1) / math.sqrt(len(per_yuan))
+    for j, p in enumerate(r.parties):
+        se = math.hypot(des_se[j], mc_se[j])
+        assert abs(des_mean[j] - mc_mean[j]) <= 3 * se, (p, des_mean[j], mc_mean[j], se)
+        # the test has power: the standard error is well below the expected loss
+        assert se < 0.25 * mc_mean[j], (p, se, mc_mean[j])
+    # the shares of the 20/40/20/20 split hold in both
+    np.testing.assert_allclose(des_mean / des_mean[1], [0.5, 1, 0.5, 0.5], rtol=0.05)
 
 
 # --------------------------------------------------------------------------------------
@@ -364,10 +472,15 @@ def test_result_series_book_and_table() -> None:
     assert sum(s["refusals"].values()) + s["approvals"] + s["pending"] == s["applications"]
     assert 0 < s["pending"] < 0.01 * s["applications"]
     assert s["pending"] == pytest.approx(3 / 730 * s["applications"], rel=0.3)
-    # monthly net loss adds up to the summary losses
+    # monthly net loss adds up to the losses up to the horizon; the settled losses by
+    # origination year (run-off included) add up to the summary losses
+    assert s["run_off"] and r.end_time > 730
+    assert r.cohort_losses.shape == (2, n_p)
     for j, p in enumerate(r.parties):
-        assert r.series["net_loss"][:, j].sum() == pytest.approx(s["losses"][p], rel=1e-9,
-                                                                  abs=1e-3)
+        assert r.series["net_loss"][:, j].sum() == pytest.approx(
+            s["losses_in_horizon"][p], rel=1e-9, abs=1e-3)
+        assert r.cohort_losses[:, j].sum() == pytest.approx(s["losses"][p], rel=1e-9,
+                                                            abs=1e-3)
     assert isinstance(r.book, Book)
     assert r.book.n_loans == len(r.loans["id"])
     assert r.book.guaranteed.sum() == pytest.approx(s["guaranteed_supplied"])

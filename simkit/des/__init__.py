@@ -6,9 +6,14 @@ amounts in yuan. One ``simpy.Environment`` per replication, no module-level stat
 Public API::
 
     run_des(scenario, *, years=None, replications=1, seed=None, executor=None,
-            progress=False, event_log=False) -> DesRuns
-    simulate(scenario, *, replication=0, seed=None, years=None, event_log=False)
-        -> DesResult
+            progress=False, event_log=False, run_off=True) -> DesRuns
+    simulate(scenario, *, replication=0, seed=None, years=None, event_log=False,
+             run_off=True) -> DesResult
+
+``run_off`` (default on) keeps the run going after the horizon, without new arrivals,
+until the loans already originated have settled; ``DesResult.cohort_losses`` then holds
+the final net loss per party of each origination year, comparable with the Monte Carlo
+expected loss of an annual cohort.
     DesResult, DesRuns, SERIES, REASONS
     plot_des(result, out_dir) and the plot_* functions (matplotlib imported lazily)
 

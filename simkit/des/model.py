@@ -41,8 +41,15 @@ Rules (the README states them):
   fractional loan year of length ``L`` uses ``1 - (1 - p)^L``; the default time is uniform
   within the loan year. Loans that survive mature; with probability ``des.renewal_prob``
   they are renewed at once as a new loan (new fees, re-checked limits, no bank review;
-  a refused renewal is counted under its reason and the loan is simply repaid).
+  a refused renewal is counted under its reason in ``renewal_refusals``, apart from the
+  refusals of applications, and the loan is simply repaid).
   Applications still in review (or queued) at the horizon are reported as ``pending``.
+* **Run-off** (``run_off=True``, default): at the horizon arrivals, decisions and
+  renewals stop, and the environment keeps running until every claim, reimbursement,
+  recovery, fee and maturity of the loans already originated has happened. The monthly
+  series stop at the horizon; the ledger, the loan table, the settled loss per
+  origination year (``DesResult.cohort_losses``) and the summary totals include the
+  run-off. ``run_off=False`` drops every event at or after the horizon.
 * **Claims** (:meth:`Model.claim`): the bank claims ``claim_trigger_days`` after
   default; ``claim_payment_days`` later the original guarantor pays it the covered part
   (guaranteed amount minus the lender's share). Each other layer reimburses its share
@@ -57,13 +64,30 @@ Rules (the README states them):
   arrive after a lognormal lag with median ``agreement.recovery_lag_years`` and sigma
   ``des.recovery_lag_sigma``, but not before the last reimbursement, and are returned
   pro rata to what each party paid net on the loan.
-* **Fees** are paid at origination for the whole tenor (``rate x guaranteed x share x
-  tenor_years``), per the agreement's fee list.
+* **Fees** are paid per loan year, per the agreement's fee list: ``rate x guaranteed x
+  share x L`` with ``L = min(1, tenor_years - k)`` for loan year ``k``, the first at
+  origination and each later one at its anniversary if the loan has not defaulted by
+  then (as ``sharing.fee_flows`` charges ``min(tenor, years)`` years).
 * **Capital injections**: when a guarantor, provincial or national-fund party with net
   assets pays something and its capital falls below ``des.injection_trigger x initial``,
   the local government of its region (else the first ``local_gov`` party, else the
   external ``fiscal`` account) injects ``des.injection_target x initial - capital``.
   ``injection_trigger = 0`` (default) switches injections off.
+
+Differences from the Monte Carlo waterfall (:mod:`simkit.montecarlo`, :mod:`simkit.sharing`):
+
+* Caps are used first come, first served within a statistics period, against the base
+  "originated so far" in that period; the Monte Carlo scales all cells of a pool pro
+  rata to the whole period's base.
+* Upper layers reimburse the original guarantor directly; the net shares are the same as
+  a chain (provincial -> guarantor, national fund -> provincial).
+* A firm the guarantor refuses does not get an unguaranteed loan (it is counted as a
+  refusal, no loan is booked).
+* Guarantee liability (leverage and single-client use) is released at default, before
+  the compensation is paid.
+* Random draws are taken in event order from streams keyed by replication, so two
+  variants of a scenario do not share default draws per firm (no common random numbers);
+  compare variants over replications, not path by path.
 """
 
 from __future__ import annotations
@@ -100,7 +124,7 @@ DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
 REASONS = ("bank_margin", "guarantor_review", "single_client", "leverage", "credit_line")
 #: Event-log event names.
 EVENTS = ("application", "refusal", "queued", "origination", "maturity", "renewal", "default",
-          "claim")
+          "claim", "renewal_refusal")
 _EV = {e: i for i, e in enumerate(EVENTS)}
 _RS = {r: i for i, r in enumerate(REASONS)}
 _K_DEFAULT = KIND_CODE["default"]
@@ -160,10 +184,14 @@ class Model:
         Horizon in years (the run covers ``[0, 365 * years)`` days).
     event_log : bool
         Keep a per-application / per-loan event log.
+    run_off : bool
+        After the horizon, stop arrivals and renewals but keep running until every
+        claim, reimbursement, recovery and fee of the loans already originated has
+        settled (default). ``False`` stops everything at the horizon.
     """
 
     def __init__(self, scenario: Scenario, *, seed: int, replication: int = 0,
-                 years: float | None = None, event_log: bool = False):
+                 years: float | None = None, event_log: bool = False, run_off: bool = True):
         self.scenario = scenario
         self.des = des = scenario.des
         self.seed = int(seed)
@@ -172,6 +200,9 @@ class Model:
         if not self.years > 0:
             raise ValueError(f"years must be > 0, got {self.years!r}")
         self.horizon = self.years * DAYS_PER_YEAR
+        self.run_off = bool(run_off)
+        #: events of loans (claims, maturities, fees) are scheduled up to this time
+        self.settle_until = math.inf if self.run_off else self.horizon
         self.env = simpy.Environment()
         self.n_months = max(1, math.ceil(self.years * 12 - 1e-9))
         self.keep_log = event_log
@@ -234,17 +265,21 @@ class Model:
         self._draw_applications()
 
         # -- result accumulators -------------------------------------------------------
-        shape = (self.n_months, n_parties)
+        # one extra row collects what happens after the horizon (run-off), dropped from
+        # the monthly series
+        shape = (self.n_months + 1, n_parties)
         self.flows = {k: np.zeros(shape) for k in _FLOW_SERIES}
         self.stocks = {k: np.zeros(shape) for k in _STOCK_SERIES}
         self.refusals = {r: np.zeros(shape) for r in REASONS}
+        self.renewal_refusals = {r: np.zeros(shape) for r in REASONS}
         self.line_use = np.zeros((self.n_months, len(self.lines)))
         self.cap_refusals: list[tuple[float, int, float]] = []
         self._loans: list[tuple[np.ndarray, ...]] = []
         self.n_loans = 0
         self.defaults: list[tuple[int, float, float]] = []  # (loan, time, exposure)
         self.recovered: dict[int, float] = {}
-        self.queue: list[tuple[int, float, int, int]] = []  # (app, since, reason, party)
+        # the queue (refusal = "queue"): application, time queued, last reason and party
+        self._clear_queue()
         self.counts = dict.fromkeys(("applications", "bank_decisions", "guarantor_decisions",
                                      "originations", "maturities", "defaults", "claims"), 0)
 
@@ -421,7 +456,10 @@ class Model:
     # bookkeeping helpers
     # ==================================================================================
     def month(self, t: float) -> int:
-        """Month index of time ``t`` (days), clipped to the horizon."""
+        """Month index of time ``t`` (days); ``n_months`` for the run-off after the
+        horizon."""
+        if t >= self.horizon:
+            return self.n_months
         return min(int(t / DAYS_PER_MONTH), self.n_months - 1)
 
     def pay(self, t: float, payer: int, payee: int, kind: int, amount: float,
@@ -447,18 +485,23 @@ class Model:
                 self.pay(t, self._injector[index], index, _K_INJ, amount, -1)
 
     def _log_rows(self, t: float, event: str, ids: np.ndarray, party: np.ndarray | int,
-                  amount: np.ndarray | float = 0.0, reason: int = -1) -> None:
+                  amount: np.ndarray | float = 0.0, reason: np.ndarray | int = -1) -> None:
         n = len(ids)
         self._log.append((np.full(n, t), np.full(n, _EV[event], np.int8),
                           np.asarray(ids, np.int64),
                           np.broadcast_to(np.asarray(party, np.int16), (n,)).copy(),
                           np.broadcast_to(np.asarray(amount, np.float64), (n,)).copy(),
-                          np.full(n, reason, np.int8)))
+                          np.broadcast_to(np.asarray(reason, np.int8), (n,)).copy()))
 
-    def _refuse(self, t: float, apps: np.ndarray, reason: int, party: np.ndarray) -> None:
-        np.add.at(self.refusals[REASONS[reason]][self.month(t)], party, 1.0)
+    def _refuse(self, t: float, apps: np.ndarray, reason: int, party: np.ndarray, *,
+                renewal: bool = False) -> None:
+        """Count refusals of applications (or of renewals: kept apart, they are loans
+        already served, not applications)."""
+        target = self.renewal_refusals if renewal else self.refusals
+        np.add.at(target[REASONS[reason]][self.month(t)], party, 1.0)
         if self.keep_log:
-            self._log_rows(t, "refusal", apps, party, 0.0, reason)
+            self._log_rows(t, "renewal_refusal" if renewal else "refusal", apps, party, 0.0,
+                           reason)
 
     # ==================================================================================
     # processes and decisions
@@ -480,7 +523,7 @@ class Model:
             if self.keep_log:
                 self._log_rows(env.now, "application", apps, self.seg_front[self.app_seg[apps]])
             ok = self.decide_bank(apps)
-            if ok.size or self.queue:
+            if ok.size or self.q_app.size:
                 env.process(self.underwrite_guarantee(ok))
 
     def decide_bank(self, apps: np.ndarray) -> np.ndarray:
@@ -498,17 +541,23 @@ class Model:
         if self.review_days > 0:
             yield env.timeout(self.review_days)
         now = env.now
-        since: dict[int, float] = {}
-        if self.queue:
-            keep = []
-            for app, t0, reason, party in self.queue:
-                if now - t0 > self.des.queue_patience_days:
-                    self._refuse(now, np.array([app]), reason, np.array([party]))
-                else:
-                    keep.append(app)
-                    since[app] = t0
-            self.queue = []
-            apps = np.concatenate([np.array(keep, dtype=np.intp), apps])
+        if now >= self.horizon:
+            return  # run-off: decisions stop at the horizon, these stay pending
+        apps = np.asarray(apps, dtype=np.intp)
+        since = np.full(len(apps), now)
+        queued = np.zeros(len(apps), dtype=bool)
+        need = None
+        if self.q_app.size:
+            expired = now - self.q_since > self.des.queue_patience_days
+            if expired.any():
+                self._refuse_many(now, self.q_app[expired], self.q_reason[expired],
+                                  self.q_party[expired])
+            keep = ~expired
+            need = np.concatenate([self.q_need[keep], self.limit_need(apps)])
+            apps = np.concatenate([self.q_app[keep], apps])
+            since = np.concatenate([self.q_since[keep], since])
+            queued = np.concatenate([np.ones(int(keep.sum()), dtype=bool), queued])
+            self._clear_queue()
         if apps.size == 0:
             return
         self.counts["guarantor_decisions"] += len(apps)
@@ -518,95 +567,173 @@ class Model:
                 bad = apps[~ok]
                 self._refuse(now, bad, _RS["guarantor_review"],
                              self.seg_front[self.app_seg[bad]])
-                apps = apps[ok]
-        approved, refused = self.check_limits(apps, now)
-        if refused:
+                apps, since, queued = apps[ok], since[ok], queued[ok]
+                if need is not None:
+                    need = need[ok]
+        if self.des.refusal == "queue" and need is None:
+            need = self.limit_need(apps)
+        approved, (r_pos, r_reason, r_party) = self.check_limits(apps, now, need)
+        if r_pos.size:
+            r_app = apps[r_pos]
             if self.des.refusal == "queue":
-                new = [r for r in refused if r[0] not in since]
-                for app, reason, party in refused:
-                    self.queue.append((app, since.get(app, now), reason, party))
-                if new:
-                    parties = np.array([r[2] for r in new], dtype=np.intp)
+                self.q_app, self.q_since = r_app, since[r_pos]
+                self.q_reason, self.q_party = r_reason, r_party
+                self.q_need = need[r_pos]
+                new = ~queued[r_pos]
+                if new.any():
+                    parties = r_party[new]
                     np.add.at(self.flows["queued"][self.month(now)], parties, 1.0)
                     if self.keep_log:
-                        self._log_rows(now, "queued", np.array([r[0] for r in new]), parties)
+                        self._log_rows(now, "queued", r_app[new], parties)
             else:
-                for reason in sorted({r[1] for r in refused}):
-                    rows = [r for r in refused if r[1] == reason]
-                    self._refuse(now, np.array([r[0] for r in rows]), reason,
-                                 np.array([r[2] for r in rows], dtype=np.intp))
+                for reason in np.unique(r_reason).tolist():
+                    sel = r_reason == reason
+                    self._refuse(now, r_app[sel], reason, r_party[sel])
         if approved[0].size:
             self.file_reguarantee(approved[0], approved[3])
             self.originate(approved[0], approved[1], approved[2], renewal=False)
 
-    def check_limits(self, apps: np.ndarray, now: float
-                     ) -> tuple[tuple[np.ndarray, ...], list[tuple[int, int, int]]]:
+    def _clear_queue(self) -> None:
+        self.q_app = np.zeros(0, dtype=np.intp)
+        self.q_since = np.zeros(0)
+        self.q_reason = np.zeros(0, dtype=np.intp)
+        self.q_party = np.zeros(0, dtype=np.intp)
+        self.q_need = np.zeros((0, len(self.constrained) + len(self.lines)))
+
+    def _refuse_many(self, t: float, apps: np.ndarray, reasons: np.ndarray,
+                     parties: np.ndarray) -> None:
+        """Refuse applications with a reason each (counts per reason, log in order)."""
+        m = self.month(t)
+        for reason in np.unique(reasons).tolist():
+            sel = reasons == reason
+            np.add.at(self.refusals[REASONS[reason]][m], parties[sel], 1.0)
+        if self.keep_log:
+            self._log_rows(t, "refusal", apps, parties, 0.0, reasons)
+
+    def limit_need(self, apps: np.ndarray) -> np.ndarray:
+        """What each application uses of each limit, shape ``(n, k)`` (yuan): the
+        constrained parties' risk-weighted liability, then each credit line's use."""
+        seg = self.app_seg[apps]
+        g = self.app_guaranteed[apps]
+        return np.concatenate([self.coef[seg][:, self.constrained]
+                               * (g * self.app_weight[apps])[:, None],
+                               self.line_applies[seg] * g[:, None]], axis=1)
+
+    def check_limits(self, apps: np.ndarray, now: float, need: np.ndarray | None = None
+                     ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """Single-client, leverage and credit-line checks, in arrival order.
+
+        Each application is checked against the room left by those before it that were
+        approved. Applications that do not fit even the room at the start of the batch
+        are refused without entering the sequential pass (room only shrinks within a
+        batch); their reason is the first check they fail with the room left at their
+        position.
+
+        ``need`` is :meth:`limit_need` of ``apps`` when already known (the queue keeps
+        it).
 
         Returns
         -------
         approved : (apps, liability, weighted liability, line use)
             Arrays of shape ``(n,)``, ``(n, n_accounts)``, ``(n, n_accounts)`` and
             ``(n, n_lines)`` (yuan).
-        refused : list of (application, reason code, refusing party)
+        refused : (positions, reason codes, refusing parties)
+            Integer arrays: positions in ``apps`` (single-client refusals first, then the
+            others, each in arrival order), reasons and parties.
         """
-        refused: list[tuple[int, int, int]] = []
+        pos = np.arange(len(apps))
+        empty = np.zeros(0, dtype=np.intp)
+        r_pos, r_reason, r_party = [empty], [empty], [empty]
         seg = self.app_seg[apps]
         g = self.app_guaranteed[apps]
-        liab = self.coef[seg] * g[:, None]
         inst = self.institutions
         if self.single_limited:
-            lim = np.full(self.n_accounts, np.inf)
-            for j in self.single_limited:
-                lim[j] = inst[j].single_limit()
-            over = liab > lim
+            lim = np.array([inst[j].single_limit() for j in self.single_limited])
+            over = self.coef[seg][:, self.single_limited] * g[:, None] > lim
             bad = over.any(axis=1)
             if bad.any():
-                who = over.argmax(axis=1)
-                refused += [(int(a), _RS["single_client"], int(p))
-                            for a, p in zip(apps[bad], who[bad], strict=True)]
-                apps, seg, g, liab = apps[~bad], seg[~bad], g[~bad], liab[~bad]
-        wliab = liab * self.app_weight[apps][:, None]
+                r_pos.append(pos[bad])
+                r_reason.append(np.full(int(bad.sum()), _RS["single_client"], np.intp))
+                r_party.append(np.array(self.single_limited, dtype=np.intp)[
+                    over.argmax(axis=1)[bad]])
+                ok = ~bad
+                apps, pos, seg, g = apps[ok], pos[ok], seg[ok], g[ok]
+                if need is not None:
+                    need = need[ok]
         for line in self.lines:
             line.roll(now)
+        if need is None:
+            need = self.limit_need(apps)
+        n_c = len(self.constrained)
+        room0 = np.array([inst[j].room() for j in self.constrained]
+                         + [line.room() for line in self.lines])
+        slack0 = room0 + 1e-12 * np.abs(room0) + 1e-6
+        fail0 = (need > 0) & (need > slack0)
+        if fail0.any() or (need.sum(axis=0) > slack0).any():
+            keep = self._fit_in_order(need, room0, np.flatnonzero(~fail0.any(axis=1)))
+            # room left at each refused position (approved ones before it) and the
+            # first check it fails there
+            kept = np.flatnonzero(keep)
+            refused = np.flatnonzero(~keep)
+            cum = np.concatenate([np.zeros((1, need.shape[1])),
+                                  np.cumsum(need[kept], axis=0)])
+            left = room0 - cum[np.searchsorted(kept, refused)]
+            nr = need[refused]
+            col = ((nr > 0) & (nr > left + 1e-12 * np.abs(left) + 1e-6)).argmax(axis=1)
+            parties = np.array(self.constrained + [line.provider for line in self.lines],
+                               dtype=np.intp)
+            r_pos.append(pos[refused])
+            r_reason.append(np.where(col < n_c, _RS["leverage"], _RS["credit_line"])
+                            .astype(np.intp))
+            r_party.append(parties[col])
+            apps, seg, g = apps[keep], seg[keep], g[keep]
+        liab = self.coef[seg] * g[:, None]
+        wliab = liab * self.app_weight[apps][:, None]
         use = self.line_applies[seg] * g[:, None]
-        rooms = [inst[j].room() for j in self.constrained]
-        line_rooms = [line.room() for line in self.lines]
-        fits = all(float(wliab[:, j].sum()) <= _slack(r)
-                   for j, r in zip(self.constrained, rooms, strict=True))
-        fits = fits and all(float(use[:, k].sum()) <= _slack(r)
-                            for k, r in enumerate(line_rooms))
-        if not fits:
-            keep = np.ones(len(apps), dtype=bool)
-            w_rows = wliab[:, self.constrained].tolist()
-            u_rows = use.tolist()
-            lines = self.lines
-            for i in range(len(apps)):
-                wr = w_rows[i]
-                bad_party = -1
-                for k, j in enumerate(self.constrained):
-                    if wr[k] > 0 and wr[k] > _slack(rooms[k]):
-                        bad_party = j
-                        break
-                if bad_party >= 0:
-                    keep[i] = False
-                    refused.append((int(apps[i]), _RS["leverage"], bad_party))
-                    continue
-                ur = u_rows[i]
-                for k in range(len(lines)):
-                    if ur[k] > 0 and ur[k] > _slack(line_rooms[k]):
-                        bad_party = lines[k].provider
-                        break
-                if bad_party >= 0:
-                    keep[i] = False
-                    refused.append((int(apps[i]), _RS["credit_line"], bad_party))
-                    continue
-                for k in range(len(rooms)):
-                    rooms[k] -= wr[k]
-                for k in range(len(lines)):
-                    line_rooms[k] -= ur[k]
-            apps, liab, wliab, use = apps[keep], liab[keep], wliab[keep], use[keep]
-        return (apps, liab, wliab, use), refused
+        refused_out = (np.concatenate(r_pos), np.concatenate(r_reason),
+                       np.concatenate(r_party))
+        return (apps, liab, wliab, use), refused_out
+
+    @staticmethod
+    def _fit_in_order(need: np.ndarray, room: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Approve candidates in order while each fits the room left by those before it.
+
+        ``need`` (n, k) yuan per application and limit, ``room`` (k,), ``cand`` the
+        positions to consider, in order. Vectorised: the prefix that fits is taken with
+        a cumulative sum, the first that does not is refused, and the rest is filtered
+        against the room left; after a few rounds a plain loop finishes the rest.
+
+        Returns
+        -------
+        ndarray of bool, shape (n,)
+        """
+        keep = np.zeros(len(need), dtype=bool)
+        room = room.astype(float)
+        for _ in range(32):
+            if cand.size == 0:
+                return keep
+            nd = need[cand]
+            cum = np.cumsum(nd, axis=0)
+            left = room - (cum - nd)
+            bad = ((nd > 0) & (nd > left + 1e-12 * np.abs(left) + 1e-6)).any(axis=1)
+            if not bad.any():
+                keep[cand] = True
+                return keep
+            f = int(bad.argmax())
+            keep[cand[:f]] = True
+            if f > 0:
+                room = room - cum[f - 1]
+            rest = cand[f + 1:]
+            nr = need[rest]
+            cand = rest[~((nr > 0) & (nr > room + 1e-12 * np.abs(room) + 1e-6)).any(axis=1)]
+        rooms = room.tolist()
+        n_col = len(rooms)
+        for i, row in zip(cand.tolist(), need[cand].tolist(), strict=True):
+            if all(row[k] <= 0 or row[k] <= _slack(rooms[k]) for k in range(n_col)):
+                keep[i] = True
+                for k in range(n_col):
+                    rooms[k] -= row[k]
+        return keep
 
     def file_reguarantee(self, apps: np.ndarray, use: np.ndarray) -> None:
         """File approved guarantees with the re-guarantors: use the credit lines (yuan)."""
@@ -651,19 +778,6 @@ class Model:
                     period = int(now // cap.period_days)
                     add = per_seg_a[s] if cap.annualised else per_seg_g[s]
                     cap.base[period] = cap.base.get(period, 0.0) + float(add)
-            if spec.fees:
-                sel = seg == s
-                gs = g[sel]
-                for payer, payee, kind, rate, above, thr, share in spec.fees:
-                    amount = np.where(gs > thr, above, rate) * gs * share \
-                        * spec.segment.tenor_years
-                    self.ledger.add_many(now, payer, payee, kind, amount,
-                                         ids[sel])
-                    total = float(amount.sum())
-                    self.accounts[payer].capital -= total
-                    self.accounts[payee].capital += total
-                    if payer in self._injectable:
-                        self.inject_capital(now, payer)
         # default draws, per loan year
         kmax = math.ceil(float(tenor.max()) - 1e-12)
         u = self.rng_loans.random((n, kmax))
@@ -683,11 +797,47 @@ class Model:
             hit = (u[:, k] < pk) & np.isinf(t_def) & (length > 0)
             t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
         end = np.where(np.isfinite(t_def), t_def, now + tenor * DAYS_PER_YEAR)
+        # fees: the first loan year now, each later one at its anniversary if the loan is
+        # still running then (and the anniversary falls before the end of the run)
+        self.pay_fees(ids, apps, np.minimum(tenor, 1.0))
+        for k in range(1, kmax):
+            t_k = now + DAYS_PER_YEAR * k
+            if t_k >= self.settle_until:
+                break
+            sel = (tenor > k) & (t_def > t_k)
+            if sel.any():
+                ev = env.timeout(DAYS_PER_YEAR * k)
+                ev.callbacks.append(partial(self.pay_fees, ids[sel], apps[sel],
+                                            np.minimum(tenor[sel] - k, 1.0)))
         self._loans.append((ids, apps.astype(np.int64), np.full(n, now), end,
                             np.isfinite(t_def), np.full(n, renewal)))
         if self.keep_log:
             self._log_rows(now, "renewal" if renewal else "origination", ids, front, g)
         self.run_loan(ids, apps, t_def, tenor)
+
+    def pay_fees(self, ids: np.ndarray, apps: np.ndarray, years: np.ndarray,
+                 _event: Any = None) -> None:
+        """Pay the agreement fees of one loan year (``years``: its length, <= 1) now:
+        ``rate x guaranteed x share x years`` per fee."""
+        if not any(self.segments[s].fees for s in range(len(self.segments))):
+            return
+        now = self.env.now
+        seg = self.app_seg[apps]
+        g = self.app_guaranteed[apps]
+        for s in np.unique(seg).tolist():
+            spec = self.segments[s]
+            if not spec.fees:
+                continue
+            sel = seg == s
+            gs, ys = g[sel], years[sel]
+            for payer, payee, kind, rate, above, thr, share in spec.fees:
+                amount = np.where(gs > thr, above, rate) * gs * share * ys
+                self.ledger.add_many(now, payer, payee, kind, amount, ids[sel])
+                total = float(amount.sum())
+                self.accounts[payer].capital -= total
+                self.accounts[payee].capital += total
+                if payer in self._injectable:
+                    self.inject_capital(now, payer)
 
     def run_loan(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray,
                  tenor: np.ndarray) -> None:
@@ -695,7 +845,7 @@ class Model:
         maturity callback per group of loans ending at the same time."""
         env = self.env
         now = env.now
-        horizon = self.horizon
+        horizon = self.settle_until
         dflt = np.flatnonzero(t_def < horizon)
         for i in dflt.tolist():
             env.process(self.claim(int(ids[i]), int(apps[i]), float(t_def[i]), now))
@@ -730,14 +880,13 @@ class Model:
         if self.keep_log:
             self._log_rows(now, "maturity", ids, self.seg_front[self.app_seg[apps]])
         p = self.des.renewal_prob
-        if p > 0:
+        if p > 0 and now < self.horizon:
             again = apps[self.rng_renewals.random(len(apps)) < p]
             if again.size:
-                approved, refused = self.check_limits(again, now)
-                for reason in sorted({r[1] for r in refused}):
-                    rows = [r for r in refused if r[1] == reason]
-                    self._refuse(now, np.array([r[0] for r in rows]), reason,
-                                 np.array([r[2] for r in rows], dtype=np.intp))
+                approved, (r_pos, r_reason, r_party) = self.check_limits(again, now)
+                for reason in np.unique(r_reason).tolist():
+                    sel = r_reason == reason
+                    self._refuse(now, again[r_pos[sel]], reason, r_party[sel], renewal=True)
                 if approved[0].size:
                     self.file_reguarantee(approved[0], approved[3])
                     self.originate(approved[0], approved[1], approved[2], renewal=True)
@@ -863,7 +1012,8 @@ class Model:
     # run
     # ==================================================================================
     def run(self) -> DesResult:
-        """Run to the horizon and assemble the :class:`~simkit.des.result.DesResult`."""
+        """Run to the horizon (then the run-off, if on) and assemble the
+        :class:`~simkit.des.result.DesResult`."""
         import gc
 
         from simkit.des.result import build_result
@@ -876,6 +1026,8 @@ class Model:
             env.process(self.record_months())
             env.run(until=self.horizon)
             self.snapshot(self.n_months - 1)
+            if self.run_off:
+                env.run()  # no arrivals any more: loans already originated settle
         finally:
             if enabled:
                 gc.enable()

@@ -4,6 +4,11 @@ A :class:`DesResult` holds one replication; :class:`DesRuns` a set of replicatio
 their across-replication summary. Series are monthly, shape ``(n_months, n_parties)``,
 columns in ``scenario.party_names`` order; month ``m`` covers days
 ``[m * 365/12, (m + 1) * 365/12)`` and stocks are taken at its end.
+
+With the run-off (default) the run continues after the horizon until the loans already
+originated have settled: the monthly series stop at the horizon, while the ledger, the
+loan table, :attr:`DesResult.cohort_losses` and the summary totals (losses, fees,
+recoveries...) include the run-off.
 """
 
 from __future__ import annotations
@@ -68,7 +73,19 @@ class DesResult:
     series : dict of str to ndarray, shape (n_months, n_parties)
         See :data:`SERIES`.
     refusals : dict of str to ndarray, shape (n_months, n_parties)
-        Refusals per reason (:data:`~simkit.des.model.REASONS`), by refusing party.
+        Refusals of applications per reason (:data:`~simkit.des.model.REASONS`), by
+        refusing party.
+    renewal_refusals : dict of str to ndarray, shape (n_months, n_parties)
+        Renewals refused at maturity per reason (the loan is repaid; not applications).
+    cohort_losses : ndarray, shape (n_years, n_parties)
+        Settled net loss (default losses paid minus received, recoveries included, yuan)
+        of the loans originated in each year of the horizon (renewals included), by
+        party, from the ledger. With the run-off every loss of a cohort is final; year
+        ``y`` covers origination days ``[365 y, 365 (y + 1))``.
+    run_off : bool
+        Whether the run continued after the horizon until everything settled.
+    end_time : float
+        Time (days) of the last event of the run.
     caps : tuple of str
         Capped layer pools, ``"agreement:party:pool=value"``.
     cap_refused : ndarray, shape (n_months, n_caps)
@@ -81,7 +98,8 @@ class DesResult:
     ledger : LedgerArrays
         Every cash flow (see :mod:`simkit.des.ledger`).
     loans : dict of str to ndarray, each shape (n_loans,)
-        ``id, application, segment, start, end`` (days), ``defaulted`` (by the horizon),
+        ``id, application, segment, start, end`` (days), ``defaulted`` (by the end of
+        the run, i.e. including the run-off),
         ``renewal``, ``exposure``, ``guaranteed`` (yuan), ``default_prob`` (annual,
         moral hazard included), ``recovered`` (yuan received by the horizon).
     scenario : Scenario
@@ -108,6 +126,10 @@ class DesResult:
     months: np.ndarray
     series: dict[str, np.ndarray]
     refusals: dict[str, np.ndarray]
+    renewal_refusals: dict[str, np.ndarray]
+    cohort_losses: np.ndarray
+    run_off: bool
+    end_time: float
     caps: tuple[str, ...]
     cap_refused: np.ndarray
     credit_lines: tuple[str, ...]
@@ -259,7 +281,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         ids = apps = np.zeros(0, np.int64)
         start = end = np.zeros(0)
         dflt = renewal = np.zeros(0, bool)
-    defaulted = dflt & (end < model.horizon)
+    defaulted = dflt & (end < model.settle_until)
     rec = np.zeros(len(ids))
     for loan, amount in model.recovered.items():
         rec[loan] = amount
@@ -272,15 +294,16 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
 
     # -- ledger-derived monthly flows ----------------------------------------------------
     mon = np.minimum((ledger.time / (365.0 / 12.0)).astype(np.intp), n_m - 1)
+    in_horizon = ledger.time < model.horizon
 
     def flow(kinds: tuple[str, ...], side: str) -> np.ndarray:
         out = np.zeros((n_m, model.n_accounts))
-        sel = ledger.mask(kinds)
+        sel = ledger.mask(kinds) & in_horizon
         acct = ledger.payer if side == "paid" else ledger.payee
         np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
         return out[:, :n_p]
 
-    series: dict[str, np.ndarray] = dict(model.flows)
+    series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.flows.items()}
     series["compensation_paid"] = flow(("compensation", "reimbursement", "overflow"), "paid")
     series["reimbursements_received"] = flow(("reimbursement", "overflow"), "received")
     series["recoveries"] = flow(("recovery",), "received")
@@ -288,11 +311,25 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     series["fees_paid"] = flow(FEE_KINDS, "paid")
     series["injections"] = flow(("injection",), "received")
     series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
-    series.update(model.stocks)
+    series.update({k: v[:n_m] for k, v in model.stocks.items()})
 
-    cap_refused = np.zeros((n_m, len(model.caps)))
+    cap_refused = np.zeros((n_m + 1, len(model.caps)))
     for t, cap, amount in model.cap_refusals:
         cap_refused[model.month(t), cap] += amount
+    cap_refused_total = cap_refused.sum(axis=0)
+    cap_refused = cap_refused[:n_m]
+
+    # -- settled loss per origination year ---------------------------------------------
+    n_years = max(1, math.ceil(model.years - 1e-9))
+    cohort_losses = np.zeros((n_years, model.n_accounts))
+    sel = ledger.mask(LOSS_KINDS) & (ledger.loan >= 0)
+    if sel.any():
+        # loan ids are 0..n_loans-1 in origination order (loans["id"][i] == i)
+        year = np.minimum((start[ledger.loan[sel]] // 365.0).astype(np.intp), n_years - 1)
+        amt = ledger.amount[sel]
+        np.add.at(cohort_losses, (year, ledger.payer[sel]), amt)
+        np.add.at(cohort_losses, (year, ledger.payee[sel]), -amt)
+    cohort_losses = cohort_losses[:, :n_p]
 
     # -- checks --------------------------------------------------------------------------
     checks, detail = _checks(model, ledger, loans)
@@ -318,13 +355,18 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
                     + counts["guarantor_decisions"] + counts["originations"]
                     + counts["maturities"] + counts["defaults"] + counts["claims"] + n_nonfee)
     summary = _summary(model, ledger, loans, series, cap_refused, checks)
+    summary["cap_refused"] = {c.label: float(cap_refused_total[k])
+                              for k, c in enumerate(model.caps)}
     summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
                    model_events=model_events,
                    model_events_per_second=model_events / max(wall_seconds, 1e-12))
     return DesResult(
         scenario_name=sc.name, seed=model.seed, replication=model.replication,
         years=model.years, parties=sc.party_names, months=months, series=series,
-        refusals=dict(model.refusals), caps=tuple(c.label for c in model.caps),
+        refusals={k: v[:n_m] for k, v in model.refusals.items()},
+        renewal_refusals={k: v[:n_m] for k, v in model.renewal_refusals.items()},
+        cohort_losses=cohort_losses, run_off=model.run_off, end_time=float(model.env.now),
+        caps=tuple(c.label for c in model.caps),
         cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
         credit_line_use=model.line_use,
         credit_line_amount=np.array([x.amount for x in model.lines]),
@@ -414,9 +456,10 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     np.add.at(paid, ledger.payer[sel], ledger.amount[sel])
     loss = -ledger.balances(LOSS_KINDS)
     refusals = {r: int(a.sum()) for r, a in model.refusals.items()}
+    renewal_refusals = {r: int(a.sum()) for r, a in model.renewal_refusals.items()}
     limit_months: dict[str, int] = {}
     for reason in ("leverage", "credit_line", "single_client"):
-        arr = model.refusals[reason]
+        arr = (model.refusals[reason] + model.renewal_refusals[reason])[:model.n_months]
         for j in np.flatnonzero(arr.sum(axis=0)):
             limit_months[f"{reason}:{parties[j]}"] = int((arr[:, j] > 0).sum())
     lev = series["leverage"]
@@ -441,9 +484,14 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "defaults": int(loans["defaulted"].sum()),
         "default_amount": float(loans["exposure"][loans["defaulted"]].sum()),
         "refusals": refusals,
+        "renewal_refusals": renewal_refusals,
         "pending": int(model.counts["applications"] - series["approvals"].sum()
                        - sum(refusals.values())),
         "losses": per_party(loss),
+        "losses_in_horizon": per_party(-ledger.balances(LOSS_KINDS,
+                                                        until=model.horizon - 1e-9)),
+        "run_off": model.run_off,
+        "end_days": float(model.env.now),
         "compensation_paid": per_party(paid),
         "fees_net": per_party(ledger.balances(FEE_KINDS)),
         "recoveries": per_party(ledger.balances("recovery")),

@@ -16,7 +16,8 @@ __all__ = ["run_des", "simulate"]
 
 
 def simulate(scenario: Scenario, *, replication: int = 0, seed: int | None = None,
-             years: float | None = None, event_log: bool = False) -> DesResult:
+             years: float | None = None, event_log: bool = False,
+             run_off: bool = True) -> DesResult:
     """Run one replication.
 
     Parameters
@@ -32,6 +33,11 @@ def simulate(scenario: Scenario, *, replication: int = 0, seed: int | None = Non
         Horizon in years (default ``scenario.des.years``).
     event_log : bool
         Keep the per-application / per-loan event log.
+    run_off : bool
+        After the horizon, stop arrivals and keep running until every claim,
+        reimbursement, recovery and fee of the loans already originated has settled
+        (default); the monthly series stop at the horizon, the ledger and totals include
+        the run-off. ``False`` cuts everything at the horizon.
 
     Returns
     -------
@@ -39,18 +45,19 @@ def simulate(scenario: Scenario, *, replication: int = 0, seed: int | None = Non
     """
     seed = scenario.run.seed if seed is None else int(seed)
     return Model(scenario, seed=seed, replication=replication, years=years,
-                 event_log=event_log).run()
+                 event_log=event_log, run_off=run_off).run()
 
 
-def _one(args: tuple[Scenario, int, int, float | None, bool]) -> DesResult:
-    scenario, rep, seed, years, log = args
-    return simulate(scenario, replication=rep, seed=seed, years=years, event_log=log)
+def _one(args: tuple[Scenario, int, int, float | None, bool, bool]) -> DesResult:
+    scenario, rep, seed, years, log, run_off = args
+    return simulate(scenario, replication=rep, seed=seed, years=years, event_log=log,
+                    run_off=run_off)
 
 
 def run_des(scenario: Scenario, *, years: float | None = None, replications: int = 1,
             seed: int | None = None, executor: Executor | None = None,
             progress: bool | Callable[[int, int], None] = False,
-            event_log: bool = False) -> DesRuns:
+            event_log: bool = False, run_off: bool = True) -> DesRuns:
     """Run ``replications`` replications of the discrete-event model.
 
     Parameters
@@ -70,6 +77,8 @@ def run_des(scenario: Scenario, *, years: float | None = None, replications: int
         ``True`` shows a tqdm bar; a callable is called as ``progress(done, total)``.
     event_log : bool
         Keep each replication's event log.
+    run_off : bool
+        Settle the loans already originated after the horizon (see :func:`simulate`).
 
     Returns
     -------
@@ -82,7 +91,7 @@ def run_des(scenario: Scenario, *, years: float | None = None, replications: int
     if years is not None and not years > 0:
         raise ValueError(f"years must be > 0, got {years!r}")
     seed = scenario.run.seed if seed is None else int(seed)
-    jobs = [(scenario, r, seed, years, event_log) for r in range(int(replications))]
+    jobs = [(scenario, r, seed, years, event_log, run_off) for r in range(int(replications))]
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
