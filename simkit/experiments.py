@@ -119,7 +119,8 @@ def format_des(scenario: Scenario, summary: dict[str, Any]) -> str:
              report.fmt_money(summary["capital_end"][p]),
              f"{summary['max_leverage'][p]:.2f}" if p in summary["max_leverage"] else "-")
             for p in parties]
-    lines.append("per party over the horizon, million yuan (mean over replications)")
+    lines.append("per party, million yuan (mean over replications; loans originated in the "
+                 "horizon, settled through the run-off)")
     lines.append(report.format_table(rows, ["party", "compensation", "recoveries",
                                             "net loss", "fees net", "injections",
                                             "capital end", "max leverage"]))
