@@ -21,7 +21,7 @@ import numpy as np
 from simkit import analytic
 from simkit.book import Book, book_for
 from simkit.scenario import Scenario
-from simkit.sharing import _pool_keys, fee_flows
+from simkit.sharing import _pool_keys, fee_flows, resolve_party
 
 __all__ = ["ClosedForm", "expected_results"]
 
@@ -91,8 +91,7 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
         el[col[agreement.lender]] += unc_net[mine].sum()
         for layer in agreement.layers:
             def party_of(c: int, name: str) -> str:
-                g = cells.guarantor[c]
-                return g if (g is not None and kinds[name] == "guarantor") else name
+                return resolve_party(name, kinds, cells.guarantor[c])
 
             if layer.cap is None:
                 for c in mine:

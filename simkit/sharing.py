@@ -179,11 +179,7 @@ class Waterfall:
                 continue
             lender[mine] = col[agreement.lender]
             for layer in agreement.layers:
-                party_of = [
-                    cells.guarantor[c] if (kinds[layer.party] == "guarantor"
-                                           and cells.guarantor[c] is not None) else layer.party
-                    for c in mine
-                ]
+                party_of = [resolve_party(layer.party, kinds, cells.guarantor[c]) for c in mine]
                 if layer.cap is None:
                     for c, p in zip(mine, party_of, strict=True):
                         shares[c, col[p]] += layer.share
@@ -209,10 +205,8 @@ class Waterfall:
                                    float(limits.sum()))
                     # a guarantor-kind overflow party is the cell's own original guarantor
                     over = np.full(n_cells, col[cap.overflow], dtype=np.intp)
-                    if kinds[cap.overflow] == "guarantor":
-                        for c in sel:
-                            if cells.guarantor[c] is not None:
-                                over[c] = col[cells.guarantor[c]]
+                    for c in sel:
+                        over[c] = col[resolve_party(cap.overflow, kinds, cells.guarantor[c])]
                     cap_rows.append((row, col[p], over, pidx, limits, spec))
         n_caps = len(cap_rows)
         return cls(
@@ -317,6 +311,14 @@ class Waterfall:
         return out
 
 
+def resolve_party(name: str, kinds: dict[str, str], guarantor: str | None) -> str:
+    """The party that acts for ``name`` on a loan whose original guarantor is ``guarantor``:
+    a guarantor-kind party is replaced by the loan's own guarantor (when it names one)."""
+    if guarantor is not None and kinds.get(name) == "guarantor":
+        return guarantor
+    return name
+
+
 def _pool_keys(pool: str, cells: Cells, mine: np.ndarray) -> list[str]:
     if pool == "agreement":
         return ["all"] * len(mine)
@@ -366,11 +368,8 @@ def fee_flows(
             for c in mine:
                 # the agreement's guarantor-kind party is replaced by the cell's guarantor
                 g = cells.guarantor[c]
-                frm = g if (g is not None and kinds.get(fee.from_party) == "guarantor") \
-                    else fee.from_party
-                to = g if (g is not None and kinds.get(fee.to_party) == "guarantor") \
-                    else fee.to_party
-                key = (frm, to, fee.kind)
+                key = (resolve_party(fee.from_party, kinds, g),
+                       resolve_party(fee.to_party, kinds, g), fee.kind)
                 totals[key] = totals.get(key, 0.0) + float(per_cell[c])
     keys = sorted(totals)
     return FeeFlows(
