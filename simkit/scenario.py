@@ -322,6 +322,9 @@ class DesSettings:
     queue_patience_days: float = 90.0
     #: sigma of the lognormal recovery lag (its median is agreement.recovery_lag_years)
     recovery_lag_sigma: float = 0.5
+    #: the bank first checks its rule with retained share 1 (PD x LGD mean + bank_cost <=
+    #: interest_margin) and lends directly, without a guarantee, when it passes
+    direct_lending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -834,6 +837,7 @@ def _des(top: Reader) -> DesSettings:
         review_loss_tolerance=r.number("review_loss_tolerance", 2.0, low=0, high=1000),
         queue_patience_days=r.number("queue_patience_days", 90.0, low=0, high=3650),
         recovery_lag_sigma=r.number("recovery_lag_sigma", 0.5, low=0, high=5),
+        direct_lending=r.boolean("direct_lending", False),
     )
     r.finish()
     return d

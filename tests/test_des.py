@@ -267,6 +267,105 @@ def test_lower_bank_retained_share_means_more_approvals() -> None:
     assert low.summary["credit_supplied"] > high.summary["credit_supplied"]
 
 
+def _direct(**changes: Any) -> simkit.Scenario:
+    """PD uniform on [2 %, 15 %]: the bank lends alone up to PD = 7.5 % (0.6 x PD +
+    0.005 <= 0.05), with the 20 % retained share up to 37.5 %."""
+    return scenario(**{"segments[0].default_prob": {"dist": "uniform", "low": 0.02,
+                                                    "high": 0.15},
+                       "des.direct_lending": True, **changes})
+
+
+def test_direct_lending_low_pd_direct_high_pd_guaranteed_and_conserved() -> None:
+    r = checked(simulate(_direct(**{"des.renewal_prob": 0.3}), seed=81))
+    loans, s = r.loans, r.summary
+    assert _same_ledger(r, simulate(_direct(**{"des.renewal_prob": 0.3}), seed=81))
+    direct = loans["direct"]
+    pd = loans["default_prob"]
+    assert direct.sum() > 500 and (~direct).sum() > 500
+    # rule with retained share 1: direct iff 0.6 PD + 0.005 <= 0.05
+    assert pd[direct].max() <= 0.075 + 1e-12 < pd[~direct].min()
+    assert np.all(loans["guaranteed"][direct] == 0)
+    # direct loans: no fee, no limit use, in their own series under the lender
+    led = r.ledger
+    on_direct = np.isin(led.loan, loans["id"][direct])
+    assert not (on_direct & led.mask(("guarantee", "reguarantee", "compensation",
+                                      "reimbursement", "overflow"))).any()
+    assert set(led.payer[on_direct & led.mask("default")].tolist()) == {0}
+    bank = r.parties.index("bank")
+    assert r.series["direct_loans"][:, bank].sum() == direct[loans["start"] < 730].sum()
+    assert r.series["direct_lent"].sum() == pytest.approx(
+        loans["exposure"][direct & (loans["start"] < 730)].sum())
+    assert r.series["direct_loans"][:, r.parties.index("guarantor")].sum() == 0
+    assert s["direct_loans"] == int(direct.sum())
+    assert s["direct_credit"] == pytest.approx(loans["exposure"][direct].sum())
+    new = ~loans["renewal"]
+    assert s["additionality"] == pytest.approx((new & ~direct).sum() / new.sum())
+    assert 0 < s["additionality"] < 1
+    assert s["approvals"] + int((direct & new).sum()) + s["pending"] + sum(
+        s["refusals"].values()) == s["applications"]
+    assert s["approvals"] + s["renewals"] + int((direct & new).sum()) == s["loans"]
+    # the Monte Carlo book holds the guaranteed loans only
+    assert r.book.n_loans == int((~direct).sum())
+    assert r.book.guaranteed.sum() == pytest.approx(s["guaranteed_supplied"])
+    # the same firms without direct lending: all guaranteed, same credit to them
+    off = checked(simulate(_direct(**{"des.direct_lending": False,
+                                      "des.renewal_prob": 0.3}), seed=81))
+    assert off.summary["direct_loans"] == 0 and not off.loans["direct"].any()
+    assert off.summary["applications"] == s["applications"]
+    assert off.summary["additionality"] == pytest.approx(s["additionality"], abs=0.02)
+    # the bank retains more loss with direct lending, the guarantor less
+    assert s["losses"]["bank"] > off.summary["losses"]["bank"]
+    assert s["losses"]["guarantor"] < off.summary["losses"]["guarantor"]
+
+
+def test_direct_loan_default_borne_entirely_by_the_bank() -> None:
+    sc = _direct(**{"segments[0].default_prob": {"dist": "uniform", "low": 0.05,
+                                                 "high": 0.075}})
+    r = checked(simulate(sc, seed=82))
+    loans = r.loans
+    assert loans["direct"].all()
+    dflt = np.flatnonzero(loans["defaulted"])
+    assert dflt.size > 30
+    losses = r.ledger.loan_losses(loans["id"][dflt])[:, :len(r.parties)]
+    bank = r.parties.index("bank")
+    expected = loans["exposure"][dflt] - loans["recovered"][dflt]
+    np.testing.assert_allclose(losses[:, bank], expected, rtol=1e-12, atol=1e-6)
+    others = np.delete(losses, bank, axis=1)
+    assert np.abs(others).max() <= 1e-9
+    # recoveries go to the bank alone, no claims are filed, no fee is paid
+    led = r.ledger
+    rec = led.mask("recovery")
+    assert rec.any() and set(led.payee[rec].tolist()) == {bank}
+    assert r.series["claims"].sum() == 0
+    assert not led.mask(("guarantee", "reguarantee")).any()
+    assert r.summary["losses"]["guarantor"] == 0.0
+    assert r.summary["additionality"] == 0.0
+    assert r.book.n_loans == 0
+
+
+def test_direct_lending_off_leaves_results_unchanged() -> None:
+    sc = scenario(**{"des.renewal_prob": 0.3, "des.moral_hazard_kappa": 1.0,
+                     "des.mode": "individual", "des.years": 1.5})
+    assert sc.des.direct_lending is False
+    data = copy.deepcopy(BASE)
+    data["des"] = {**data["des"], "direct_lending": False}
+    explicit = simkit.from_dict(data).with_changes(
+        {"des.renewal_prob": 0.3, "des.moral_hazard_kappa": 1.0, "des.mode": "individual",
+         "des.years": 1.5})
+    a = simulate(sc, seed=83, event_log=True)
+    b = simulate(explicit, seed=83, event_log=True)
+    assert _same_ledger(a, b)
+    assert a.events is not None and b.events is not None
+    for key in ("time", "event", "id", "party", "amount"):
+        assert np.array_equal(a.events[key], b.events[key]), key
+    assert not a.loans["direct"].any()
+    assert a.summary["direct_loans"] == 0 and a.summary["direct_credit"] == 0.0
+    assert a.series["direct_loans"].sum() == 0
+    assert a.book.n_loans == a.summary["loans"]
+    # a firm the bank would lend to alone is still guaranteed: the guarantee adds nothing
+    assert a.summary["additionality"] < 1
+
+
 def test_individual_review_refuses_loss_making_guarantees() -> None:
     sc = scenario(**{"des.mode": "individual", "des.review_loss_tolerance": 1.0,
                      "des.years": 1})
@@ -520,6 +619,8 @@ def test_plot_des_writes_pngs(tmp_path: Any) -> None:
     ("des.recovery_lag_sigma", -0.1, "des.recovery_lag_sigma"),
     ("des.review_loss_tolerance", -1, "des.review_loss_tolerance"),
     ("des.refusal", "wait", "des.refusal"),
+    ("des.direct_lending", "yes", "des.direct_lending"),
+    ("des.direct_lending", 1, "des.direct_lending"),
     ("agreements[0].layers[2].lag_days", -3, "agreements[0].layers[2].lag_days"),
     ("segments[0].applications_per_year", -10, "segments[0].applications_per_year"),
 ])

@@ -17,6 +17,24 @@ Rules (the README states them):
   share of the guaranteed amount plus all of the part above the single limit, per yuan
   of exposure; 1.0 for an agreement that covers nothing). A lower retained share means
   more lending. Refusals are counted as ``"bank_margin"`` under the lender.
+  **With and without a guarantee** (``des.direct_lending``, default off): the bank first
+  checks the same rule with ``retained = 1`` (``PD x LGD_mean + des.bank_cost <=
+  interest_margin``); when it passes it lends at once **directly, without a guarantee**
+  (:meth:`Model.originate_direct`): no guarantee or other fee, no review, no filing, no
+  limit or credit line used, no cap base. Only the others go the guaranteed path below,
+  so every guaranteed loan is one the bank would not have made alone. A direct loan
+  defaults by the same factor model (no moral-hazard uplift: the bank retains all);
+  the lender pays the whole principal (``default`` flow) and receives the whole
+  recovery (:meth:`Model.default_direct`, no claim); at maturity it is renewed with
+  ``des.renewal_prob`` as a new direct loan. Direct loans are in the loan table
+  (``direct`` flag, ``guaranteed = 0``), the ledger checks and the loss series, are
+  counted in ``direct_loans`` / ``direct_lent`` (and ``new_loans``, ``defaults``,
+  ``matured``, ``renewed``) under the lender, not in ``approvals``, and are left out
+  of :attr:`DesResult.book <simkit.des.result.DesResult.book>` (the Monte Carlo book
+  holds guaranteed loans only). Summary: ``direct_loans``, ``direct_credit`` (yuan)
+  and ``additionality``: the firms served with a guarantee that fail the rule with
+  ``retained = 1`` as a share of all firms served (renewals excluded; with direct
+  lending on, the guaranteed share of new loans).
 * **Moral hazard** (default off): the loan's true default probability is
   ``PD x (1 + kappa x (1 - retained)^gamma)`` (the bank decides on ``PD``).
 * **Guarantor decision** (:meth:`Model.underwrite_guarantee`) after the review time of
@@ -82,7 +100,8 @@ Differences from the Monte Carlo waterfall (:mod:`simkit.montecarlo`, :mod:`simk
 * Upper layers reimburse the original guarantor directly; the net shares are the same as
   a chain (provincial -> guarantor, national fund -> provincial).
 * A firm the guarantor refuses does not get an unguaranteed loan (it is counted as a
-  refusal, no loan is booked).
+  refusal, no loan is booked): with ``des.direct_lending`` such a firm failed the
+  bank's rule without a guarantee already; without it, every loan is guaranteed.
 * Guarantee liability (leverage and single-client use) is released at default, before
   the compensation is paid.
 * Random draws are taken in event order from streams keyed by replication, so two
@@ -124,7 +143,7 @@ DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
 REASONS = ("bank_margin", "guarantor_review", "single_client", "leverage", "credit_line")
 #: Event-log event names.
 EVENTS = ("application", "refusal", "queued", "origination", "maturity", "renewal", "default",
-          "claim", "renewal_refusal")
+          "claim", "renewal_refusal", "direct")
 _EV = {e: i for i, e in enumerate(EVENTS)}
 _RS = {r: i for i, r in enumerate(REASONS)}
 _K_DEFAULT = KIND_CODE["default"]
@@ -136,7 +155,8 @@ _K_INJ = KIND_CODE["injection"]
 #: Type of the generator functions run as SimPy processes.
 Process = Generator[simpy.Event, Any, None]
 _FLOW_SERIES = ("applications", "approvals", "new_loans", "new_guaranteed", "defaults",
-                "default_amount", "matured", "renewed", "queued", "claims")
+                "default_amount", "matured", "renewed", "queued", "claims", "direct_loans",
+                "direct_lent")
 _STOCK_SERIES = ("capital", "outstanding", "weighted_outstanding", "leverage")
 
 
@@ -261,6 +281,9 @@ class Model:
         self.rng_loans = stream(self.seed, "des.loans", self.replication)
         self.rng_claims = stream(self.seed, "des.claims", self.replication)
         self.rng_renewals = stream(self.seed, "des.renewals", self.replication)
+        # direct (unguaranteed) loans draw from their own stream: with direct lending off
+        # it is never used and the guaranteed path is unchanged
+        self.rng_direct = stream(self.seed, "des.direct", self.replication)
         self._draw_factors()
         self._draw_applications()
 
@@ -433,6 +456,12 @@ class Model:
         lgd = np.array([s.lgd_mean for s in self.segments])[seg]
         margin = np.array([s.margin for s in self.segments])[seg]
         self.app_bank_ok = retained * pd * lgd + des.bank_cost <= margin + 1e-15
+        # the same rule with retained share 1: the bank would lend without a guarantee
+        self.app_alone_ok = pd * lgd + des.bank_cost <= margin + 1e-15
+        self.app_direct = (self.app_alone_ok if des.direct_lending
+                           else np.zeros(len(pd), dtype=bool))
+        if des.direct_lending:
+            retained = np.where(self.app_direct, 1.0, retained)  # direct: all retained
         front_share = np.array([s.front_share for s in self.segments])[seg]
         fee_rate = np.array([s.fee_rate for s in self.segments])[seg]
         self.app_review_ok = (front_share * pd * lgd
@@ -527,8 +556,15 @@ class Model:
                 env.process(self.underwrite_guarantee(ok))
 
     def decide_bank(self, apps: np.ndarray) -> np.ndarray:
-        """The bank's rule (module docstring); returns the applications it would lend to."""
+        """The bank's rule (module docstring): with ``des.direct_lending`` it lends at once
+        without a guarantee to the applications that pass with retained share 1; returns
+        the applications it would lend to with the guarantee."""
         self.counts["bank_decisions"] += len(apps)
+        if self.des.direct_lending:
+            direct = self.app_direct[apps]
+            if direct.any():
+                self.originate_direct(apps[direct], renewal=False)
+                apps = apps[~direct]
         ok = self.app_bank_ok[apps]
         if not ok.all():
             bad = apps[~ok]
@@ -780,22 +816,7 @@ class Model:
                     cap.base[period] = cap.base.get(period, 0.0) + float(add)
         # default draws, per loan year
         kmax = math.ceil(float(tenor.max()) - 1e-12)
-        u = self.rng_loans.random((n, kmax))
-        v = self.rng_loans.random(n)
-        t_def = np.full(n, np.inf)
-        thr = self.app_threshold[apps]
-        load = self.seg_loadings[seg]
-        idio = self.seg_idio[seg]
-        reg, sec = self.seg_region[seg], self.seg_sector[seg]
-        for k in range(kmax):
-            length = np.clip(tenor - k, 0.0, 1.0)
-            cal = min(int((now + DAYS_PER_YEAR * k) // DAYS_PER_YEAR), self.n_cal - 1)
-            bz = (load[:, 0] * self.z_nat[cal] + load[:, 1] * self.z_reg[cal, reg]
-                  + load[:, 2] * self.z_sec[cal, sec] + load[:, 3] * self.z_gua[cal, front])
-            p = special.ndtr((thr / self.mix[cal] - bz) / idio)
-            pk = -np.expm1(length * np.log1p(-p))
-            hit = (u[:, k] < pk) & np.isinf(t_def) & (length > 0)
-            t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
+        t_def = self.draw_default_times(self.rng_loans, apps, now)
         end = np.where(np.isfinite(t_def), t_def, now + tenor * DAYS_PER_YEAR)
         # fees: the first loan year now, each later one at its anniversary if the loan is
         # still running then (and the anniversary falls before the end of the run)
@@ -810,10 +831,128 @@ class Model:
                 ev.callbacks.append(partial(self.pay_fees, ids[sel], apps[sel],
                                             np.minimum(tenor[sel] - k, 1.0)))
         self._loans.append((ids, apps.astype(np.int64), np.full(n, now), end,
-                            np.isfinite(t_def), np.full(n, renewal)))
+                            np.isfinite(t_def), np.full(n, renewal), np.zeros(n, dtype=bool)))
         if self.keep_log:
             self._log_rows(now, "renewal" if renewal else "origination", ids, front, g)
         self.run_loan(ids, apps, t_def, tenor)
+
+    def draw_default_times(self, rng: np.random.Generator, apps: np.ndarray,
+                           now: float) -> np.ndarray:
+        """Default time (days, ``inf`` if none) of loans starting now, per loan year from
+        the factor model (module docstring); the guarantor factor is the segment's
+        original guarantor's."""
+        seg = self.app_seg[apps]
+        tenor = self.seg_tenor_years[seg]
+        front = self.seg_front[seg]
+        n = len(apps)
+        kmax = math.ceil(float(tenor.max()) - 1e-12)
+        u = rng.random((n, kmax))
+        v = rng.random(n)
+        t_def = np.full(n, np.inf)
+        thr = self.app_threshold[apps]
+        load = self.seg_loadings[seg]
+        idio = self.seg_idio[seg]
+        reg, sec = self.seg_region[seg], self.seg_sector[seg]
+        for k in range(kmax):
+            length = np.clip(tenor - k, 0.0, 1.0)
+            cal = min(int((now + DAYS_PER_YEAR * k) // DAYS_PER_YEAR), self.n_cal - 1)
+            bz = (load[:, 0] * self.z_nat[cal] + load[:, 1] * self.z_reg[cal, reg]
+                  + load[:, 2] * self.z_sec[cal, sec] + load[:, 3] * self.z_gua[cal, front])
+            p = special.ndtr((thr / self.mix[cal] - bz) / idio)
+            pk = -np.expm1(length * np.log1p(-p))
+            hit = (u[:, k] < pk) & np.isinf(t_def) & (length > 0)
+            t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
+        return t_def
+
+    def originate_direct(self, apps: np.ndarray, *, renewal: bool) -> None:
+        """Lend now without a guarantee (``des.direct_lending``): no fee, no filing, no
+        limit used; the lender bears the whole loss and gets every recovery."""
+        env = self.env
+        now = env.now
+        n = len(apps)
+        ids = np.arange(self.n_loans, self.n_loans + n, dtype=np.int64)
+        self.n_loans += n
+        self.counts["originations"] += n
+        seg = self.app_seg[apps]
+        x = self.app_exposure[apps]
+        lender = self.seg_lender[seg]
+        m = self.month(now)
+        np.add.at(self.flows["direct_loans"][m], lender, 1.0)
+        np.add.at(self.flows["direct_lent"][m], lender, x)
+        np.add.at(self.flows["new_loans"][m], lender, 1.0)
+        if renewal:
+            np.add.at(self.flows["renewed"][m], lender, 1.0)
+        tenor = self.seg_tenor_years[seg]
+        t_def = self.draw_default_times(self.rng_direct, apps, now)
+        end = np.where(np.isfinite(t_def), t_def, now + tenor * DAYS_PER_YEAR)
+        self._loans.append((ids, apps.astype(np.int64), np.full(n, now), end,
+                            np.isfinite(t_def), np.full(n, renewal), np.ones(n, dtype=bool)))
+        if self.keep_log:
+            self._log_rows(now, "direct", ids, lender, x)
+        horizon = self.settle_until
+        for i in np.flatnonzero(t_def < horizon).tolist():
+            env.process(self.default_direct(int(ids[i]), int(apps[i]), float(t_def[i])))
+        alive = np.isinf(t_def)
+        for ten in self.tenors:
+            if now + ten * DAYS_PER_YEAR >= horizon:
+                continue
+            sel = alive & (tenor == ten)
+            if sel.any():
+                ev = env.timeout(ten * DAYS_PER_YEAR)
+                ev.callbacks.append(partial(self.mature_direct, ids[sel], apps[sel]))
+
+    def mature_direct(self, ids: np.ndarray, apps: np.ndarray, _event: Any = None) -> None:
+        """Callback: direct loans repaid at maturity; some renew as direct loans."""
+        now = self.env.now
+        lender = self.seg_lender[self.app_seg[apps]]
+        self.counts["maturities"] += len(ids)
+        np.add.at(self.flows["matured"][self.month(now)], lender, 1.0)
+        if self.keep_log:
+            self._log_rows(now, "maturity", ids, lender)
+        p = self.des.renewal_prob
+        if p > 0 and now < self.horizon:
+            again = apps[self.rng_renewals.random(len(apps)) < p]
+            if again.size:
+                self.originate_direct(again, renewal=True)
+
+    def default_direct(self, loan: int, app: int, t_def: float) -> Process:
+        """Process: default of a direct loan; the lender bears it and recovers alone."""
+        env = self.env
+        yield env.timeout(t_def - env.now)
+        spec = self.segments[self.app_seg[app]]
+        exposure = float(self.app_exposure[app])
+        lender = spec.lender
+        self.counts["defaults"] += 1
+        m = self.month(env.now)
+        self.flows["defaults"][m, lender] += 1.0
+        self.flows["default_amount"][m, lender] += exposure
+        if self.keep_log:
+            self._log_rows(env.now, "default", np.array([loan]), lender, exposure)
+        net = [0.0] * self.n_accounts
+        self.pay(env.now, lender, self.borrower, _K_DEFAULT, exposure, loan)
+        net[lender] += exposure
+        self.defaults.append((loan, env.now, exposure))
+        lgd, lag = self.draw_loss(spec, self.rng_direct)
+        yield from self.recover(loan, exposure * (1.0 - lgd), env.now + lag, net)
+
+    def draw_loss(self, spec: EnterpriseSegment, rng: np.random.Generator
+                  ) -> tuple[float, float]:
+        """LGD and recovery lag (days) of a default now (module docstring)."""
+        env = self.env
+        lgd_mean = spec.lgd_mean
+        d = self.scenario.factors.downturn_lgd
+        if d > 0 and 0 < lgd_mean < 1:
+            cal = min(int(env.now // DAYS_PER_YEAR), self.n_cal - 1)
+            lgd_mean = float(special.ndtr(special.ndtri(lgd_mean) - d * self.z_nat[cal]))
+        sd = min(spec.lgd_sd, 0.999 * math.sqrt(lgd_mean * (1 - lgd_mean)))
+        if sd > 0:
+            nu = lgd_mean * (1 - lgd_mean) / sd**2 - 1
+            lgd = float(rng.beta(lgd_mean * nu, (1 - lgd_mean) * nu))
+        else:
+            lgd = lgd_mean
+        lag = spec.recovery_lag_days * math.exp(self.des.recovery_lag_sigma
+                                                * float(rng.standard_normal()))
+        return lgd, lag
 
     def pay_fees(self, ids: np.ndarray, apps: np.ndarray, years: np.ndarray,
                  _event: Any = None) -> None:
@@ -917,20 +1056,7 @@ class Model:
         net[lender] += exposure
         self.defaults.append((loan, env.now, exposure))
         # loss given default and recovery lag
-        lgd_mean = spec.lgd_mean
-        rng = self.rng_claims
-        d = self.scenario.factors.downturn_lgd
-        if d > 0 and 0 < lgd_mean < 1:
-            cal = min(int(env.now // DAYS_PER_YEAR), self.n_cal - 1)
-            lgd_mean = float(special.ndtr(special.ndtri(lgd_mean) - d * self.z_nat[cal]))
-        sd = min(spec.lgd_sd, 0.999 * math.sqrt(lgd_mean * (1 - lgd_mean)))
-        if sd > 0:
-            nu = lgd_mean * (1 - lgd_mean) / sd**2 - 1
-            lgd = float(rng.beta(lgd_mean * nu, (1 - lgd_mean) * nu))
-        else:
-            lgd = lgd_mean
-        lag = spec.recovery_lag_days * math.exp(self.des.recovery_lag_sigma
-                                                * float(rng.standard_normal()))
+        lgd, lag = self.draw_loss(spec, self.rng_claims)
         t_recovery = env.now + lag
         yield env.timeout(self.des.claim_trigger_days)
         self.counts["claims"] += 1

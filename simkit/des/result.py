@@ -30,13 +30,18 @@ if TYPE_CHECKING:
 __all__ = ["SERIES", "DesResult", "DesRuns", "book_from_loans", "build_result"]
 
 #: Monthly series of :attr:`DesResult.series` (all shape ``(n_months, n_parties)``):
-#: counts are attributed to the loan's original guarantor, yuan flows to the party that
-#: pays or receives, stocks are month-end values.
+#: counts are attributed to the loan's original guarantor (to the lender for direct,
+#: unguaranteed loans: ``des.direct_lending``), yuan flows to the party that pays or
+#: receives, stocks are month-end values.
 SERIES = {
     "applications": "applications received (count, by original guarantor)",
     "approvals": "new guarantees issued, renewals excluded (count, by original guarantor)",
-    "renewed": "loans renewed at maturity (count, by original guarantor)",
-    "new_loans": "loans originated incl. renewals (count, by original guarantor)",
+    "renewed": "loans renewed at maturity, direct ones included (count, by original "
+               "guarantor)",
+    "new_loans": "loans originated incl. renewals and direct loans (count, by original "
+                 "guarantor)",
+    "direct_loans": "direct (unguaranteed) loans originated incl. renewals (count, by lender)",
+    "direct_lent": "principal of direct loans originated incl. renewals (yuan, by lender)",
     "new_guaranteed": "guaranteed principal originated (yuan, by original guarantor)",
     "queued": "applications put in the queue (count, by refusing party)",
     "matured": "loans repaid at maturity (count, by original guarantor)",
@@ -100,8 +105,9 @@ class DesResult:
     loans : dict of str to ndarray, each shape (n_loans,)
         ``id, application, segment, start, end`` (days), ``defaulted`` (by the end of
         the run, i.e. including the run-off),
-        ``renewal``, ``exposure``, ``guaranteed`` (yuan), ``default_prob`` (annual,
-        moral hazard included), ``recovered`` (yuan received by the horizon).
+        ``renewal``, ``direct`` (lent without a guarantee, ``des.direct_lending``),
+        ``exposure``, ``guaranteed`` (yuan; 0 for direct loans), ``default_prob``
+        (annual, moral hazard included), ``recovered`` (yuan received by the horizon).
     scenario : Scenario
         The scenario that was run.
     events : dict of str to ndarray or None
@@ -149,8 +155,10 @@ class DesResult:
 
     @property
     def book(self) -> Book:
-        """The originated loans (renewals included) as a :class:`simkit.book.Book`, the
-        input the Monte Carlo takes; built on first use."""
+        """The originated guaranteed loans (renewals included) as a
+        :class:`simkit.book.Book`, the input the Monte Carlo takes; built on first use.
+        Direct (unguaranteed) loans are excluded: the guarantee system bears none of
+        their loss."""
         if self._book is None:
             self._book = book_from_loans(self.scenario, self.loans)
         return self._book
@@ -275,20 +283,21 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     # -- loans ---------------------------------------------------------------------------
     chunks = model._loans
     if chunks:
-        ids, apps, start, end, dflt, renewal = (np.concatenate([c[i] for c in chunks])
-                                                for i in range(6))
+        ids, apps, start, end, dflt, renewal, direct = (
+            np.concatenate([c[i] for c in chunks]) for i in range(7))
     else:
         ids = apps = np.zeros(0, np.int64)
         start = end = np.zeros(0)
-        dflt = renewal = np.zeros(0, bool)
+        dflt = renewal = direct = np.zeros(0, bool)
     defaulted = dflt & (end < model.settle_until)
     rec = np.zeros(len(ids))
     for loan, amount in model.recovered.items():
         rec[loan] = amount
     loans = {
         "id": ids, "application": apps, "segment": model.app_seg[apps], "start": start,
-        "end": end, "defaulted": defaulted, "renewal": renewal,
-        "exposure": model.app_exposure[apps], "guaranteed": model.app_guaranteed[apps],
+        "end": end, "defaulted": defaulted, "renewal": renewal, "direct": direct,
+        "exposure": model.app_exposure[apps],
+        "guaranteed": np.where(direct, 0.0, model.app_guaranteed[apps]),
         "default_prob": model.app_pd_eff[apps], "recovered": rec,
     }
 
@@ -408,8 +417,12 @@ def book_from_loans(scenario: Scenario, loans: dict[str, np.ndarray]) -> Book:
     ----------
     scenario : Scenario
     loans : dict of arrays
-        :attr:`DesResult.loans` (uses ``segment``, ``exposure``, ``default_prob``).
+        :attr:`DesResult.loans` (uses ``segment``, ``exposure``, ``default_prob`` and
+        ``direct``: direct, unguaranteed loans are left out).
     """
+    if "direct" in loans and np.any(loans["direct"]):
+        keep = ~np.asarray(loans["direct"], dtype=bool)
+        loans = {k: np.asarray(v)[keep] for k, v in loans.items()}
     segs = scenario.segments
     seg = np.asarray(loans["segment"], dtype=np.intp)
     regions = tuple(sorted({s.region for s in segs}))
@@ -468,6 +481,14 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         col = lev[:, j]
         if np.isfinite(col).any():
             max_lev[p] = float(np.nanmax(np.where(np.isfinite(col), col, np.nan)))
+    direct = loans["direct"]
+    new = ~loans["renewal"]
+    n_direct_new = int((direct & new).sum())
+    # firms served with a guarantee that the bank would not have lent to alone (rule
+    # with retained share 1), as a share of all firms served (renewals excluded)
+    alone = model.app_alone_ok[loans["application"]]
+    additional = int((new & ~direct & ~alone).sum())
+    n_new = int(new.sum())
     return {
         "scenario": model.scenario.name,
         "seed": model.seed,
@@ -485,8 +506,11 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "default_amount": float(loans["exposure"][loans["defaulted"]].sum()),
         "refusals": refusals,
         "renewal_refusals": renewal_refusals,
+        "direct_loans": int(direct.sum()),
+        "direct_credit": float(loans["exposure"][direct].sum()),
+        "additionality": additional / n_new if n_new else math.nan,
         "pending": int(model.counts["applications"] - series["approvals"].sum()
-                       - sum(refusals.values())),
+                       - n_direct_new - sum(refusals.values())),
         "losses": per_party(loss),
         "losses_in_horizon": per_party(-ledger.balances(LOSS_KINDS,
                                                         until=model.horizon - 1e-9)),
