@@ -108,6 +108,10 @@ def format_des(scenario: Scenario, summary: dict[str, Any]) -> str:
         f"  credit supplied {pm('credit_supplied', 1e8, ',.2f')} 亿 yuan "
         f"(guaranteed {pm('guaranteed_supplied', 1e8, ',.2f')} 亿), "
         f"defaults {pm('defaults')}",
+        *([f"  direct (unguaranteed) loans {pm('direct_loans')}, credit "
+           f"{pm('direct_credit', 1e8, ',.2f')} 亿; additionality "
+           f"{summary['additionality']:.1%} of firms served needed the guarantee"]
+          if summary.get("direct_loans") else []),
         "  refusals by reason: " + (", ".join(
             f"{k} {v:,.0f}" for k, v in summary["refusals"].items() if v) or "none"),
         "",
