@@ -16,14 +16,16 @@ c. ``waterfall``: 5 parties with pool caps; the waterfall's time as a share of t
 d. ``memory``: peak resident memory (ru_maxrss) of a child process simulating a 10^6-loan
    book, minus that of a child that only imports simkit and builds the book.
 e. ``anhui``: ``scenarios/anhui_4321.toml`` (126,700 loans, 6 parties, caps, multi-factor,
-   6,000 paths at full size)
+   8,000 paths at full size, four blocks of the scenario's 2,000)
    with automatic importance sampling: wall time and the relative standard error of every
    party's 99.9 % VaR and ES.
 g. ``lgd``: Beta LGD draws (Anhui's mean 0.65, sd 0.2): NumPy's ``Generator.beta`` (the
-   old sampler) against the quantile table (one uniform + interpolation, NumPy and the
-   compiled loop), as a ratio measured in the same run.
-f. ``workers``: the heterogeneous book with a ProcessPoolExecutor of 1 and of 2 workers,
-   next to a control (pure-Python CPU work on the same pools) showing what a second
+   old sampler) against the quantile table (one uniform + interpolation in NumPy; and the
+   whole per-default cost of the compiled band kernel with every loan defaulting, i.e.
+   gap + LGD + cell sums), as a ratio measured in the same run.
+f. ``workers``: the heterogeneous book with a ProcessPoolExecutor of 1 and of 2 workers
+   (each worker's kernels compiled before timing, as the serial rows warm up), next to a
+   control (pure-Python CPU work on the same pools) showing what a second
    worker can give on this machine at all.
 
 ``--size ci`` shrinks every row so the whole run takes well under a minute.
@@ -58,7 +60,7 @@ from simkit.sharing import Waterfall  # noqa: E402
 SIZES: dict[str, dict[str, int]] = {
     "full": {"ref_loans": 10_000, "ref_paths": 10_000, "het_loans": 100_000,
              "het_paths": 10_000, "wf_loans": 100_000, "wf_paths": 10_000,
-             "mem_loans": 1_000_000, "mem_paths": 10_000, "anhui_paths": 6_000,
+             "mem_loans": 1_000_000, "mem_paths": 10_000, "anhui_paths": 8_000,
              "naive_paths": 2_000, "lgd_draws": 5_000_000},
     "ci": {"ref_loans": 10_000, "ref_paths": 2_000, "het_loans": 20_000, "het_paths": 2_000,
            "wf_loans": 20_000, "wf_paths": 2_000, "mem_loans": 100_000, "mem_paths": 2_000,
@@ -231,22 +233,23 @@ def lgd_row(n_draws: int) -> dict[str, Any]:
            "table_numpy_ns": 1e9 * t_new / n_draws,
            "speedup_table_numpy": t_old / t_new}
     try:
-        from simkit.montecarlo import _LGD_TABLE, _numba_accumulate
-        acc = _numba_accumulate()
+        from simkit.montecarlo import _LGD_TABLE, _numba_band
+        band = _numba_band()
     except ImportError:  # pragma: no cover
-        acc = None
-    if acc is not None:
-        scen = np.zeros(n_draws, dtype=np.int64)
-        loan = np.zeros(n_draws, dtype=np.int64)
-        ones, zi = np.ones(1), np.zeros(1, dtype=np.int64)
-        args = (scen, loan, None, _LGD_TABLE, ones, table, zi, ones, ones, ones, False, 1)
-        w = rng.random(n_draws)
-        acc(*args[:2], w[:10], *args[3:])
+        band = None
+    if band is not None:
+        # the fused kernel on one band where every loan defaults (p = 1): per default one
+        # exponential gap, one LGD uniform, the table interpolation and the cell sums
+        def compiled(n_loans: int) -> None:
+            one = np.ones(1)
+            zf, zi = np.zeros(1), np.zeros(1, dtype=np.int64)
+            sums = [np.zeros((1, 1)) for _ in range(4)]
+            band(rng, one, one, zf, one, one, one, one, np.zeros(n_loans), 1.0, True,
+                 _LGD_TABLE, zf, table, zi, one, np.ones(n_loans), np.zeros(n_loans),
+                 False, 0, zi.copy(), *sums)
 
-        def compiled() -> None:
-            acc(scen, loan, rng.random(n_draws), *args[3:])
-
-        t_c, _ = _timed(compiled)
+        compiled(10)
+        t_c, _ = _timed(compiled, n_draws)
         row["table_compiled_ns"] = 1e9 * t_c / n_draws
         row["speedup_table_compiled"] = t_old / t_c
     return row
@@ -260,18 +263,27 @@ def _spin(n: int) -> int:
     return total
 
 
+def _warm_worker(scenario: Scenario) -> int:
+    """Compile the kernels in a pool worker (each fresh process compiles once)."""
+    simulate(scenario, n_paths=64, block_size=64)
+    return os.getpid()
+
+
 def workers_row(n_loans: int, n_paths: int) -> dict[str, Any]:
     scenario = pool_scenario(n_loans, {"dist": "uniform", "low": 0.005, "high": 0.05},
                              {"dist": "lognormal", "median": 1e6, "sigma": 1.0},
                              block_size=max(n_paths // 8, 1))
+    book = build_book(scenario)  # built once, as in the speed rows
     times, control = {}, {}
     results = {}
     spin = max(n_loans * n_paths // 400, 200_000)
     for w in (1, 2):
         with ProcessPoolExecutor(max_workers=w) as ex:
-            list(ex.map(abs, range(w)))  # start the workers
+            # start the workers and compile their kernels (the serial rows warm up too)
+            small = pool_scenario(200, 0.02, 1.0)
+            list(ex.map(_warm_worker, [small] * (2 * w)))
             times[w], results[w] = _timed(simulate, scenario, n_paths=n_paths, executor=ex,
-                                          tasks=8)
+                                          tasks=8, book=book)
             control[w], _ = _timed(lambda ex=ex: list(ex.map(_spin, [spin // 4] * 4)))
     same = bool(np.array_equal(results[1].losses, results[2].losses))
     return {"row": "workers", "loans": n_loans, "paths": n_paths, "seconds_1": times[1],

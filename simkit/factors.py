@@ -112,7 +112,7 @@ class FactorModel:
         return np.where(code < 0, self.n_guarantors - 1, code)
 
     def draw(self, rng: np.random.Generator, n: int, shift: np.ndarray | None = None,
-             ) -> FactorDraw:
+             probs: np.ndarray | None = None) -> FactorDraw:
         """Draw the factors of ``n`` scenarios for one year.
 
         Parameters
@@ -127,6 +127,10 @@ class FactorModel:
             shifted normals (each scenario draws its component with ``rng.integers``
             after its normals) and the likelihood ratio is ``1 / mean_k exp(mu_k . z -
             |mu_k|^2 / 2)``, which keeps every estimate unbiased.
+        probs : ndarray, shape (K,), optional
+            Component probabilities of the mixture instead of ``1 / K`` (each scenario
+            then draws its component by one uniform after its normals); the likelihood
+            ratio is ``1 / sum_k probs_k exp(mu_k . z - |mu_k|^2 / 2)``.
 
         Returns
         -------
@@ -140,11 +144,24 @@ class FactorModel:
         if shift is not None and np.ndim(shift) == 2:
             # defensive mixture: component c with probability 1/K, weight from the mixture
             mus = np.asarray(shift, dtype=np.float64)
-            comp = rng.integers(0, len(mus), size=n)
+            if probs is None:
+                comp = rng.integers(0, len(mus), size=n)
+                log_p = np.zeros(len(mus))
+            else:
+                p = np.asarray(probs, dtype=np.float64)
+                if p.shape != (len(mus),) or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
+                    raise ValueError("probs must be K non-negative probabilities summing to 1")
+                cdf = np.cumsum(p)
+                comp = np.minimum(np.searchsorted(cdf / cdf[-1], rng.random(n), side="right"),
+                                  len(mus) - 1)
+                with np.errstate(divide="ignore"):
+                    log_p = np.log(p)
             z += mus[comp]
-            expo = z @ mus.T - 0.5 * np.einsum("kf,kf->k", mus, mus)[None, :]
+            expo = (z @ mus.T - 0.5 * np.einsum("kf,kf->k", mus, mus)[None, :]
+                    + log_p[None, :])
             top = expo.max(axis=1)
-            log_w = -(top + np.log(np.exp(expo - top[:, None]).mean(axis=1)))
+            total = np.exp(expo - top[:, None])
+            log_w = -(top + np.log(total.mean(axis=1) if probs is None else total.sum(axis=1)))
         elif shift is not None and np.any(shift != 0):
             shift = np.asarray(shift, dtype=np.float64)
             z += shift[None, :]

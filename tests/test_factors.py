@@ -160,3 +160,19 @@ def test_mixture_shift_weights_are_likelihood_ratios() -> None:
     assert w.mean() == pytest.approx(1.0, abs=0.02)
     # E_Q[w 1{Z_nat < -2}] = P(Z_nat < -2)
     assert np.mean(w * (d.national < -2)) == pytest.approx(stats.norm.cdf(-2), rel=0.03)
+
+
+def test_mixture_with_component_probabilities_is_unbiased_and_bounded() -> None:
+    model = FactorModel(n_regions=2, n_sectors=1, n_guarantors=1)
+    mus = np.zeros((3, model.n_factors))
+    mus[0, 0], mus[1, 1] = -3.0, -2.5  # last row: the plain measure
+    probs = np.array([0.5, 0.45, 0.05])
+    d = model.draw(np.random.default_rng(4), 200_000, mus, probs)
+    w = np.exp(d.log_weight)
+    assert w.max() <= 1 / 0.05 * (1 + 1e-12)  # the defensive component bounds every weight
+    assert w.mean() == pytest.approx(1.0, abs=0.03)
+    assert np.mean(w * (d.national < -3)) == pytest.approx(stats.norm.cdf(-3), rel=0.03)
+    assert np.mean(w * (d.regional[:, 0] < -2)) == pytest.approx(stats.norm.cdf(-2),
+                                                                 rel=0.03)
+    with pytest.raises(ValueError, match="probs"):
+        model.draw(np.random.default_rng(4), 10, mus, np.array([0.5, 0.5, 0.5]))
