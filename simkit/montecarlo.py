@@ -472,103 +472,10 @@ def _numba_band() -> Any:
     global _NUMBA_BAND
     if _NUMBA_BAND is None:
         try:
-            import numba
-        except ImportError:
+            from simkit._kernels import band
+        except ImportError:  # numba missing or broken: the NumPy engine
             _NUMBA_BAND = False
             return None
-        sqrth = math.sqrt(0.5)
-
-        @numba.njit(cache=False, nogil=True)
-        def _ndtr(x: float) -> float:  # pragma: no cover - compiled
-            t = x * sqrth
-            z = abs(t)
-            if z < sqrth:
-                return 0.5 + 0.5 * math.erf(t)
-            y = 0.5 * math.erfc(z)
-            return 1.0 - y if t > 0 else y
-
-        @numba.njit(cache=False, nogil=True)
-        def band(rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, thr, sd_idio, equal,
-                 kind, mean, table, row, lam, guaranteed, uncovered, has_unc, cell,
-                 cnt, cov, cov_rec, unc, unc_rec):  # pragma: no cover - compiled
-            n_loans = thr.size
-            size = table.shape[1] - 1
-            collect = kind < 0
-            cap = 16 if collect else 1
-            out_s = np.empty(cap, dtype=np.int64)
-            out_l = np.empty(cap, dtype=np.int64)
-            n_out = 0
-            for s in range(p_max.size):
-                p = p_max[s]
-                if not p > 0.0:
-                    continue
-                # gap - 1 = floor(E / -log(1 - p)), E ~ Exp(1): exactly geometric
-                inv = -1.0 / math.log1p(-p) if p < 1.0 else 0.0
-                pmin = p_min[s]
-                sc = scale[s]
-                pos = 0  # loans passed so far
-                while True:
-                    x = rng.standard_exponential() * inv
-                    if not x < n_loans - pos:
-                        break
-                    pos += int(x) + 1
-                    i = pos - 1
-                    w = -1.0  # the LGD uniform, recycled from the acceptance when possible
-                    if not equal:
-                        vp = rng.random() * p
-                        if vp < pmin:
-                            w = vp / pmin
-                        else:
-                            d = thr[i] * sc - c_lo[s]
-                            lo = pmin + slope_lo[s] * d
-                            if vp < lo:  # below the tangent
-                                w = (vp - pmin) / (lo - pmin)
-                            else:
-                                ch = chord[s]
-                                if ch >= 0.0 and not vp < pmin + ch * d:  # above the chord
-                                    continue
-                                p_i = _ndtr((thr[i] * sc - m[s]) / sd_idio)
-                                if not vp < p_i:
-                                    continue
-                                w = (vp - lo) / (p_i - lo)
-                    cnt[s] += 1
-                    if collect:
-                        if n_out == cap:
-                            cap *= 2
-                            new_s = np.empty(cap, dtype=np.int64)
-                            new_l = np.empty(cap, dtype=np.int64)
-                            new_s[:n_out] = out_s[:n_out]
-                            new_l[:n_out] = out_l[:n_out]
-                            out_s, out_l = new_s, new_l
-                        out_s[n_out] = s
-                        out_l[n_out] = i
-                        n_out += 1
-                        continue
-                    if kind == 0:
-                        rec = 1.0 - mean[s]
-                    else:
-                        if not 0.0 <= w < 1.0:
-                            w = rng.random()
-                        t = w * size
-                        k = min(int(t), size - 1)
-                        f = t - k
-                        if kind == 1:
-                            lgd = table[0, k] + f * (table[0, k + 1] - table[0, k])
-                        else:
-                            r = row[s]
-                            a = table[r, k] + f * (table[r, k + 1] - table[r, k])
-                            b = table[r + 1, k] + f * (table[r + 1, k + 1] - table[r + 1, k])
-                            lgd = lam[s] * a + (1.0 - lam[s]) * b
-                        rec = 1.0 - lgd
-                    g = guaranteed[i]
-                    cov[s, cell] += g
-                    cov_rec[s, cell] += g * rec
-                    if has_unc:
-                        u = uncovered[i]
-                        unc[s, cell] += u
-                        unc_rec[s, cell] += u * rec
-            return out_s[:n_out], out_l[:n_out]
-
         _NUMBA_BAND = band
     return _NUMBA_BAND or None
 
@@ -1052,7 +959,7 @@ def simulate(
         ``min(n_blocks, 16)``); has no effect on the results.
     engine : {"auto", "numpy", "numba"}
         Inner loops (skips, acceptance, LGD and cell sums): pure NumPy, or the fused
-        Numba-compiled band loop (``simkit[fast]``); ``"auto"`` (default) takes Numba
+        Numba-compiled band loop (numba is a dependency); ``"auto"`` (default) takes Numba
         when it is installed. Both are exact samplers of the same model, but they use
         their random streams differently, so the same seed gives different paths in the
         two engines (each is bit-reproducible on its own; ``provenance["engine"]`` says
@@ -1104,7 +1011,7 @@ def simulate(
         engine = "numba" if _numba_band() is not None else "numpy"
     use_numba = engine == "numba" and _numba_band() is not None
     if engine == "numba" and not use_numba:
-        raise ImportError("engine='numba' needs numba (pip install 'simkit[fast]')")
+        raise ImportError("engine='numba' needs numba (pip install numba)")
     ctx.use_numba = use_numba
     ctx.shift_probs = shift_probs
     ctx.cap_period = cap_period

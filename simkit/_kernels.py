@@ -1,0 +1,108 @@
+"""Numba-compiled kernel of the Monte Carlo's numba engine (see :mod:`simkit.montecarlo`).
+
+Kept in its own module so that ``import simkit`` does not import Numba, and defined at
+module level so that Numba can cache the compiled code on disk (``cache=True``): only the
+first run on a machine pays the compilation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_SQRTH = math.sqrt(0.5)
+
+
+@numba.njit(cache=True, nogil=True)
+def _ndtr(x: float) -> float:  # pragma: no cover - compiled
+    t = x * _SQRTH
+    z = abs(t)
+    if z < _SQRTH:
+        return 0.5 + 0.5 * math.erf(t)
+    y = 0.5 * math.erfc(z)
+    return 1.0 - y if t > 0 else y
+
+
+@numba.njit(cache=True, nogil=True)
+def band(rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, thr, sd_idio, equal,
+         kind, mean, table, row, lam, guaranteed, uncovered, has_unc, cell,
+         cnt, cov, cov_rec, unc, unc_rec):  # pragma: no cover - compiled
+    n_loans = thr.size
+    size = table.shape[1] - 1
+    collect = kind < 0
+    cap = 16 if collect else 1
+    out_s = np.empty(cap, dtype=np.int64)
+    out_l = np.empty(cap, dtype=np.int64)
+    n_out = 0
+    for s in range(p_max.size):
+        p = p_max[s]
+        if not p > 0.0:
+            continue
+        # gap - 1 = floor(E / -log(1 - p)), E ~ Exp(1): exactly geometric
+        inv = -1.0 / math.log1p(-p) if p < 1.0 else 0.0
+        pmin = p_min[s]
+        sc = scale[s]
+        pos = 0  # loans passed so far
+        while True:
+            x = rng.standard_exponential() * inv
+            if not x < n_loans - pos:
+                break
+            pos += int(x) + 1
+            i = pos - 1
+            w = -1.0  # the LGD uniform, recycled from the acceptance when possible
+            if not equal:
+                vp = rng.random() * p
+                if vp < pmin:
+                    w = vp / pmin
+                else:
+                    d = thr[i] * sc - c_lo[s]
+                    lo = pmin + slope_lo[s] * d
+                    if vp < lo:  # below the tangent
+                        w = (vp - pmin) / (lo - pmin)
+                    else:
+                        ch = chord[s]
+                        if ch >= 0.0 and not vp < pmin + ch * d:  # above the chord
+                            continue
+                        p_i = _ndtr((thr[i] * sc - m[s]) / sd_idio)
+                        if not vp < p_i:
+                            continue
+                        w = (vp - lo) / (p_i - lo)
+            cnt[s] += 1
+            if collect:
+                if n_out == cap:
+                    cap *= 2
+                    new_s = np.empty(cap, dtype=np.int64)
+                    new_l = np.empty(cap, dtype=np.int64)
+                    new_s[:n_out] = out_s[:n_out]
+                    new_l[:n_out] = out_l[:n_out]
+                    out_s, out_l = new_s, new_l
+                out_s[n_out] = s
+                out_l[n_out] = i
+                n_out += 1
+                continue
+            if kind == 0:
+                rec = 1.0 - mean[s]
+            else:
+                if not 0.0 <= w < 1.0:
+                    w = rng.random()
+                t = w * size
+                k = min(int(t), size - 1)
+                f = t - k
+                if kind == 1:
+                    lgd = table[0, k] + f * (table[0, k + 1] - table[0, k])
+                else:
+                    r = row[s]
+                    a = table[r, k] + f * (table[r, k + 1] - table[r, k])
+                    b = table[r + 1, k] + f * (table[r + 1, k + 1] - table[r + 1, k])
+                    lgd = lam[s] * a + (1.0 - lam[s]) * b
+                rec = 1.0 - lgd
+            g = guaranteed[i]
+            cov[s, cell] += g
+            cov_rec[s, cell] += g * rec
+            if has_unc:
+                u = uncovered[i]
+                unc[s, cell] += u
+                unc_rec[s, cell] += u * rec
+    return out_s[:n_out], out_l[:n_out]
