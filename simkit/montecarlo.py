@@ -97,8 +97,8 @@ when the capital is exhausted or leverage exceeds ``Party.leverage_limit``.
 Memory per block
 ----------------
 With ``B`` = block size, ``C`` = cells, ``P`` = parties, the block holds four ``(B, C)``
-float64 cell sums and the waterfall's ``(B, C, P)`` float64 intermediates (about
-``8 B C (4 + 4 P)`` bytes), plus (NumPy engine) the candidate buffers of one band chunk:
+float64 cell sums and the waterfall's ``(B, P)`` accumulators (about ``8 B (4 C + 2 P)``
+bytes; ``(B, C, P)`` more with ``keep_cells``), plus (NumPy engine) the candidate buffers of one band chunk:
 at most ``MAX_SLOTS`` skip slots of about 80 bytes each (~85 MB); the numba engine keeps
 no per-candidate buffers (only the defaults of a band with per-loan LGD parameters, which
 then take ``Generator.beta``). The book itself takes about
