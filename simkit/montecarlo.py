@@ -97,13 +97,13 @@ when the capital is exhausted or leverage exceeds ``Party.leverage_limit``.
 Memory per block
 ----------------
 With ``B`` = block size, ``C`` = cells, ``P`` = parties, the block holds four ``(B, C)``
-float64 cell sums and the waterfall's ``(B, P)`` accumulators (about ``8 B (4 C + 2 P)``
-bytes; ``(B, C, P)`` more with ``keep_cells``), plus (NumPy engine) the candidate buffers of one band chunk:
-at most ``MAX_SLOTS`` skip slots of about 80 bytes each (~85 MB); the numba engine keeps
-no per-candidate buffers (only the defaults of a band with per-loan LGD parameters, which
-then take ``Generator.beta``). The book itself takes about
-64 bytes per loan. Nothing grows with ``n_paths`` except the result arrays
-(``n_paths x P`` float64 for each of losses / paid / recovered).
+float64 cell sums and the waterfall's ``(B, P)`` accumulators (about
+``8 B (4 C + 2 P)`` bytes; ``(B, C, P)`` more with ``keep_cells``), plus (NumPy engine)
+the candidate buffers of one band chunk: at most ``MAX_SLOTS`` skip slots of about 80
+bytes each (~2.6 MB); the numba engine keeps no per-candidate buffers (only the defaults
+of a band with per-loan LGD parameters, which then take ``Generator.beta``). The book
+itself takes about 64 bytes per loan. Nothing grows with ``n_paths`` except the result
+arrays (``n_paths x P`` float64 for each of losses / paid / recovered).
 """
 
 from __future__ import annotations
