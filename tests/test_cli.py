@@ -107,3 +107,25 @@ def test_out_below_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "--out cannot be created" in err
     assert "Traceback" not in err
+
+
+def test_compare_two_scenarios(tmp_path: Path, capsys) -> None:
+    a = str(ROOT / "scenarios" / "nfgf_2422.toml")
+    b = str(ROOT / "scenarios" / "total_to_total_batch.toml")
+    assert main(["compare", a, b, "--paths", "1000", "--json", "--out", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["scenario"] for r in rows} == {"nfgf_2422", "total_to_total_batch"}
+    by = {(r["scenario"], r["party"]): r for r in rows}
+    # 20/40/20/20 without binding caps: the guarantor's expected loss is about twice the bank's
+    ratio = by[("nfgf_2422", "guarantor")]["el"] / by[("nfgf_2422", "bank")]["el"]
+    assert 1.9 < ratio < 2.2
+    assert (tmp_path / "compare.csv").exists() and (tmp_path / "compare.png").exists()
+
+
+def test_compare_validates_every_file_before_work(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nn_paths = 0\n")
+    code = main(["compare", str(SCENARIOS[0]), str(bad), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert not (tmp_path / "o").exists()
+    assert "bad.toml" in capsys.readouterr().err
