@@ -70,18 +70,39 @@ Rules (the README states them):
   run-off. ``run_off=False`` drops every event at or after the horizon.
 * **Claims** (:meth:`Model.claim`): the bank claims ``claim_trigger_days`` after
   default; ``claim_payment_days`` later the original guarantor pays it the covered part
-  (guaranteed amount minus the lender's share). Each other layer reimburses its share
-  ``lag_days`` after that payment, limited by its cap: per (layer, pool, statistics
-  period of the loan's origination) the layer pays at most ``rate x share x base`` where
-  ``base`` is the guaranteed (or annualised) principal originated in that pool and period
-  so far; the refused rest is paid to the original guarantor by the cap's overflow party
-  (no flow when that is the guarantor itself). A guarantor-kind overflow party is the
-  loan's own original guarantor.
+  (guaranteed amount minus the lender's share). Each uncapped layer reimburses its share
+  ``lag_days`` after that payment. A capped layer **settles pro rata per statistics
+  period** (:meth:`Model.settle_cap`): what it owes (``share x guaranteed``) accrues per
+  (layer, pool, statistics period of the loan's origination) and nothing is paid at once;
+  at the period's settlement date, ``min(period end, horizon) + longest tenor of the
+  segments under the cap + claim_trigger_days + claim_payment_days + lag_days`` (the
+  latest date a claim on a loan of that period can fall due, so every claim of the period
+  is known), the budget ``rate x share x base`` with ``base`` the guaranteed (or
+  annualised) principal originated in the pool over the **whole** period is compared
+  with the total due, and each loan gets ``due x min(1, budget / total due)`` (one
+  ``reimbursement`` flow per loan); the refused rest of each loan is paid to the original
+  guarantor by the cap's overflow party (one ``overflow`` flow per loan; no flow when
+  that is the guarantor itself). Every loan of a period thus has the same refused
+  fraction, whenever it defaulted. A guarantor-kind overflow party is the loan's own
+  original guarantor. The refused amounts (``cap_refused``, ``cap_binding_months``) are
+  counted in the month each reimbursement was due (``lag_days`` after the guarantor's
+  payment), not in the settlement month. With ``run_off=False`` settlements after the
+  horizon do not happen: capped layers have then paid nothing on those periods.
+* **Random draws per firm** (:meth:`Model.fates`): every uniform and normal that decides
+  a loan's fate (loan life above, recoveries below) is drawn up front per (segment,
+  renewal number) from a stream keyed by ``("des.fate", replication, segment, renewal
+  number)``, one row per application in arrival order: loan ``r`` of an application
+  (``r = 0`` the first, ``r`` its ``r``-th renewal) always uses the same row, whatever
+  was decided for other firms. The renewal at maturity happens when the loan's renewal
+  uniform is below ``des.renewal_prob``.
 * **Recoveries** (:meth:`Model.recover`): ``exposure x (1 - LGD)``, LGD ~ Beta(mean, sd)
-  (mean shifted by ``factors.downturn_lgd`` with the national factor of the default year),
+  by the inverse CDF at the loan's LGD uniform (mean shifted by ``factors.downturn_lgd``
+  with the national factor of the default year),
   arrive after a lognormal lag with median ``agreement.recovery_lag_years`` and sigma
-  ``des.recovery_lag_sigma``, but not before the last reimbursement, and are returned
-  pro rata to what each party paid net on the loan.
+  ``des.recovery_lag_sigma``, but not before the last reimbursement (for a loan under a
+  capped layer: not before that layer's period settlement, so a recovery due earlier
+  waits for it), and are returned pro rata to what each party finally paid net on the
+  loan.
 * **Fees** are paid per loan year, per the agreement's fee list: ``rate x guaranteed x
   share x L`` with ``L = min(1, tenor_years - k)`` for loan year ``k``, the first at
   origination and each later one at its anniversary if the loan has not defaulted by
@@ -94,19 +115,28 @@ Rules (the README states them):
 
 Differences from the Monte Carlo waterfall (:mod:`simkit.montecarlo`, :mod:`simkit.sharing`):
 
-* Caps are used first come, first served within a statistics period, against the base
-  "originated so far" in that period; the Monte Carlo scales all cells of a pool pro
-  rata to the whole period's base.
+* Caps are settled pro rata per (layer, pool, statistics period of origination) against
+  the whole period's base, as the Monte Carlo scales all cells of a pool by one factor;
+  the DES applies the factor per loan (the same fraction for every loan of the period)
+  and pays the capped layer's share only at the period's settlement date, so in the
+  series the holder carries it until then and recoveries on those loans wait for it.
 * Upper layers reimburse the original guarantor directly; the net shares are the same as
   a chain (provincial -> guarantor, national fund -> provincial).
 * A firm the guarantor refuses does not get an unguaranteed loan (it is counted as a
   refusal, no loan is booked): with ``des.direct_lending`` such a firm failed the
   bank's rule without a guarantee already; without it, every loan is guaranteed.
 * Guarantee liability (leverage and single-client use) is released at default, before
-  the compensation is paid.
-* Random draws are taken in event order from streams keyed by replication, so two
-  variants of a scenario do not share default draws per firm (no common random numbers);
-  compare variants over replications, not path by path.
+  the compensation is paid. Reimbursements due from a capped layer count as a receivable
+  in the holder's capital for the leverage and single-client limits until the period is
+  settled (then the refused part is lost and the paid part arrives as cash).
+* Common random numbers: a firm's fate (default uniforms per loan year, position in the
+  loan year, LGD uniform, recovery-lag normal, renewal uniform) is drawn per application
+  and renewal number (:meth:`Model.fates`), not in event order, so two variants of a
+  scenario that draw the same applications (same segments, counts, exposure and PD
+  settings, seed and replication) give a firm served in both the same default, LGD,
+  lag and renewal outcomes; the factor path is shared too. Decisions, limits and caps
+  still differ, and with moral hazard on the default thresholds differ by the retained
+  share.
 """
 
 from __future__ import annotations
@@ -161,19 +191,28 @@ _STOCK_SERIES = ("capital", "outstanding", "weighted_outstanding", "leverage")
 
 
 class _Cap:
-    """Running state of one capped layer in one pool: base and use per period (yuan)."""
+    """State of one capped layer in one pool: base per statistics period (yuan) and the
+    claims accrued per period until its settlement date."""
 
-    __slots__ = ("annualised", "base", "label", "period_days", "rate", "share", "used")
+    __slots__ = ("annualised", "base", "label", "lag", "pending", "period_days", "rate",
+                 "settle_extra", "settled", "share")
 
     def __init__(self, label: str, rate: float, share: float, annualised: bool,
-                 period_days: float):
+                 period_days: float, lag: float):
         self.label = label
         self.rate = rate
         self.share = share
         self.annualised = annualised
         self.period_days = period_days
+        self.lag = lag
+        #: days from the end of the period (or the horizon) to its settlement: longest
+        #: tenor of the segments under the cap + claim trigger + payment + the layer's lag
+        self.settle_extra = 0.0
         self.base: dict[int, float] = {}
-        self.used: dict[int, float] = {}
+        #: period -> (settlement event, [(loan, step, due, time due, net), ...])
+        self.pending: dict[int, tuple[simpy.Event, list[tuple[Any, ...]]]] = {}
+        #: period -> (total due, budget) once settled
+        self.settled: dict[int, tuple[float, float]] = {}
 
 
 class _Step:
@@ -198,7 +237,8 @@ class Model:
     ----------
     scenario : Scenario
     seed : int
-        Root seed; every random stream is keyed by ``(purpose, replication)``.
+        Root seed; every random stream is keyed by ``(purpose, replication, ...)``
+        (per-firm fates also by segment and renewal number).
     replication : int
     years : float
         Horizon in years (the run covers ``[0, 365 * years)`` days).
@@ -250,6 +290,13 @@ class Model:
                       for line in scenario.credit_lines]
         self.segments = [self._compile_segment(s, seg) for s, seg in
                          enumerate(scenario.segments)]
+        claim_days = des.claim_trigger_days + des.claim_payment_days
+        for spec in self.segments:
+            for step in spec.layers:
+                if step.cap >= 0:
+                    cap = self.caps[step.cap]
+                    cap.settle_extra = max(cap.settle_extra,
+                                           spec.tenor_days + claim_days + cap.lag)
         n_seg = len(self.segments)
         self.coef = np.array([s.coef for s in self.segments]).reshape(n_seg, n_accounts)
         self.line_applies = np.array(
@@ -278,14 +325,12 @@ class Model:
             self._injector[a.index] = (same or local or [self.accounts[self.fiscal]])[0].index
 
         # -- random streams and pre-drawn inputs ----------------------------------------
-        self.rng_loans = stream(self.seed, "des.loans", self.replication)
-        self.rng_claims = stream(self.seed, "des.claims", self.replication)
-        self.rng_renewals = stream(self.seed, "des.renewals", self.replication)
-        # direct (unguaranteed) loans draw from their own stream: with direct lending off
-        # it is never used and the guaranteed path is unchanged
-        self.rng_direct = stream(self.seed, "des.direct", self.replication)
         self._draw_factors()
         self._draw_applications()
+        #: renewal number of each application's current (or last) loan
+        self.app_gen = np.zeros(len(self.app_day), dtype=np.int64)
+        #: per renewal number: the applications' fates (see :meth:`fates`)
+        self._fates: dict[int, tuple[np.ndarray, ...]] = {}
 
         # -- result accumulators -------------------------------------------------------
         # one extra row collects what happens after the horizon (run-off), dropped from
@@ -352,7 +397,7 @@ class Model:
                     cap_id = len(self.caps)
                     self.caps.append(_Cap(label, cap.rate, layer.share,
                                           cap.base == "annualised",
-                                          cap.period_years * DAYS_PER_YEAR))
+                                          cap.period_years * DAYS_PER_YEAR, layer.lag_days))
                 overflow = resolve(cap.overflow)
             if c == holder and cap_id < 0:
                 continue  # the holder's own uncapped share: nothing moves
@@ -426,15 +471,18 @@ class Model:
         days = np.arange(n_days, dtype=np.float64)
         season = 1.0 + des.seasonality * np.sin(2 * np.pi * (days + 0.5) / DAYS_PER_YEAR)
         parts: list[tuple[np.ndarray, ...]] = []
+        self._seg_n: list[int] = []
         for s, seg in enumerate(self.segments):
             rng = stream(self.seed, "des.arrivals", self.replication, s)
             counts = rng.poisson(seg.rate_per_day * season)
             n = int(counts.sum())
+            self._seg_n.append(n)
             exposure = seg.segment.exposure.sample(rng, n)
             pd = np.clip(seg.segment.default_prob.sample(rng, n), 1e-12, 1 - 1e-12)
             parts.append((np.repeat(days, counts), np.full(n, s, dtype=np.intp), exposure, pd))
         day = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
         order = np.argsort(day, kind="stable")
+        self._app_order = order
         self.app_day = day[order]
         self.app_seg = (np.concatenate([p[1] for p in parts]) if parts
                         else np.zeros(0, np.intp))[order]
@@ -480,6 +528,64 @@ class Model:
         reg = self.scenario.regulation
         self.app_weight = np.where(g <= reg.small_threshold, reg.small_weight,
                                    reg.default_weight)
+
+    def fates(self, gen: int) -> tuple[np.ndarray, ...]:
+        """The fate of every application's loan number ``gen`` (0: the first loan, ``r``:
+        its ``r``-th renewal), drawn once per (segment, ``gen``) in the segment's arrival
+        order, so the same firm has the same draws whatever the decisions (common random
+        numbers across variants of a scenario).
+
+        Returns
+        -------
+        u : ndarray, shape (n_apps, max loan years)
+            Default uniform per loan year.
+        v : ndarray, shape (n_apps,)
+            Position of the default within its loan year (uniform).
+        lgd_u : ndarray, shape (n_apps,)
+            Uniform of the LGD (inverse Beta CDF at default).
+        lag_z : ndarray, shape (n_apps,)
+            Standard normal of the recovery lag.
+        renew_u : ndarray, shape (n_apps,)
+            Uniform of the renewal decision at the loan's maturity.
+        """
+        out = self._fates.get(gen)
+        if out is None:
+            kmax = max((math.ceil(t - 1e-12) for t in self.tenors), default=1)
+            kmax = max(kmax, 1)
+            chunks: list[tuple[np.ndarray, ...]] = []
+            for s, n in enumerate(self._seg_n):
+                rng = stream(self.seed, "des.fate", self.replication, s, gen)
+                k_s = max(math.ceil(float(self.seg_tenor_years[s]) - 1e-12), 1)
+                u = np.ones((n, kmax))
+                u[:, :k_s] = rng.random((n, k_s))
+                chunks.append((u, rng.random(n), rng.random(n), rng.standard_normal(n),
+                               rng.random(n)))
+            order = self._app_order
+            if chunks:
+                out = tuple(np.concatenate([c[i] for c in chunks])[order] for i in range(5))
+            else:
+                out = (np.ones((0, kmax)), *(np.zeros(0) for _ in range(4)))
+            self._fates[gen] = out
+        return out
+
+    def _fate_rows(self, apps: np.ndarray, col: int) -> np.ndarray:
+        """Column ``col`` of :meth:`fates` for each application's current loan."""
+        gens = self.app_gen[apps]
+        g0 = int(gens[0]) if len(gens) else 0
+        if (gens == g0).all():
+            return self.fates(g0)[col][apps]
+        out = np.empty((len(apps), *self.fates(0)[col].shape[1:]))
+        for g in np.unique(gens).tolist():
+            sel = gens == g
+            out[sel] = self.fates(g)[col][apps[sel]]
+        return out
+
+    def _renewing(self, apps: np.ndarray) -> np.ndarray:
+        """The applications whose loans, maturing now, are renewed (renewal uniform of
+        the loan below ``des.renewal_prob``); their renewal number goes up by one."""
+        again = apps[self._fate_rows(apps, 4) < self.des.renewal_prob]
+        self.app_gen[again] += 1
+        return again
 
     # ==================================================================================
     # bookkeeping helpers
@@ -816,7 +922,7 @@ class Model:
                     cap.base[period] = cap.base.get(period, 0.0) + float(add)
         # default draws, per loan year
         kmax = math.ceil(float(tenor.max()) - 1e-12)
-        t_def = self.draw_default_times(self.rng_loans, apps, now)
+        t_def = self.draw_default_times(apps, now)
         end = np.where(np.isfinite(t_def), t_def, now + tenor * DAYS_PER_YEAR)
         # fees: the first loan year now, each later one at its anniversary if the loan is
         # still running then (and the anniversary falls before the end of the run)
@@ -836,8 +942,7 @@ class Model:
             self._log_rows(now, "renewal" if renewal else "origination", ids, front, g)
         self.run_loan(ids, apps, t_def, tenor)
 
-    def draw_default_times(self, rng: np.random.Generator, apps: np.ndarray,
-                           now: float) -> np.ndarray:
+    def draw_default_times(self, apps: np.ndarray, now: float) -> np.ndarray:
         """Default time (days, ``inf`` if none) of loans starting now, per loan year from
         the factor model (module docstring); the guarantor factor is the segment's
         original guarantor's."""
@@ -846,8 +951,8 @@ class Model:
         front = self.seg_front[seg]
         n = len(apps)
         kmax = math.ceil(float(tenor.max()) - 1e-12)
-        u = rng.random((n, kmax))
-        v = rng.random(n)
+        u = self._fate_rows(apps, 0)[:, :kmax]
+        v = self._fate_rows(apps, 1)
         t_def = np.full(n, np.inf)
         thr = self.app_threshold[apps]
         load = self.seg_loadings[seg]
@@ -883,7 +988,7 @@ class Model:
         if renewal:
             np.add.at(self.flows["renewed"][m], lender, 1.0)
         tenor = self.seg_tenor_years[seg]
-        t_def = self.draw_default_times(self.rng_direct, apps, now)
+        t_def = self.draw_default_times(apps, now)
         end = np.where(np.isfinite(t_def), t_def, now + tenor * DAYS_PER_YEAR)
         self._loans.append((ids, apps.astype(np.int64), np.full(n, now), end,
                             np.isfinite(t_def), np.full(n, renewal), np.ones(n, dtype=bool)))
@@ -911,7 +1016,7 @@ class Model:
             self._log_rows(now, "maturity", ids, lender)
         p = self.des.renewal_prob
         if p > 0 and now < self.horizon:
-            again = apps[self.rng_renewals.random(len(apps)) < p]
+            again = self._renewing(apps)
             if again.size:
                 self.originate_direct(again, renewal=True)
 
@@ -932,12 +1037,13 @@ class Model:
         self.pay(env.now, lender, self.borrower, _K_DEFAULT, exposure, loan)
         net[lender] += exposure
         self.defaults.append((loan, env.now, exposure))
-        lgd, lag = self.draw_loss(spec, self.rng_direct)
+        lgd, lag = self.draw_loss(spec, app)
         yield from self.recover(loan, exposure * (1.0 - lgd), env.now + lag, net)
 
-    def draw_loss(self, spec: EnterpriseSegment, rng: np.random.Generator
-                  ) -> tuple[float, float]:
-        """LGD and recovery lag (days) of a default now (module docstring)."""
+    def draw_loss(self, spec: EnterpriseSegment, app: int) -> tuple[float, float]:
+        """LGD and recovery lag (days) of a default now of application ``app``'s current
+        loan, from its pre-drawn uniforms (:meth:`fates`; module docstring)."""
+        _u, _v, lgd_u, lag_z, _r = self.fates(int(self.app_gen[app]))
         env = self.env
         lgd_mean = spec.lgd_mean
         d = self.scenario.factors.downturn_lgd
@@ -947,11 +1053,12 @@ class Model:
         sd = min(spec.lgd_sd, 0.999 * math.sqrt(lgd_mean * (1 - lgd_mean)))
         if sd > 0:
             nu = lgd_mean * (1 - lgd_mean) / sd**2 - 1
-            lgd = float(rng.beta(lgd_mean * nu, (1 - lgd_mean) * nu))
+            lgd = float(special.betaincinv(lgd_mean * nu, (1 - lgd_mean) * nu,
+                                           lgd_u[app]))
         else:
             lgd = lgd_mean
         lag = spec.recovery_lag_days * math.exp(self.des.recovery_lag_sigma
-                                                * float(rng.standard_normal()))
+                                                * float(lag_z[app]))
         return lgd, lag
 
     def pay_fees(self, ids: np.ndarray, apps: np.ndarray, years: np.ndarray,
@@ -1020,7 +1127,7 @@ class Model:
             self._log_rows(now, "maturity", ids, self.seg_front[self.app_seg[apps]])
         p = self.des.renewal_prob
         if p > 0 and now < self.horizon:
-            again = apps[self.rng_renewals.random(len(apps)) < p]
+            again = self._renewing(apps)
             if again.size:
                 approved, (r_pos, r_reason, r_party) = self.check_limits(again, now)
                 for reason in np.unique(r_reason).tolist():
@@ -1056,7 +1163,7 @@ class Model:
         net[lender] += exposure
         self.defaults.append((loan, env.now, exposure))
         # loss given default and recovery lag
-        lgd, lag = self.draw_loss(spec, self.rng_claims)
+        lgd, lag = self.draw_loss(spec, app)
         t_recovery = env.now + lag
         yield env.timeout(self.des.claim_trigger_days)
         self.counts["claims"] += 1
@@ -1069,36 +1176,72 @@ class Model:
         net[front] += covered
         net[lender] -= covered
         t_paid = env.now
+        settlements = []
         for step in spec.layers:
-            yield from self.reimburse(loan, step, g, t_paid, start, net)
+            if step.cap >= 0:
+                settlements.append(self.accrue(loan, step, g, t_paid, start, net))
+            else:
+                yield from self.reimburse(loan, step, g, t_paid, net)
+        yield from settlements  # the capped layers pay at their period's settlement
         yield from self.recover(loan, exposure * (1.0 - lgd), t_recovery, net)
 
-    def reimburse(self, loan: int, step: _Step, g: float, t_paid: float, start: float,
+    def reimburse(self, loan: int, step: _Step, g: float, t_paid: float,
                   net: list[float]) -> Process:
-        """Sub-process: one layer pays its share of a default, within its cap."""
+        """Sub-process: one uncapped layer pays its share of a default after its lag."""
         env = self.env
         wait = t_paid + step.lag - env.now
         if wait > 0:
             yield env.timeout(wait)
         due = step.share * g
-        paid = due
-        if step.cap >= 0:
-            cap = self.caps[step.cap]
-            period = int(start // cap.period_days)
-            budget = cap.rate * cap.share * cap.base.get(period, 0.0) - cap.used.get(period, 0.0)
-            paid = min(due, max(budget, 0.0))
-            cap.used[period] = cap.used.get(period, 0.0) + paid
-        if step.payer != step.holder:
-            self.pay(env.now, step.payer, step.holder, _K_REIMB, paid, loan)
-            net[step.payer] += paid
-            net[step.holder] -= paid
-        refused = due - paid
-        if refused > 0:
-            self.cap_refusals.append((env.now, step.cap, refused))
-            if step.overflow != step.holder:
-                self.pay(env.now, step.overflow, step.holder, _K_OVER, refused, loan)
-                net[step.overflow] += refused
-                net[step.holder] -= refused
+        self.pay(env.now, step.payer, step.holder, _K_REIMB, due, loan)
+        net[step.payer] += due
+        net[step.holder] -= due
+
+    def accrue(self, loan: int, step: _Step, g: float, t_paid: float, start: float,
+               net: list[float]) -> simpy.Event:
+        """Register what a capped layer owes on a default with the (cap, pool, period of
+        origination) it falls in; returns that period's settlement event."""
+        cap = self.caps[step.cap]
+        period = int(start // cap.period_days)
+        entry = cap.pending.get(period)
+        if entry is None:
+            if period in cap.settled:
+                raise RuntimeError(f"claim on cap {cap.label!r} period {period} after its "
+                                   "settlement")
+            end = min((period + 1) * cap.period_days, self.horizon)
+            ev = self.env.timeout(end + cap.settle_extra - self.env.now)
+            ev.callbacks.append(partial(self.settle_cap, step.cap, period))
+            entry = cap.pending[period] = (ev, [])
+        entry[1].append((loan, step, step.share * g, t_paid + step.lag, net))
+        self.accounts[step.holder].receivable += step.share * g
+        return entry[0]
+
+    def settle_cap(self, k: int, period: int, _event: Any = None) -> None:
+        """Callback: settle one capped layer's claims of one statistics period pro rata:
+        each loan gets ``due x min(1, budget / total due)``, the overflow party pays the
+        rest."""
+        now = self.env.now
+        cap = self.caps[k]
+        _ev, entries = cap.pending.pop(period)
+        total = math.fsum(e[2] for e in entries)
+        budget = cap.rate * cap.share * cap.base.get(period, 0.0)
+        cap.settled[period] = (total, budget)
+        frac = 1.0 if total <= budget else max(budget, 0.0) / total
+        for loan, step, due, t_due, net in entries:
+            self.accounts[step.holder].receivable -= due
+            paid = due if frac == 1.0 else due * frac
+            if step.payer != step.holder:
+                self.pay(now, step.payer, step.holder, _K_REIMB, paid, loan)
+                net[step.payer] += paid
+                net[step.holder] -= paid
+            refused = due - paid
+            if refused > 0:
+                # counted in the month the reimbursement was due
+                self.cap_refusals.append((t_due, k, refused))
+                if step.overflow != step.holder:
+                    self.pay(now, step.overflow, step.holder, _K_OVER, refused, loan)
+                    net[step.overflow] += refused
+                    net[step.holder] -= refused
 
     def recover(self, loan: int, amount: float, t_recovery: float,
                 net: list[float]):

@@ -45,9 +45,12 @@ class Account:
         Column of this account in the ledger and in every per-party series.
     capital : float
         Yuan; starts at net assets (or 0) and moves with every recorded flow.
+    receivable : float
+        Reimbursements due from capped layers and not yet settled (yuan). Counted as an
+        asset for the leverage and single-client limits until the period's settlement.
     """
 
-    __slots__ = ("capital", "index", "initial", "kind", "name")
+    __slots__ = ("capital", "index", "initial", "kind", "name", "receivable")
 
     def __init__(self, name: str, index: int, kind: str = "external", initial: float = 0.0):
         self.name = name
@@ -55,6 +58,7 @@ class Account:
         self.kind = kind
         self.initial = initial
         self.capital = initial
+        self.receivable = 0.0
 
 
 class Institution(Account):
@@ -101,19 +105,20 @@ class Institution(Account):
         """Weighted liability this party may still take on (yuan; ``inf`` if unlimited)."""
         if not self.constrained:
             return math.inf
-        return self.leverage_limit * self.capital - self.weighted
+        return self.leverage_limit * (self.capital + self.receivable) - self.weighted
 
     def single_limit(self) -> float:
         """Largest liability on one client now (yuan; ``inf`` if unlimited)."""
         if math.isinf(self.single_client_limit):
             return math.inf
-        return self.single_client_limit * self.capital
+        return self.single_client_limit * (self.capital + self.receivable)
 
     def leverage(self) -> float:
         """Weighted liability / capital (``nan`` when capital is not tracked or <= 0)."""
         if self.initial <= 0 and not self.constrained:
             return math.nan
-        return self.weighted / self.capital if self.capital > 0 else math.inf
+        worth = self.capital + self.receivable
+        return self.weighted / worth if worth > 0 else math.inf
 
 
 class Bank(Institution):
