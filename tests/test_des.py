@@ -773,3 +773,21 @@ def test_originated_book_feeds_the_monte_carlo() -> None:
     se = res.losses.std(axis=0, ddof=1) / math.sqrt(res.n_paths)
     for j, p in enumerate(res.parties):
         assert abs(res.losses[:, j].mean() - shares[p] * el) <= 3 * se[j] + 1e-6, p
+
+
+def test_receivable_from_a_capped_layer_counts_towards_limits() -> None:
+    """A reimbursement due from a capped layer is an asset until its period settles."""
+    from simkit.des.parties import Institution
+    from simkit.scenario import Party
+
+    g = Institution(Party("g", "guarantor", net_assets=100.0, leverage_limit=10.0,
+                          single_client_limit=0.1), 0)
+    g.weighted = 900.0
+    assert g.room() == pytest.approx(100.0)
+    g.capital -= 30.0  # paid the bank; 30 is due from the capped provincial layer
+    g.receivable += 30.0
+    assert g.room() == pytest.approx(100.0)
+    assert g.single_limit() == pytest.approx(10.0)
+    assert g.leverage() == pytest.approx(9.0)
+    g.receivable -= 30.0  # settled: the cap refused everything
+    assert g.room() == pytest.approx(10 * 70.0 - 900.0)
