@@ -626,7 +626,9 @@ def value_at_risk(
     weights : array_like, shape (n_paths,), optional
         Non-negative likelihood-ratio weights; ``None`` means all ones.
     n_batches : int or None, default 20
-        Number of contiguous batches (in path order) for the batch-means standard error;
+        Number of contiguous batches (in path order) for the batch-means standard error
+        (asymptotic errors replace it when the batches hold fewer than
+        ``MIN_TAIL_PER_BATCH`` tail paths each);
         ``None`` skips it (``stderr`` is NaN) and saves one pass of sorting.
 
     Returns
@@ -672,7 +674,9 @@ def expected_shortfall(
     weights : array_like, shape (n_paths,), optional
         Non-negative likelihood-ratio weights; ``None`` means all ones.
     n_batches : int or None, default 20
-        Number of contiguous batches (in path order) for the batch-means standard error;
+        Number of contiguous batches (in path order) for the batch-means standard error
+        (asymptotic errors replace it when the batches hold fewer than
+        ``MIN_TAIL_PER_BATCH`` tail paths each);
         ``None`` skips it (``stderr`` is NaN).
 
     Returns

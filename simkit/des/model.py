@@ -885,15 +885,20 @@ class Model:
                 if totals[k] > 0:
                     line.use(float(totals[k]))
 
+    def _new_loan_ids(self, n: int) -> np.ndarray:
+        """Ids of ``n`` new loans (int64, shape ``(n,)``); counts the originations."""
+        ids = np.arange(self.n_loans, self.n_loans + n, dtype=np.int64)
+        self.n_loans += n
+        self.counts["originations"] += n
+        return ids
+
     def originate(self, apps: np.ndarray, liab: np.ndarray, wliab: np.ndarray, *,
                   renewal: bool) -> None:
         """Disburse guaranteed loans now: balances, cap bases, fees, default draws."""
         env = self.env
         now = env.now
         n = len(apps)
-        ids = np.arange(self.n_loans, self.n_loans + n, dtype=np.int64)
-        self.n_loans += n
-        self.counts["originations"] += n
+        ids = self._new_loan_ids(n)
         seg = self.app_seg[apps]
         g = self.app_guaranteed[apps]
         inst = self.institutions
@@ -975,9 +980,7 @@ class Model:
         env = self.env
         now = env.now
         n = len(apps)
-        ids = np.arange(self.n_loans, self.n_loans + n, dtype=np.int64)
-        self.n_loans += n
-        self.counts["originations"] += n
+        ids = self._new_loan_ids(n)
         seg = self.app_seg[apps]
         x = self.app_exposure[apps]
         lender = self.seg_lender[seg]
