@@ -160,6 +160,7 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
+from simkit.sharing import resolve_party
 
 if TYPE_CHECKING:
     from simkit.des.result import DesResult
@@ -363,9 +364,7 @@ class Model:
         ag = sc.agreements[a_idx]
 
         def resolve(name: str) -> int:
-            if kinds.get(name) == "guarantor" and seg.guarantor is not None:
-                return col[seg.guarantor]
-            return col[name]
+            return col[resolve_party(name, kinds, seg.guarantor)]
 
         out = EnterpriseSegment(s, seg)
         lender = col[ag.lender]
