@@ -163,7 +163,8 @@ def build_book(scenario: Scenario, seed: int | None = None, cohort: int = 0) -> 
     ----------
     scenario : Scenario
     seed : int, optional
-        Root seed (default: ``scenario.run.seed``). The book's stream is keyed by
+        Root seed (default: :attr:`Scenario.book_seed`, i.e. ``[book] seed``, else the
+        ``[run] seed`` written in the file; never the path seed of a run). The book's stream is keyed by
         ``("book", cohort, segment index)``, so adding a segment does not change the
         loans of the others.
     cohort : int
@@ -173,7 +174,8 @@ def build_book(scenario: Scenario, seed: int | None = None, cohort: int = 0) -> 
     -------
     Book
     """
-    seed = scenario.run.seed if seed is None else seed
+    if seed is None:
+        seed = scenario.run.seed if scenario.book_seed is None else scenario.book_seed
     agreements = [a.name for a in scenario.agreements]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "exposure", "default_prob", "lgd_mean", "lgd_sd", "tenor", "agreement", "segment",

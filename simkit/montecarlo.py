@@ -108,6 +108,7 @@ arrays (``n_paths x P`` float64 for each of losses / paid / recovered).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -175,6 +176,8 @@ class _Plan:
     party_exposure: np.ndarray  # (n_parties,) risk-weighted guaranteed share, yuan
     segment_of_cell: np.ndarray
     n_segments: int
+    #: (n_loans,) position in the book of each of the plan's (sorted) loans
+    order: np.ndarray | None = None
 
     @property
     def n_bands(self) -> int:
@@ -248,7 +251,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
         n_cells=len(book.cells), waterfall=waterfall,
         fee_income=flows.net_income(parties), borrower_fees=flows.borrower_paid(),
         party_exposure=rw_cell @ share,
-        segment_of_cell=segment_of_cell, n_segments=len(book.segment_names),
+        segment_of_cell=segment_of_cell, n_segments=len(book.segment_names), order=order,
     )
 
 
@@ -619,50 +622,64 @@ class _Context:
     cap_period: int = 1
     #: Per year, the waterfall on the compensation cumulated since the period start.
     period_waterfalls: list[Waterfall] | None = None
+    #: Other policies applied to the same draws (:func:`simkit.policies.simulate_policies`).
+    policies: list[_PolicyPlan] | None = None
 
 
-def _run_block(ctx: _Context, block: int) -> dict[str, np.ndarray]:
-    n = ctx.block_size
-    keep = min(n, ctx.n_paths - block * ctx.block_size)
-    rng_f = stream(ctx.seed, "factors", block)
-    horizon = len(ctx.plans)
-    p, ncap = ctx.n_parties, ctx.n_caps
-    paid = np.zeros((n, p))
-    recovered = np.zeros((n, p))
-    overflow = np.zeros((n, ncap))
-    total = np.zeros(n)
-    n_def = np.zeros((n, horizon), dtype=np.int64)
-    annual = np.zeros((n, horizon, p)) if horizon > 1 else None
-    by_seg = (np.zeros((n, ctx.plans[0].n_segments, p), dtype=np.float32)
-              if ctx.keep_cells else None)
-    log_w = np.zeros(n)
-    national = None
-    cum: list[np.ndarray] | None = None
-    prev: tuple[np.ndarray, ...] | None = None
-    for year, plan in enumerate(ctx.plans):
-        draw = ctx.model.draw(rng_f, n, ctx.shift, ctx.shift_probs)
-        log_w += draw.log_weight
-        national = ar1(national, draw.national, ctx.model.persistence)
-        sums = _defaults(plan, ctx.model, national, draw, ctx.seed, block, year,
-                         ctx.use_numba)
-        if ctx.period_waterfalls is None:
+@dataclass
+class _PolicyPlan:
+    """Another policy on the same world: its plans and how it reads the base's cell sums.
+
+    ``cell_map[y]`` is the ``(n_base_cells, n_cells)`` 0/1 matrix taking the base's cell
+    sums of year ``y`` to this policy's cells (``None``: the same cells). ``resample[y]``
+    is the base's plan (same bands, hence the same random streams and the same defaults
+    and LGDs) carrying this policy's covered/uncovered split of each loan, used when the
+    split differs (another ``single_limit``); ``None`` shares the base's sums.
+    """
+
+    plans: list[_Plan]
+    cell_map: list[np.ndarray | None]
+    resample: list[_Plan | None]
+    cap_period: int = 1
+    period_waterfalls: list[Waterfall] | None = None
+
+
+class _Accounts:
+    """One policy's per-block accumulators (paid, recovered, overflow, annual, segments)."""
+
+    def __init__(self, n: int, horizon: int, n_parties: int, n_caps: int,
+                 n_segments: int, keep_cells: bool) -> None:
+        self.paid = np.zeros((n, n_parties))
+        self.recovered = np.zeros((n, n_parties))
+        self.overflow = np.zeros((n, n_caps))
+        self.annual = np.zeros((n, horizon, n_parties)) if horizon > 1 else None
+        self.by_seg = (np.zeros((n, n_segments, n_parties), dtype=np.float32)
+                       if keep_cells else None)
+        self.cum: list[np.ndarray] | None = None
+        self.prev: tuple[Any, ...] | None = None
+
+    def allocate(self, sums: _CellSums, plan: _Plan, year: int, cap_period: int,
+                 period_waterfalls: list[Waterfall] | None, keep_cells: bool) -> None:
+        """Apply ``plan``'s waterfall to one year's cell sums and accumulate."""
+        if period_waterfalls is None:
             alloc = plan.waterfall.apply(sums.covered, sums.covered_recovery,
                                          sums.uncovered, sums.uncovered_recovery,
-                                         by_cell=ctx.keep_cells)
+                                         by_cell=keep_cells)
         else:
             # caps per statistics period: the waterfall on the amounts cumulated since
             # the period start (base x years elapsed); the year's allocation is the
             # increment of the cumulative one
             year_sums = [sums.covered, sums.covered_recovery, sums.uncovered,
                          sums.uncovered_recovery]
-            if year % ctx.cap_period == 0 or cum is None:
-                cum = [x.copy() for x in year_sums]
-                prev = None
+            if year % cap_period == 0 or self.cum is None:
+                self.cum = [x.copy() for x in year_sums]
+                self.prev = None
             else:
-                cum = [c + x for c, x in zip(cum, year_sums, strict=True)]
-            total_alloc = ctx.period_waterfalls[year].apply(*cum, by_cell=ctx.keep_cells)
+                self.cum = [c + x for c, x in zip(self.cum, year_sums, strict=True)]
+            total_alloc = period_waterfalls[year].apply(*self.cum, by_cell=keep_cells)
             now = (total_alloc.paid, total_alloc.recovered, total_alloc.overflow,
                    total_alloc.by_cell)
+            prev = self.prev
             if prev is None:
                 alloc = total_alloc
             else:
@@ -670,26 +687,79 @@ def _run_block(ctx: _Context, block: int) -> dict[str, np.ndarray]:
                     paid=now[0] - prev[0], recovered=now[1] - prev[1],
                     overflow=now[2] - prev[2],
                     by_cell=None if now[3] is None else now[3] - prev[3])
-            prev = now
-        paid += alloc.paid
-        recovered += alloc.recovered
-        overflow += alloc.overflow
+            self.prev = now
+        self.paid += alloc.paid
+        self.recovered += alloc.recovered
+        self.overflow += alloc.overflow
+        if self.annual is not None:
+            self.annual[:, year] = alloc.net
+        if self.by_seg is not None and alloc.by_cell is not None:
+            onehot = np.zeros((plan.n_cells, plan.n_segments))
+            onehot[np.arange(plan.n_cells), plan.segment_of_cell] = 1.0
+            self.by_seg += np.einsum("ncp,cs->nsp", alloc.by_cell, onehot).astype(np.float32)
+
+    def out(self) -> dict[str, np.ndarray]:
+        out = {"paid": self.paid, "recovered": self.recovered, "overflow": self.overflow}
+        if self.annual is not None:
+            out["annual"] = self.annual
+        if self.by_seg is not None:
+            out["by_segment"] = self.by_seg
+        return out
+
+
+def _mapped(sums: _CellSums, cell_map: np.ndarray | None) -> _CellSums:
+    """Cell sums regrouped by a ``(n_cells, n_other_cells)`` 0/1 matrix (None: as is)."""
+    if cell_map is None:
+        return sums
+    return _CellSums(sums.covered @ cell_map, sums.covered_recovery @ cell_map,
+                     sums.uncovered @ cell_map, sums.uncovered_recovery @ cell_map,
+                     sums.defaults)
+
+
+def _run_block(ctx: _Context, block: int) -> dict[str, Any]:
+    """One block of paths: the factor and default draws once, then each policy's waterfall.
+
+    Returns the base policy's arrays (and, with ``ctx.policies``, ``"policies"``: one dict
+    of ``paid``, ``recovered``, ``overflow`` (and ``annual``, ``by_segment``) per policy,
+    computed from the very same draws).
+    """
+    n = ctx.block_size
+    keep = min(n, ctx.n_paths - block * ctx.block_size)
+    rng_f = stream(ctx.seed, "factors", block)
+    horizon = len(ctx.plans)
+    policies = ctx.policies or []
+    accounts = _Accounts(n, horizon, ctx.n_parties, ctx.n_caps, ctx.plans[0].n_segments,
+                         ctx.keep_cells)
+    others = [_Accounts(n, horizon, len(pol.plans[0].waterfall.parties),
+                        len(pol.plans[0].waterfall.caps), pol.plans[0].n_segments,
+                        ctx.keep_cells) for pol in policies]
+    total = np.zeros(n)
+    n_def = np.zeros((n, horizon), dtype=np.int64)
+    log_w = np.zeros(n)
+    national = None
+    for year, plan in enumerate(ctx.plans):
+        draw = ctx.model.draw(rng_f, n, ctx.shift, ctx.shift_probs)
+        log_w += draw.log_weight
+        national = ar1(national, draw.national, ctx.model.persistence)
+        sums = _defaults(plan, ctx.model, national, draw, ctx.seed, block, year,
+                         ctx.use_numba)
+        accounts.allocate(sums, plan, year, ctx.cap_period, ctx.period_waterfalls,
+                          ctx.keep_cells)
+        for pol, acc in zip(policies, others, strict=True):
+            resample = pol.resample[year]
+            own = sums if resample is None else _defaults(
+                resample, ctx.model, national, draw, ctx.seed, block, year, ctx.use_numba)
+            acc.allocate(_mapped(own, pol.cell_map[year]), pol.plans[year], year,
+                         pol.cap_period, pol.period_waterfalls, ctx.keep_cells)
         total += (sums.covered - sums.covered_recovery + sums.uncovered
                   - sums.uncovered_recovery).sum(axis=1)
         n_def[:, year] = sums.defaults
-        if annual is not None:
-            annual[:, year] = alloc.net
-        if by_seg is not None and alloc.by_cell is not None:
-            onehot = np.zeros((plan.n_cells, plan.n_segments))
-            onehot[np.arange(plan.n_cells), plan.segment_of_cell] = 1.0
-            by_seg += np.einsum("ncp,cs->nsp", alloc.by_cell, onehot).astype(np.float32)
-    out = {"paid": paid, "recovered": recovered, "overflow": overflow, "total": total,
-           "defaults": n_def, "log_weight": log_w}
-    if annual is not None:
-        out["annual"] = annual
-    if by_seg is not None:
-        out["by_segment"] = by_seg
-    return {k: v[:keep] for k, v in out.items()}
+    out: dict[str, Any] = {**accounts.out(), "total": total, "defaults": n_def,
+                           "log_weight": log_w}
+    out = {k: v[:keep] for k, v in out.items()}
+    if policies:
+        out["policies"] = [{k: v[:keep] for k, v in acc.out().items()} for acc in others]
+    return out
 
 
 def _run_blocks(ctx: _Context, blocks: Sequence[int]) -> list[tuple[int, dict[str, np.ndarray]]]:
@@ -924,7 +994,12 @@ def _factor_model(scenario: Scenario, books: Sequence[Book]) -> FactorModel:
     return FactorModel.from_factors(scenario.factors, n_regions, n_sectors, n_guar)
 
 
-def simulate(
+def simulate(scenario: Scenario, **kwargs: Any) -> LossResult:
+    """Simulate every party's loss distribution (keywords as :func:`_simulate`)."""
+    return _simulate(scenario, **kwargs)[0]
+
+
+def _simulate(
     scenario: Scenario,
     *,
     n_paths: int | None = None,
@@ -936,7 +1011,8 @@ def simulate(
     keep_cells: bool = False,
     tasks: int | None = None,
     engine: str = "auto",
-) -> LossResult:
+    variants: Sequence[Scenario] = (),
+) -> list[LossResult]:
     """Simulate every party's loss distribution.
 
     Parameters
@@ -964,10 +1040,15 @@ def simulate(
         their random streams differently, so the same seed gives different paths in the
         two engines (each is bit-reproducible on its own; ``provenance["engine"]`` says
         which ran). The compiled engine is about 3-4x faster.
+    variants : sequence of Scenario
+        Other policies on the same world (each the base's book, factors and run; see
+        :func:`simkit.policies.with_policy`): their waterfalls and fees are applied to the
+        very same factor, default and LGD draws of every block (common random numbers).
 
     Returns
     -------
-    LossResult
+    list of LossResult
+        The base's result, then one per variant (:func:`simulate` returns the first).
     """
     run = scenario.run
     n_paths = int(run.n_paths if n_paths is None else n_paths)
@@ -977,7 +1058,7 @@ def simulate(
         raise ValueError(f"n_paths and block_size must be >= 1, got {n_paths}, {block_size}")
     horizon = int(run.horizon_years)
     books = ([book] * horizon if book is not None
-             else [book_for(scenario, seed=seed, cohort=y) for y in range(horizon)])
+             else [book_for(scenario, cohort=y) for y in range(horizon)])
     model = _factor_model(scenario, books)
     plans = [_compile(scenario, b, model) for b in books]
     shift: np.ndarray | None = None
@@ -1016,6 +1097,8 @@ def simulate(
     ctx.shift_probs = shift_probs
     ctx.cap_period = cap_period
     ctx.period_waterfalls = period_waterfalls
+    if variants:
+        ctx.policies = [_policy_plan(books, plans, v, model) for v in variants]
     n_blocks = -(-n_paths // block_size)
     parts: dict[int, dict[str, np.ndarray]] = {}
     bar = None
@@ -1082,7 +1165,7 @@ def simulate(
         "python": platform.python_version(),
         "leverage_limited": limited,
     }
-    return LossResult(
+    base = LossResult(
         parties=parties, losses=losses, paid=paid, recovered=recovered, weights=weights,
         fees=plans[0].fee_income.copy(), borrower_fees=float(plans[0].borrower_fees),
         cap_overflow=cat("overflow"),
@@ -1093,6 +1176,100 @@ def simulate(
         by_segment=cat("by_segment") if keep_cells else None,
         segment_names=books[0].segment_names, provenance=prov,
     )
+    results = [base]
+    for i, (variant, pol) in enumerate(zip(variants, ctx.policies or [], strict=True)):
+        def vcat(key: str, i: int = i) -> np.ndarray:
+            return np.concatenate([parts[b]["policies"][i][key] for b in range(n_blocks)])
+
+        results.append(_variant_result(base, variant, pol, vcat, keep_cells))
+    return results
+
+
+def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenario,
+                 model: FactorModel) -> _PolicyPlan:
+    """Compile ``variant``'s policy against the base's books and bands.
+
+    Raises
+    ------
+    ValueError
+        When the variant's book is not the base's (other loans: not one world), or when a
+        base cell would be split between several of the variant's cells.
+    """
+    v_plans: list[_Plan] = []
+    maps: list[np.ndarray | None] = []
+    resample: list[_Plan | None] = []
+    v_books = [book_for(variant, cohort=y) for y in range(len(books))]
+    for y, (b, vb, plan) in enumerate(zip(books, v_books, plans, strict=True)):
+        same = b.n_loans == vb.n_loans and all(
+            np.array_equal(getattr(b, f), getattr(vb, f)) for f in (
+                "exposure", "default_prob", "lgd_mean", "lgd_sd", "loadings", "region",
+                "sector", "tenor_years"))
+        if not same:
+            raise ValueError(f"policy {variant.name!r} is not on the world of the base "
+                             f"(cohort {y}: other loans); build it with "
+                             "simkit.policies.with_policy")
+        vp = _compile(variant, vb, model)
+        v_plans.append(vp)
+        pairs = np.unique(np.column_stack([b.cell, vb.cell]), axis=0)
+        if len(np.unique(pairs[:, 0])) != len(pairs):
+            raise ValueError(f"policy {variant.name!r} splits a cell of the base "
+                             "(a loan group of the base falls under several of its "
+                             "agreements or guarantors)")
+        n_base, n_v = len(b.cells), len(vb.cells)
+        if n_base == n_v and np.array_equal(pairs[:, 0], pairs[:, 1]):
+            maps.append(None)
+        else:
+            m = np.zeros((n_base, n_v))
+            m[pairs[:, 0], pairs[:, 1]] = 1.0
+            maps.append(m)
+        if np.array_equal(b.guaranteed, vb.guaranteed):
+            resample.append(None)
+        else:  # another covered/uncovered split: the base's bands, this policy's amounts
+            order = plan.order
+            assert order is not None
+            unc = (vb.exposure - vb.guaranteed)[order]
+            resample.append(dataclasses.replace(
+                plan, guaranteed=vb.guaranteed[order], uncovered=unc,
+                band_has_uncovered=(np.maximum.reduceat(unc, plan.band_start) > 0
+                                    if unc.size else plan.band_has_uncovered)))
+    horizon = len(books)
+    cap_period = _cap_period(variant)
+    period_waterfalls = None
+    if cap_period > 1 and horizon > 1:
+        period_waterfalls = [
+            Waterfall.from_scenario(variant, vb.cells, base_scale=float(y % cap_period + 1))
+            for y, vb in enumerate(v_books)]
+    return _PolicyPlan(plans=v_plans, cell_map=maps, resample=resample,
+                       cap_period=cap_period, period_waterfalls=period_waterfalls)
+
+
+def _variant_result(base: LossResult, variant: Scenario, pol: _PolicyPlan, cat: Any,
+                    keep_cells: bool) -> LossResult:
+    """The LossResult of one variant: its own allocations, the base's shared draws."""
+    paid, recovered = cat("paid"), cat("recovered")
+    losses = paid - recovered
+    horizon = base.horizon
+    fees_by_year = np.array([pl.fee_income for pl in pol.plans])
+    exposure = np.array([pl.party_exposure for pl in pol.plans])
+    annual = cat("annual") if horizon > 1 else losses[:, None, :]
+    capital, breach, limited = _capital(variant, annual, fees_by_year, exposure)
+    waterfall = pol.plans[0].waterfall
+    prov = dict(base.provenance)
+    prov.update({
+        "scenario": variant.name, "policy_of": base.provenance.get("scenario"),
+        "common_random_numbers": "resampled split" if any(
+            r is not None for r in pol.resample) else "shared cell sums",
+        "guaranteed": [float(pl.waterfall.cells.guaranteed.sum()) for pl in pol.plans],
+        "leverage_limited": limited,
+    })
+    return dataclasses.replace(
+        base, parties=variant.party_names, losses=losses, paid=paid, recovered=recovered,
+        fees=pol.plans[0].fee_income.copy(), borrower_fees=float(pol.plans[0].borrower_fees),
+        cap_overflow=cat("overflow"),
+        cap_names=[f"{c.agreement}:{c.party}" for c in waterfall.caps],
+        fees_by_year=fees_by_year, annual_losses=annual if horizon > 1 else None,
+        capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
+        by_segment=cat("by_segment") if keep_cells else None, provenance=prov)
 
 
 def _cap_period(scenario: Scenario) -> int:

@@ -358,6 +358,9 @@ class Scenario:
     regulation: Regulation = Regulation()
     credit_lines: tuple[CreditLine, ...] = ()
     tape: str | None = None
+    #: Root seed of the synthetic book (``[book] seed``; default the ``[run] seed`` written
+    #: in the file, pinned by :meth:`with_changes`, so a new path seed keeps the loans).
+    book_seed: int | None = None
     source: str = "<dict>"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -385,6 +388,11 @@ class Scenario:
         >>> s2 = s.with_changes({"run.n_paths": 1000, "agreements[0].layers[1].share": 0.3})
         """
         raw = copy.deepcopy(self.raw)
+        # the world stays put: a changed run.seed (or any other edit) keeps the book's seed
+        book_raw = raw.setdefault("book", {})
+        if isinstance(book_raw, dict) and "seed" not in book_raw \
+                and self.book_seed is not None:
+            book_raw["seed"] = self.book_seed
         for path, value in changes.items():
             try:
                 _set_path(raw, path, value)
@@ -456,13 +464,17 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     agreements = _agreements(top, parties)
     factors = _factors(top)
     tape = None
+    book_seed = None
     book = top.sub("book")
     if book is not None:
-        tape = book.string("tape", required=True)
-        if not tape:
-            raise book.bad("tape", tape, "a file path")
-        if source != "<dict>" and not Path(tape).is_absolute():
-            tape = str(Path(source).parent / tape)  # relative to the scenario file
+        if book.has("tape"):
+            tape = book.string("tape", required=True)
+            if not tape:
+                raise book.bad("tape", tape, "a file path")
+            if source != "<dict>" and not Path(tape).is_absolute():
+                tape = str(Path(source).parent / tape)  # relative to the scenario file
+        if book.has("seed"):
+            book_seed = book.number("seed", 0, low=0, high=2**63 - 1, integer=True)
         book.finish()
     segments = _segments(top, parties, agreements, required=tape is None)
     if tape is None and sum(seg.count for seg in segments) == 0:
@@ -473,10 +485,13 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     run = _run(top)
     des = _des(top)
     top.finish()
+    if book_seed is None:  # the world's default seed: the run seed written in the file
+        book_seed = run.seed
     return Scenario(
         name=name, description=description, parties=parties, agreements=agreements,
         segments=segments, factors=factors, run=run, des=des, regulation=regulation,
-        credit_lines=credit_lines, tape=tape, source=source, raw=copy.deepcopy(dict(data)),
+        credit_lines=credit_lines, tape=tape, book_seed=int(book_seed), source=source,
+        raw=copy.deepcopy(dict(data)),
     )
 
 
