@@ -164,7 +164,7 @@ def build_book(scenario: Scenario, seed: int | None = None, cohort: int = 0) -> 
     scenario : Scenario
     seed : int, optional
         Root seed (default: :attr:`Scenario.book_seed`, i.e. ``[book] seed``, else the
-        ``[run] seed`` written in the file; never the path seed of a run). The book's stream is keyed by
+        ``[run] seed`` written in the file; never the path seed of a run). The stream is keyed by
         ``("book", cohort, segment index)``, so adding a segment does not change the
         loans of the others.
     cohort : int

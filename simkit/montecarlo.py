@@ -1098,7 +1098,9 @@ def _simulate(
     ctx.cap_period = cap_period
     ctx.period_waterfalls = period_waterfalls
     if variants:
-        ctx.policies = [_policy_plan(books, plans, v, model) for v in variants]
+        ctx.policies = [_policy_plan(books, plans, v, model,
+                                     same_book=book is not None or _same_book(scenario, v))
+                        for v in variants]
     n_blocks = -(-n_paths // block_size)
     parts: dict[int, dict[str, np.ndarray]] = {}
     bar = None
@@ -1185,9 +1187,19 @@ def _simulate(
     return results
 
 
+def _same_book(base: Scenario, variant: Scenario) -> bool:
+    """Whether ``variant``'s book is ``base``'s, array for array (no need to build it)."""
+    def key(s: Scenario) -> tuple[Any, ...]:
+        return (s.segments, s.tape, s.book_seed, s.factors.loadings,
+                [(a.name, a.single_limit) for a in s.agreements],
+                [(p.name, p.kind) for p in s.parties] if s.tape is not None else None)
+    return key(base) == key(variant)
+
+
 def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenario,
-                 model: FactorModel) -> _PolicyPlan:
-    """Compile ``variant``'s policy against the base's books and bands.
+                 model: FactorModel, same_book: bool = False) -> _PolicyPlan:
+    """Compile ``variant``'s policy against the base's books and bands (``same_book``:
+    the variant's book is the base's, so it is not built again).
 
     Raises
     ------
@@ -1198,7 +1210,8 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
     v_plans: list[_Plan] = []
     maps: list[np.ndarray | None] = []
     resample: list[_Plan | None] = []
-    v_books = [book_for(variant, cohort=y) for y in range(len(books))]
+    v_books = (list(books) if same_book
+               else [book_for(variant, cohort=y) for y in range(len(books))])
     for y, (b, vb, plan) in enumerate(zip(books, v_books, plans, strict=True)):
         same = b.n_loans == vb.n_loans and all(
             np.array_equal(getattr(b, f), getattr(vb, f)) for f in (
@@ -1210,18 +1223,22 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
                              "simkit.policies.with_policy")
         vp = _compile(variant, vb, model)
         v_plans.append(vp)
-        pairs = np.unique(np.column_stack([b.cell, vb.cell]), axis=0)
-        if len(np.unique(pairs[:, 0])) != len(pairs):
-            raise ValueError(f"policy {variant.name!r} splits a cell of the base "
-                             "(a loan group of the base falls under several of its "
-                             "agreements or guarantors)")
         n_base, n_v = len(b.cells), len(vb.cells)
-        if n_base == n_v and np.array_equal(pairs[:, 0], pairs[:, 1]):
+        if same_book:
             maps.append(None)
         else:
-            m = np.zeros((n_base, n_v))
-            m[pairs[:, 0], pairs[:, 1]] = 1.0
-            maps.append(m)
+            code = np.unique(b.cell.astype(np.int64) * n_v + vb.cell)
+            src, dst = code // n_v, code % n_v
+            if len(np.unique(src)) != len(src):
+                raise ValueError(f"policy {variant.name!r} splits a cell of the base "
+                                 "(a loan group of the base falls under several of its "
+                                 "agreements or guarantors)")
+            if n_base == n_v and np.array_equal(src, dst):
+                maps.append(None)
+            else:
+                m = np.zeros((n_base, n_v))
+                m[src, dst] = 1.0
+                maps.append(m)
         if np.array_equal(b.guaranteed, vb.guaranteed):
             resample.append(None)
         else:  # another covered/uncovered split: the base's bands, this policy's amounts

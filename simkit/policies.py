@@ -1,0 +1,391 @@
+"""One world, many policies: variants, common random numbers and paired comparisons.
+
+A scenario is a *world* (the book: segments or a loan tape and the book seed; the factor
+model; the run settings, i.e. the random paths) and a *policy* (parties with their capital
+and limits, agreements with their layers, shares, caps, fees and limits, credit lines,
+regulation). :func:`with_policy` puts another file's policy on a base's world;
+:meth:`simkit.scenario.Scenario.with_changes` edits a policy in place.
+:func:`simulate_policies` runs the base and its variants on **common random numbers**:
+the factor, default and LGD draws of every block are made once and each policy's waterfall
+and fees are applied to the same cell sums, so path ``i`` is the same world under every
+policy and per-path differences are paired (:func:`simkit.measures.paired_difference`).
+
+Parties line up by name (a party missing from a policy bears nothing there) and by role:
+the group rows ``guarantors`` (every party of kind ``guarantor``) and ``government``
+(kinds ``provincial``, ``national_fund``, ``local_gov`` and a party of kind ``other`` named
+``central_fiscal``) sum their members' losses path by path.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simkit import measures
+from simkit.scenario import Scenario, ScenarioError, from_dict
+
+__all__ = ["GOVERNMENT_KINDS", "GROUPS", "PolicyRun", "comparison_rows", "des_rows",
+           "same_world", "simulate_policies", "with_policy"]
+
+#: Party kinds that make up the ``government`` group (plus ``central_fiscal``).
+GOVERNMENT_KINDS = ("provincial", "national_fund", "local_gov")
+#: Names of the group rows of a comparison.
+GROUPS = ("guarantors", "government")
+
+
+def group_members(scenario: Scenario) -> dict[str, list[str]]:
+    """The parties of each group row: ``{"guarantors": [...], "government": [...]}``."""
+    gov = [p.name for p in scenario.parties if p.kind in GOVERNMENT_KINDS
+           or (p.kind == "other" and p.name == "central_fiscal")]
+    return {"guarantors": [p.name for p in scenario.parties if p.kind == "guarantor"],
+            "government": gov}
+
+
+# --------------------------------------------------------------------------------------
+# the world and the policy
+# --------------------------------------------------------------------------------------
+def with_policy(base: Scenario, other: Scenario) -> Scenario:
+    """``other``'s policy on ``base``'s world.
+
+    Taken from ``other``: parties, agreements, credit lines, regulation (the policy).
+    Taken from ``base``: segments or loan tape, book seed, factors, run and DES settings
+    (the world), and the scenario name ``base.name`` with ``+other.name``.
+
+    Segments are re-attached to ``other``'s agreements by name; when ``other`` has exactly
+    one agreement every segment goes to it. A segment's original ``guarantor`` that
+    ``other`` lacks is carried over from ``base`` with its capital and limits (it then
+    takes ``other``'s guarantor-kind layers for its loans, as segment guarantors always
+    do).
+
+    Raises
+    ------
+    ScenarioError
+        When a segment's agreement has no counterpart in ``other`` (several agreements,
+        none of that name), or when the merged scenario does not validate.
+    """
+    raw = copy.deepcopy(other.raw)
+    names = [a.name for a in other.agreements]
+    segments = copy.deepcopy(base.raw.get("segments", []))
+    for i, seg in enumerate(segments):
+        agreement = seg.get("agreement")
+        if agreement is None or agreement in names:
+            continue
+        if len(names) == 1:
+            seg["agreement"] = names[0]
+            continue
+        raise ScenarioError(other.source, "agreements",
+                            f"has no agreement {agreement!r} for segment {i} "
+                            f"({seg.get('name', '?')}) of {base.source}; its agreements: "
+                            f"{', '.join(names)} (give one agreement, or one of that name)")
+    if segments:
+        raw["segments"] = segments
+    else:
+        raw.pop("segments", None)
+    parties = raw.setdefault("parties", {})
+    base_parties = base.raw.get("parties", {})
+    for seg in base.segments:
+        g = seg.guarantor
+        if g is not None and g not in parties:
+            parties[g] = copy.deepcopy(base_parties.get(g, {"kind": "guarantor"}))
+    for key in ("factors", "run", "des"):
+        if key in base.raw:
+            raw[key] = copy.deepcopy(base.raw[key])
+        else:
+            raw.pop(key, None)
+    book: dict[str, Any] = {"seed": base.book_seed}
+    if base.tape is not None:
+        book["tape"] = str(Path(base.tape).resolve())
+    raw["book"] = book
+    meta = raw.setdefault("scenario", {})
+    meta["name"] = f"{base.name}+{other.name}"
+    return from_dict(raw, source=other.source)
+
+
+def same_world(base: Scenario, variant: Scenario) -> bool:
+    """Whether ``variant`` lives on ``base``'s world, so its draws can be shared: the same
+    factor model, run settings, book seed and loan tape, and the same segments up to the
+    agreement and original guarantor they are attached to (which are policy)."""
+    if (variant.factors != base.factors or variant.run != base.run
+            or variant.book_seed != base.book_seed or variant.tape != base.tape):
+        return False
+
+    def loans(s: Scenario) -> tuple[Any, ...]:
+        return tuple(dataclasses.replace(seg, agreement="", guarantor=None)
+                     for seg in s.segments)
+    return loans(base) == loans(variant)
+
+
+def simulate_policies(base: Scenario, variants: Sequence[Scenario], *,
+                      executor: Executor | None = None, progress: bool = False,
+                      keep_cells: bool = False, engine: str = "auto",
+                      n_paths: int | None = None, seed: int | None = None,
+                      ) -> list[Any]:
+    """Monte Carlo of ``base`` and each variant on common random numbers.
+
+    Variants on ``base``'s world (:func:`same_world`) share every draw: one run of the
+    base's blocks, where each block draws factors, defaults and LGDs once and applies
+    every policy's waterfall and fees to the same cell sums (a variant with another
+    ``single_limit`` re-sums the same defaults with its covered/uncovered split). Variants
+    on another world (other factors, run settings or loans) run on their own with the
+    base's seed (``provenance["common_random_numbers"] = "same seed"``): the same streams,
+    but not the same defaults.
+
+    Returns
+    -------
+    list of LossResult
+        One per variant, in order, after the base's.
+    """
+    from simkit.montecarlo import _simulate, simulate
+
+    shared = [v for v in variants if same_world(base, v)]
+    kwargs = {"executor": executor, "progress": progress, "keep_cells": keep_cells,
+              "engine": engine, "n_paths": n_paths, "seed": seed}
+    try:
+        results = _simulate(base, variants=shared, **kwargs)
+    except ValueError as exc:
+        raise ScenarioError(base.source, "policy", str(exc)) from None
+    by_id = {id(v): r for v, r in zip(shared, results[1:], strict=True)}
+    out = [results[0]]
+    for v in variants:
+        if id(v) in by_id:
+            out.append(by_id[id(v)])
+            continue
+        r = simulate(v, **{**kwargs, "seed": base.run.seed if seed is None else seed})
+        r.provenance["common_random_numbers"] = "same seed"
+        out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# comparison tables
+# --------------------------------------------------------------------------------------
+@dataclass
+class PolicyRun:
+    """One variant's run: its label, parameters (dotted path -> value), scenario, result."""
+
+    label: str
+    scenario: Scenario
+    result: Any
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _columns(runs: Sequence[PolicyRun]) -> tuple[list[str], dict[str, str]]:
+    """Every party name over the runs (base's first) and each one's kind."""
+    names: dict[str, str] = {}
+    for run in runs:
+        for p in run.scenario.parties:
+            names.setdefault(p.name, p.kind)
+    return list(names), names
+
+
+def _loss_matrix(run: PolicyRun, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Losses (n, K) and fee income (K,) of ``names`` then the groups (0 when absent)."""
+    r = run.result
+    col = {p: j for j, p in enumerate(r.parties)}
+    n = r.losses.shape[0]
+    groups = group_members(run.scenario)
+    k = len(names) + len(GROUPS)
+    loss = np.zeros((n, k))
+    fee = np.zeros(k)
+    for j, p in enumerate(names):
+        if p in col:
+            loss[:, j] = r.losses[:, col[p]]
+            fee[j] = r.fees[col[p]]
+    for g, gname in enumerate(GROUPS):
+        members = [col[p] for p in groups[gname] if p in col]
+        if members:
+            loss[:, len(names) + g] = r.losses[:, members].sum(axis=1)
+            fee[len(names) + g] = r.fees[members].sum()
+    return loss, fee
+
+
+def _indicators(run: PolicyRun, caps: list[str], names: list[str]) -> np.ndarray:
+    """0/1 per path: each cap binds, then each party's capital is exhausted."""
+    r = run.result
+    n = r.losses.shape[0]
+    out = np.zeros((n, len(caps) + len(names)))
+    for i, c in enumerate(caps):
+        if c in r.cap_names:
+            out[:, i] = r.cap_overflow[:, r.cap_names.index(c)] > 0
+    if r.capital_paths is not None:
+        col = {p: j for j, p in enumerate(r.parties)}
+        hit = np.any(r.capital_paths[:, 1:, :] <= 0, axis=1)
+        for i, p in enumerate(names):
+            if p in col:
+                out[:, len(caps) + i] = hit[:, col[p]]
+    return out
+
+
+def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.99, 0.999),
+                    paired: bool = True, n_batches: int = measures.DEFAULT_N_BATCHES,
+                    ) -> list[dict[str, Any]]:
+    """The tidy comparison table: one row per variant x party (or group) x measure.
+
+    Parameters
+    ----------
+    runs : sequence of PolicyRun
+        ``runs[0]`` is the base; every run's differences are taken against it.
+    levels : sequence of float
+        VaR/ES levels.
+    paired : bool
+        The runs share their paths (common random numbers): differences use
+        :func:`simkit.measures.paired_difference`. With ``False`` (different books),
+        ``diff_se`` is the unpaired error.
+
+    Returns
+    -------
+    list of dict
+        Keys: ``variant``, the variants' parameter paths, ``party``, ``kind`` (the party's
+        kind, ``"group"`` or ``"cap"``), ``measure`` (``el``, ``var_LL``, ``es_LL``,
+        ``fee_income``, ``net_result``, ``p_binding``, ``p_exhausted``), ``value``,
+        ``se``, ``diff`` (variant minus base), ``diff_se`` and ``unpaired_se`` (yuan per
+        year, probabilities in [0, 1]).
+    """
+    names, kinds = _columns(runs)
+    cols = names + list(GROUPS)
+    col_kinds = [kinds[p] for p in names] + ["group"] * len(GROUPS)
+    caps = list(dict.fromkeys(c for run in runs for c in run.result.cap_names))
+    multi = any(run.result.capital_paths is not None for run in runs)
+    cap_names = names if multi else []
+    param_keys = list(dict.fromkeys(k for run in runs for k in run.params))
+    base = runs[0]
+    b_loss, b_fee = _loss_matrix(base, names)
+    b_ind = _indicators(base, caps, cap_names)
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        loss, fee = _loss_matrix(run, names)
+        ind = _indicators(run, caps, cap_names)
+        w = run.result.weights
+        stats: dict[str, dict[str, Any]] = {}
+
+        def diff(a: np.ndarray, b: np.ndarray, measure: str, level: float = 0.99,
+                 w: np.ndarray | None = w) -> dict[str, Any]:
+            if paired:
+                return measures.paired_difference(a, b, w, measure=measure, level=level,
+                                                  n_batches=n_batches)
+            one = measures.paired_difference(a, a, base.result.weights, measure=measure,
+                                             level=level, n_batches=n_batches)
+            two = measures.paired_difference(b, b, w, measure=measure, level=level,
+                                             n_batches=n_batches)
+            se = np.sqrt(np.asarray(one["base_se"]) ** 2 + np.asarray(two["base_se"]) ** 2)
+            return {"base": one["base"], "other": two["base"],
+                    "diff": np.asarray(two["base"]) - np.asarray(one["base"]),
+                    "diff_se": se, "other_se": two["base_se"], "unpaired_se": se}
+
+        stats["el"] = diff(b_loss, loss, "el")
+        for a in levels:
+            lab = measures.level_label(a)
+            stats[f"var_{lab}"] = diff(b_loss, loss, "var", a)
+            stats[f"es_{lab}"] = diff(b_loss, loss, "es", a)
+        el = stats["el"]
+        zero = np.zeros(len(cols))
+        stats["fee_income"] = {"other": fee, "other_se": zero, "diff": fee - b_fee,
+                               "diff_se": zero, "unpaired_se": zero}
+        stats["net_result"] = {"other": fee - el["other"], "other_se": el["other_se"],
+                               "diff": (fee - b_fee) - el["diff"], "diff_se": el["diff_se"],
+                               "unpaired_se": el["unpaired_se"]}
+        prob = diff(b_ind, ind, "el") if ind.shape[1] else None
+        head = {"variant": run.label, **{k: run.params.get(k) for k in param_keys}}
+        for measure, st in stats.items():
+            for j, p in enumerate(cols):
+                rows.append({**head, "party": p, "kind": col_kinds[j], "measure": measure,
+                             "value": _f(st["other"], j), "se": _f(st["other_se"], j),
+                             "diff": _f(st["diff"], j), "diff_se": _f(st["diff_se"], j),
+                             "unpaired_se": _f(st["unpaired_se"], j)})
+        if prob is not None:
+            labels = ([(c, "cap", "p_binding") for c in caps]
+                      + [(p, kinds[p], "p_exhausted") for p in cap_names])
+            for j, (p, kind, measure) in enumerate(labels):
+                rows.append({**head, "party": p, "kind": kind, "measure": measure,
+                             "value": _f(prob["other"], j), "se": _f(prob["other_se"], j),
+                             "diff": _f(prob["diff"], j), "diff_se": _f(prob["diff_se"], j),
+                             "unpaired_se": _f(prob["unpaired_se"], j)})
+    return rows
+
+
+def _f(x: Any, j: int) -> float:
+    v = float(np.asarray(x, dtype=np.float64).reshape(-1)[j])
+    return v
+
+
+# --------------------------------------------------------------------------------------
+# the discrete-event model
+# --------------------------------------------------------------------------------------
+#: System-wide DES quantities compared across variants (keys of ``DesResult.summary``).
+DES_MEASURES = ("applications", "approvals", "firms_served", "credit_supplied",
+                "guaranteed_supplied", "defaults", "direct_loans", "direct_credit")
+
+
+def des_rows(base: Scenario, variants: Sequence[tuple[str, Scenario, dict[str, Any]]], *,
+             replications: int = 4, seed: int | None = None,
+             executor: Executor | None = None, progress: bool = False,
+             ) -> list[dict[str, Any]]:
+    """DES comparison: each variant's credit supply, refusals and settled losses, paired.
+
+    Every variant runs ``replications`` replications with the same seed, so replication
+    ``r`` of every variant meets the same firms with the same fates (the DES keys its
+    streams by replication, segment and firm); differences are taken replication by
+    replication and their standard error is ``std(differences, ddof=1) / sqrt(R)``.
+
+    Parameters
+    ----------
+    base : Scenario
+    variants : sequence of (label, scenario, params)
+        The base itself should come first (its differences are 0).
+
+    Returns
+    -------
+    list of dict
+        Keys as :func:`comparison_rows`; ``party`` is ``"-"`` for system quantities
+        (``measure`` in :data:`DES_MEASURES` and ``refusals:<reason>``) and the party or
+        group for ``net_loss`` (loss settled through the run-off, yuan over the horizon).
+    """
+    from simkit.des import run_des
+
+    seed = base.run.seed if seed is None else int(seed)
+    per_variant: list[dict[tuple[str, str, str], np.ndarray]] = []
+    for _label, scenario, _params in variants:
+        runs = run_des(scenario, replications=replications, seed=seed, executor=executor,
+                       progress=progress)
+        groups = group_members(scenario)
+        kinds = {p.name: p.kind for p in scenario.parties}
+        table: dict[tuple[str, str, str], list[float]] = {}
+        for r in runs:
+            s = r.summary
+            for m in DES_MEASURES:
+                table.setdefault(("-", "-", m), []).append(float(s.get(m, 0.0)))
+            for reason, v in s.get("refusals", {}).items():
+                table.setdefault(("-", "-", f"refusals:{reason}"), []).append(float(v))
+            for p, v in s.get("losses", {}).items():
+                table.setdefault((p, kinds.get(p, "?"), "net_loss"), []).append(float(v))
+            for g in GROUPS:
+                total = sum(float(s.get("losses", {}).get(p, 0.0)) for p in groups[g])
+                table.setdefault((g, "group", "net_loss"), []).append(total)
+        per_variant.append({k: np.array(v) for k, v in table.items()})
+    keys = list(dict.fromkeys(k for t in per_variant for k in t))
+    param_keys = list(dict.fromkeys(k for _, _, params in variants for k in params))
+    n = int(replications)
+    root = math.sqrt(n)
+    zeros = np.zeros(n)
+    rows = []
+    b = per_variant[0]
+    for (label, _scenario, params), t in zip(variants, per_variant, strict=True):
+        for key in keys:
+            x, x0 = t.get(key, zeros), b.get(key, zeros)
+            se = float(x.std(ddof=1) / root) if n > 1 else math.nan
+            se0 = float(x0.std(ddof=1) / root) if n > 1 else math.nan
+            d = x - x0
+            rows.append({"variant": label, **{k: params.get(k) for k in param_keys},
+                         "party": key[0], "kind": key[1], "measure": key[2],
+                         "value": float(x.mean()), "se": se, "diff": float(d.mean()),
+                         "diff_se": float(d.std(ddof=1) / root) if n > 1 else math.nan,
+                         "unpaired_se": math.sqrt(se**2 + se0**2) if n > 1 else math.nan})
+    return rows
