@@ -1,4 +1,5 @@
-"""Command line: ``simkit validate / run / des``.
+"""Command line: ``simkit validate / run / des`` (and, from :mod:`simkit.cli_policy`,
+``compare / sweep / sensitivity / solve``).
 
 Every user error (bad scenario, bad tape, bad option) prints one line naming the file,
 the field and what is allowed, and exits with status 2; no traceback.
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simkit import __version__
+from simkit import __version__, cli_policy
 from simkit.scenario import Scenario, ScenarioError, load
 
 __all__ = ["main"]
@@ -73,17 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="closed-form expected loss / fees / net result only (no simulation)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    c = sub.add_parser("compare", help="compare several scenarios party by party",
-                       description="Run the Monte Carlo on several scenarios (e.g. different "
-                                   "risk-share ratios) and print each party's expected loss, "
-                                   "ES 99.9 %%, fee income and net result side by side.")
-    c.add_argument("files", nargs="+", metavar="FILE")
-    c.add_argument("--paths", type=_positive_int, help="scenarios per file (default: file)")
-    c.add_argument("--seed", type=_seed, help="root seed for every file (default: file)")
-    c.add_argument("--workers", type=_positive_int, default=1)
-    c.add_argument("--out", type=Path, metavar="DIR", help="write compare.csv and compare.png")
-    c.add_argument("--json", action="store_true", help="print the rows as JSON")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_policy.add_set(r)
+    cli_policy.register(sub)  # compare, sweep, sensitivity, solve
 
     d = sub.add_parser("des", help="discrete-event model: credit supply, claims, capital",
                        description="Run the SimPy model of applications, decisions, loans, "
@@ -96,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, metavar="DIR", help="write summary, series, figures")
     d.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_policy.add_set(d)
     return p
 
 
@@ -109,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "des":
             return _des(args)
-        if args.command == "compare":
-            return _compare(args)
+        if args.command in cli_policy.COMMANDS:
+            return cli_policy.handle(args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -158,6 +151,10 @@ def _load_with(args: argparse.Namespace) -> Scenario:
         changes["run.block_size"] = args.block_size
     if getattr(args, "years", None) is not None:
         changes["des.years"] = args.years
+    if getattr(args, "set", None):
+        from simkit.experiments import parse_set
+
+        changes.update(parse_set(args.set))
     return s.with_changes(changes) if changes else s
 
 
@@ -231,42 +228,6 @@ def _run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"wrote {args.out}/: summary.json, parties.csv, loss_distribution.png, "
                   "parties.png")
-    return 0
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from simkit import report
-    from simkit.experiments import compare
-
-    scenarios = []
-    for f in args.files:  # validate every file before any work
-        args.file = f
-        scenarios.append(_load_with(args))
-    _check_out(args.out)
-    executor = _executor(args.workers)
-    try:
-        rows = compare(scenarios, executor=executor, progress=not (args.quiet or args.json))
-    finally:
-        if executor is not None:
-            executor.shutdown()
-    if args.json:
-        print(json.dumps(report._jsonable(rows), indent=2))
-    else:
-        table = [(r["scenario"], r["party"], report.fmt_money(r["el"]),
-                  report.fmt_money(r["es_99.9"]), report.fmt_money(r["fee_income"]),
-                  report.fmt_money(r["net_result"]),
-                  "-" if r["el_pct_guaranteed"] is None else f"{r['el_pct_guaranteed']:.3f}")
-                 for r in rows]
-        print("amounts in million yuan per year")
-        print(report.format_table(table, ["scenario", "party", "expected loss", "ES 99.9%",
-                                          "fee income", "net result", "EL % guaranteed"],
-                                  align="<<>>>>>"))
-    if args.out:
-        report.write_csv(args.out / "compare.csv", rows)
-        from simkit import plots
-
-        ax = plots.compare_bars(rows)
-        plots.save_figure(ax, args.out / "compare.png")
     return 0
 
 

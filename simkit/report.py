@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "fmt_money", "format_table", "write_csv", "write_json"]
+__all__ = ["atomic_write_text", "fmt_money", "format_table", "write_csv", "write_json",
+           "write_parquet"]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -87,3 +88,38 @@ def format_table(rows: Iterable[Sequence[str]], header: Sequence[str],
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     return "\n".join(out)
+
+
+def write_parquet(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path | None:
+    """Write a list of dicts as Parquet atomically; ``None`` (nothing written) without
+    pyarrow. Columns are the union of the rows' keys, in first-seen order."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {}
+    for k in keys:
+        vals = [_jsonable(r.get(k)) for r in rows]
+        if any(isinstance(v, list | dict) for v in vals):
+            vals = [None if v is None else json.dumps(v) for v in vals]
+        elif {type(v) for v in vals if v is not None} - {int, float, bool} and any(
+                v is not None for v in vals):
+            vals = [None if v is None else str(v) for v in vals]
+        columns[k] = vals
+    table = pa.table(columns)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
