@@ -258,7 +258,6 @@ def _write_table(out: Path, stem: str, rows: list[dict[str, Any]]) -> list[str]:
 def _compare(args: argparse.Namespace) -> int:
     from simkit import policies
     from simkit.experiments import compare, parse_set
-    from simkit.scenario import load
 
     # validate everything before any work
     set_changes = parse_set(args.set)
@@ -275,8 +274,7 @@ def _compare(args: argparse.Namespace) -> int:
         edits = parse_set([x for x in text.split(";") if x.strip()], "--variant")
         variants.append((_edit_label(edits), base.with_changes(edits)))
     for f in args.policy:
-        other = load(f)
-        v = policies.with_policy(base, other)
+        v = policies.with_policy(base, f)
         variants.append((v.name, v))
     for f in args.others:
         other = _base(plain, f)
@@ -457,7 +455,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from simkit.experiments import parse_link, parse_target, solve
+    from simkit.experiments import parse_link, parse_target, solve_all
 
     base = _base(args)
     for t in args.target:
@@ -476,11 +474,9 @@ def _solve(args: argparse.Namespace) -> int:
     base.with_changes({args.vary: bracket[0] if bracket else 0.0})  # a bad path fails now
     _prepare_out(args)
     executor = _executor(args)
-    sols = []
     try:
-        for t in args.target:
-            sols.append(solve(base, t, args.vary, bracket=bracket, links=links,
-                              executor=executor, progress=not (args.quiet or args.json)))
+        sols = solve_all(base, args.target, args.vary, bracket=bracket, links=links,
+                         executor=executor, progress=not (args.quiet or args.json))
     finally:
         if executor is not None:
             executor.shutdown()

@@ -29,7 +29,7 @@ from simkit.scenario import Scenario, ScenarioError
 __all__ = ["Comparison", "Solution", "apply_links", "compare", "design", "format_des",
            "get_path", "parse_grid", "parse_link", "parse_range", "parse_set",
            "parse_target", "parse_value", "run_des_summary", "run_summary", "sensitivity",
-           "solve", "sweep", "sweep_table", "wide_rows"]
+           "solve", "solve_all", "sweep", "sweep_table", "wide_rows"]
 
 
 def run_summary(scenario: Scenario, *, executor: Executor | None = None,
@@ -374,7 +374,7 @@ def compare(base: Scenario, variants: Sequence[Scenario | tuple[str, Scenario]] 
 
         results = [simulate(v, executor=executor, progress=progress) for _, v in labelled]
     runs = [policies.PolicyRun(lab, v, r, p)
-            for (lab, v), r, p in zip(labelled, results, strict=True)]
+            for (lab, v), r, p in zip(labelled, results, params, strict=True)]
     rows = policies.comparison_rows(runs, paired=paired)
     note = ("common random numbers: the same book and draws for every policy "
             "(paired differences)" if paired else
@@ -544,7 +544,7 @@ class Solution:
 
 def solve(scenario: Scenario, target: str, vary: str, *,
           bracket: tuple[float, float] | None = None, links: Sequence[tuple[str, str]] = (),
-          points: int = 9, rounds: int = 3,
+          points: int = 17, rounds: int = 2,
           executor: Executor | None = None, progress: bool = False) -> Solution:
     """Find the value of ``vary`` at which ``target`` holds, on common random numbers.
 
@@ -571,7 +571,17 @@ def solve(scenario: Scenario, target: str, vary: str, *,
     ScenarioError
         When the objective does not change sign over the bracket.
     """
-    measure, party, goal = parse_target(target)
+    return solve_all(scenario, [target], vary, bracket=bracket, links=links, points=points,
+                     rounds=rounds, executor=executor, progress=progress)[0]
+
+
+def solve_all(scenario: Scenario, targets: Sequence[str], vary: str, *,
+              bracket: tuple[float, float] | None = None,
+              links: Sequence[tuple[str, str]] = (), points: int = 17, rounds: int = 2,
+              executor: Executor | None = None, progress: bool = False) -> list[Solution]:
+    """:func:`solve` for several targets on one parameter; the first round's run (the
+    whole bracket) is shared by all of them."""
+    parsed = [parse_target(t) for t in targets]
     if bracket is None:
         try:
             cur = float(get_path(scenario, vary))
@@ -582,13 +592,14 @@ def solve(scenario: Scenario, target: str, vary: str, *,
     lo, hi = float(bracket[0]), float(bracket[1])
     if not lo < hi:
         raise ScenarioError("--bracket", f"{lo:g}:{hi:g}", "must have lo < hi")
-    evaluations: list[tuple[float, float, float]] = []
-    xs = list(np.linspace(lo, hi, points))
-    fa = fb = sa = sb = math.nan
-    for _round in range(rounds):
-        changes = [{vary: _num(x)} for x in xs]
-        table = sweep_table(scenario, changes, links=links, executor=executor,
-                            progress=progress)
+    if points < 2 or rounds < 1:
+        raise ValueError(f"need points >= 2 and rounds >= 1, got {points}, {rounds}")
+
+    def evaluate(xs: list[float]) -> Comparison:
+        return sweep_table(scenario, [{vary: _num(x)} for x in xs], links=links,
+                           executor=executor, progress=progress)
+
+    def read(table: Comparison, measure: str, party: str) -> tuple[list[float], list[float]]:
         vals, ses = [], []
         for label in table.labels[1:]:
             try:
@@ -598,32 +609,48 @@ def solve(scenario: Scenario, target: str, vary: str, *,
                 names = sorted({r["party"] for r in table.rows if r["measure"] == measure})
                 raise ScenarioError("--target", party, f"has no {measure}"
                                     f"{suggest(party, names)} (choose from "
-                                    f"{', '.join(names)})") from None
-        evaluations += list(zip(xs, vals, ses, strict=True))
-        f = np.array(vals) - goal
-        sign = np.flatnonzero(np.sign(f[:-1]) * np.sign(f[1:]) <= 0)
-        if sign.size == 0:
-            raise ScenarioError(scenario.source, vary, f"{measure}({party}) - {goal:g} does "
-                                f"not change sign over [{xs[0]:g}, {xs[-1]:g}] (from "
-                                f"{f[0]:.6g} to {f[-1]:.6g}); widen --bracket")
-        k = int(sign[0])
-        a, b = xs[k], xs[k + 1]
-        fa, fb, sa, sb = f[k], f[k + 1], ses[k], ses[k + 1]
-        if fa == 0 or fb == 0 or _round == rounds - 1:
-            break
-        xs = list(np.linspace(a, b, points))
-    if fa == 0:
-        root = a
-    elif fb == 0:
-        root = b
-    else:
-        root = a - fa * (b - a) / (fb - fa)
-    slope = (fb - fa) / (b - a) if b != a else math.nan
-    t = 0.0 if b == a else (root - a) / (b - a)
-    se = (1 - t) * sa + t * sb
-    half = 2 * se / abs(slope) if slope and math.isfinite(slope) else math.inf
-    return Solution(vary, target, float(root), float(root - half), float(root + half),
-                    float(se), float(slope), (float(a), float(b)), evaluations)
+                                    f"{', '.join(names) or 'nothing: no such measure'})"
+                                    ) from None
+        return vals, ses
+
+    first_xs = [float(x) for x in np.linspace(lo, hi, points)]
+    first = evaluate(first_xs)
+    out = []
+    for target, (measure, party, goal) in zip(targets, parsed, strict=True):
+        evaluations: list[tuple[float, float, float]] = []
+        xs, table = first_xs, first
+        for rnd in range(rounds):
+            if rnd:
+                table = evaluate(xs)
+            vals, ses = read(table, measure, party)
+            evaluations += list(zip(xs, vals, ses, strict=True))
+            f = np.array(vals) - goal
+            sign = np.flatnonzero(np.sign(f[:-1]) * np.sign(f[1:]) <= 0)
+            if sign.size == 0:
+                raise ScenarioError(scenario.source, vary, f"{measure}({party}) - {goal:g} "
+                                    f"does not change sign over [{xs[0]:g}, {xs[-1]:g}] "
+                                    f"(from {f[0]:.6g} to {f[-1]:.6g}); widen --bracket")
+            k = int(sign[0])
+            a, b = xs[k], xs[k + 1]
+            fa, fb, sa, sb = float(f[k]), float(f[k + 1]), ses[k], ses[k + 1]
+            if fa == 0 or fb == 0:
+                break
+            xs = [float(x) for x in np.linspace(a, b, points)]
+        if fa == 0:
+            root = a
+        elif fb == 0:
+            root = b
+        else:
+            root = a - fa * (b - a) / (fb - fa)
+        slope = (fb - fa) / (b - a) if b != a else math.nan
+        t = 0.0 if b == a else (root - a) / (b - a)
+        se = (1 - t) * sa + t * sb
+        half = 2 * se / abs(slope) if slope and math.isfinite(slope) else math.inf
+        out.append(Solution(vary, target, float(root), float(root - half),
+                            float(root + half), float(se), float(slope),
+                            (float(a), float(b)), evaluations))
+    return out
+
 
 def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | None = None,
                     executor: Executor | None = None, progress: bool = False,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import tomllib
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from simkit import measures
 from simkit.scenario import Scenario, ScenarioError, from_dict
 
 __all__ = ["GOVERNMENT_KINDS", "GROUPS", "PolicyRun", "comparison_rows", "des_rows",
-           "same_world", "simulate_policies", "with_policy"]
+           "group_members", "read_policy", "same_world", "simulate_policies",
+           "with_policy"]
 
 #: Party kinds that make up the ``government`` group (plus ``central_fiscal``).
 GOVERNMENT_KINDS = ("provincial", "national_fund", "local_gov")
@@ -52,12 +54,30 @@ def group_members(scenario: Scenario) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------------------
 # the world and the policy
 # --------------------------------------------------------------------------------------
-def with_policy(base: Scenario, other: Scenario) -> Scenario:
+def read_policy(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Read a policy file: a scenario TOML whose world (segments, tape, factors, run) may
+    be missing. Returns the parsed mapping and its source name (validated only once put
+    on a world by :func:`with_policy`)."""
+    name = str(path)
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ScenarioError(name, "", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text.decode("utf-8-sig")), name
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(name, "", f"is not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(name, "", f"is not valid TOML: {exc}") from None
+
+
+def with_policy(base: Scenario, other: Scenario | str | Path) -> Scenario:
     """``other``'s policy on ``base``'s world.
 
-    Taken from ``other``: parties, agreements, credit lines, regulation (the policy).
+    Taken from ``other`` (a Scenario, or the path of a scenario or policy-only file, see
+    :func:`read_policy`): parties, agreements, credit lines, regulation (the policy).
     Taken from ``base``: segments or loan tape, book seed, factors, run and DES settings
-    (the world), and the scenario name ``base.name`` with ``+other.name``.
+    (the world). The name is ``base.name + "+" + other's name``.
 
     Segments are re-attached to ``other``'s agreements by name; when ``other`` has exactly
     one agreement every segment goes to it. A segment's original ``guarantor`` that
@@ -71,8 +91,17 @@ def with_policy(base: Scenario, other: Scenario) -> Scenario:
         When a segment's agreement has no counterpart in ``other`` (several agreements,
         none of that name), or when the merged scenario does not validate.
     """
-    raw = copy.deepcopy(other.raw)
-    names = [a.name for a in other.agreements]
+    if isinstance(other, Scenario):
+        raw, source = copy.deepcopy(other.raw), other.source
+    else:
+        raw, source = read_policy(other)
+    agreements = raw.get("agreements", [])
+    names = [a.get("name") for a in agreements if isinstance(a, dict)] \
+        if isinstance(agreements, list) else []
+    if not names:
+        raise ScenarioError(source, "agreements", "is required (a policy needs at least "
+                            "one agreement)")
+    other_name = str(raw.get("scenario", {}).get("name", Path(source).stem))
     segments = copy.deepcopy(base.raw.get("segments", []))
     for i, seg in enumerate(segments):
         agreement = seg.get("agreement")
@@ -81,10 +110,11 @@ def with_policy(base: Scenario, other: Scenario) -> Scenario:
         if len(names) == 1:
             seg["agreement"] = names[0]
             continue
-        raise ScenarioError(other.source, "agreements",
+        raise ScenarioError(source, "agreements",
                             f"has no agreement {agreement!r} for segment {i} "
                             f"({seg.get('name', '?')}) of {base.source}; its agreements: "
-                            f"{', '.join(names)} (give one agreement, or one of that name)")
+                            f"{', '.join(map(str, names))} (give one agreement, or one of "
+                            "that name)")
     if segments:
         raw["segments"] = segments
     else:
@@ -105,8 +135,8 @@ def with_policy(base: Scenario, other: Scenario) -> Scenario:
         book["tape"] = str(Path(base.tape).resolve())
     raw["book"] = book
     meta = raw.setdefault("scenario", {})
-    meta["name"] = f"{base.name}+{other.name}"
-    return from_dict(raw, source=other.source)
+    meta["name"] = f"{base.name}+{other_name}"
+    return from_dict(raw, source=source)
 
 
 def same_world(base: Scenario, variant: Scenario) -> bool:
