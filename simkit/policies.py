@@ -104,8 +104,9 @@ def with_policy(base: Scenario, other: Scenario | str | Path) -> Scenario:
     other_name = str(raw.get("scenario", {}).get("name", Path(source).stem))
     segments = copy.deepcopy(base.raw.get("segments", []))
     for i, seg in enumerate(segments):
-        agreement = seg.get("agreement")
-        if agreement is None or agreement in names:
+        agreement = base.segments[i].agreement  # resolved (a file may leave it implicit)
+        if agreement in names:
+            seg["agreement"] = agreement
             continue
         if len(names) == 1:
             seg["agreement"] = names[0]

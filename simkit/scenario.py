@@ -467,14 +467,13 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     book_seed = None
     book = top.sub("book")
     if book is not None:
-        if book.has("tape"):
-            tape = book.string("tape", required=True)
+        tape = book.string("tape", None)
+        if tape is not None:
             if not tape:
                 raise book.bad("tape", tape, "a file path")
             if source != "<dict>" and not Path(tape).is_absolute():
                 tape = str(Path(source).parent / tape)  # relative to the scenario file
-        if book.has("seed"):
-            book_seed = book.number("seed", 0, low=0, high=2**63 - 1, integer=True)
+        book_seed = book.number("seed", None, low=0, high=2**63 - 1, integer=True)
         book.finish()
     segments = _segments(top, parties, agreements, required=tape is None)
     if tape is None and sum(seg.count for seg in segments) == 0:
