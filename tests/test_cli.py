@@ -112,12 +112,18 @@ def test_out_below_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
 def test_compare_two_scenarios(tmp_path: Path, capsys) -> None:
     a = str(ROOT / "scenarios" / "nfgf_2422.toml")
     b = str(ROOT / "scenarios" / "total_to_total_batch.toml")
-    assert main(["compare", a, b, "--paths", "1000", "--json", "--out", str(tmp_path)]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {r["scenario"] for r in rows} == {"nfgf_2422", "total_to_total_batch"}
-    by = {(r["scenario"], r["party"]): r for r in rows}
+    # two different books: refused unless --different-books says the user means it
+    assert main(["compare", a, b, "--paths", "1000", "--json"]) == 2
+    assert "--different-books" in capsys.readouterr().err
+    assert main(["compare", a, b, "--paths", "1000", "--json", "--different-books",
+                 "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["note"].startswith("DIFFERENT BOOKS") and not out["paired"]
+    rows = out["rows"]
+    assert {r["variant"] for r in rows} == {"nfgf_2422", "total_to_total_batch"}
+    by = {(r["variant"], r["party"]): r for r in rows if r["measure"] == "el"}
     # 20/40/20/20 without binding caps: the guarantor's expected loss is about twice the bank's
-    ratio = by[("nfgf_2422", "guarantor")]["el"] / by[("nfgf_2422", "bank")]["el"]
+    ratio = by[("nfgf_2422", "guarantor")]["value"] / by[("nfgf_2422", "bank")]["value"]
     assert 1.9 < ratio < 2.2
     assert (tmp_path / "compare.csv").exists() and (tmp_path / "compare.png").exists()
 
