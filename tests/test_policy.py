@@ -216,7 +216,7 @@ def test_sweep_table_schema(world) -> None:
     keys = {"variant", "agreements[0].layers[0].share", "agreements[0].layers[1].share",
             "party", "kind", "measure", "value", "se", "diff", "diff_se", "unpaired_se"}
     assert all(set(r) == keys for r in rows)
-    parties = list(world.party_names) + ["guarantors", "government"]
+    parties = [*world.party_names, "guarantors", "government"]
     per_variant = {(r["party"], r["measure"]) for r in rows if r["variant"] == world.name}
     for m in ("el", "var_99", "es_99", "var_99.9", "es_99.9", "fee_income", "net_result"):
         assert {(p, m) for p in parties} <= per_variant
