@@ -1003,6 +1003,8 @@ def summarize(
 # ----------------------------------------------------------------------------------------
 #: Measures :func:`paired_difference` knows.
 PAIRED_MEASURES = ("el", "var", "es")
+#: Fewest batches for a VaR/ES difference's standard error (NaN below).
+PAIRED_MIN_BATCHES = 5
 
 
 def paired_difference(
@@ -1050,9 +1052,13 @@ def paired_difference(
     paths are split into ``n_batches`` contiguous batches, *both* measures are computed on
     each batch, and the standard error of the difference is the batch-means one,
     ``std(batch differences, ddof=1) / sqrt(n_batches)`` (the point estimate is the
-    whole-sample difference). Like every batch-means error it needs many tail paths per
-    batch (``n_paths (1 - level) / n_batches`` well above 10); ``tests/test_policy.py``
-    checks its calibration over replications.
+    whole-sample difference). Like every batch-means error it needs tail paths in every
+    batch: when fewer than ``MIN_TAIL_PER_BATCH`` (10) paths per batch lie above either
+    VaR, the number of batches is reduced to keep 10 per batch, and below
+    :data:`PAIRED_MIN_BATCHES` batches the error is NaN (not a guess).
+    ``tests/test_policy.py`` checks its calibration over replications. A sample with no
+    path above its VaR (e.g. 0 on every path: a party without a layer in one policy)
+    does not limit the number of batches.
     """
     if measure not in PAIRED_MEASURES:
         raise ValueError(f"measure must be one of {PAIRED_MEASURES}, got {measure!r}")
@@ -1073,20 +1079,27 @@ def paired_difference(
         k = 0 if measure == "var" else 1
         est_a = _var_es_rows(a, w, lv)[k][0]
         est_b = _var_es_rows(b, w, lv)[k][0]
-        if not nb or m < 2 * nb:
-            se_a = se_b = se_d = np.full(a.shape[0], np.nan)
-        else:
-            edges = _batch_edges(m, nb)
+        var_a = _var_es_rows(a, w, lv)[0][0]
+        var_b = _var_es_rows(b, w, lv)[0][0]
+        c = a.shape[0]
+        se_a, se_b, se_d = (np.full(c, np.nan) for _ in range(3))
+        for j in range(c):
+            # batches need tail paths: fewer batches when the tail is thin, none below 5
+            tail = min(np.count_nonzero(a[j] > var_a[j]), np.count_nonzero(b[j] > var_b[j]))
+            nbj = min(nb or 0, m // 2, max(int(tail // MIN_TAIL_PER_BATCH), 1)
+                      if tail > 0 else nb or 0)
+            if nbj < PAIRED_MIN_BATCHES:
+                continue
             ba, bb = [], []
-            for lo, hi in pairwise(edges):
+            for lo, hi in pairwise(_batch_edges(m, nbj)):
                 ww = None if w is None else w[lo:hi]
-                ba.append(_var_es_rows(a[:, lo:hi], ww, lv)[k][0])
-                bb.append(_var_es_rows(b[:, lo:hi], ww, lv)[k][0])
-            ea, eb = np.array(ba), np.array(bb)  # (n_batches, n_parties)
-            root = math.sqrt(nb)
-            se_a = ea.std(axis=0, ddof=1) / root
-            se_b = eb.std(axis=0, ddof=1) / root
-            se_d = (eb - ea).std(axis=0, ddof=1) / root
+                ba.append(_var_es_rows(a[j:j + 1, lo:hi], ww, lv)[k][0, 0])
+                bb.append(_var_es_rows(b[j:j + 1, lo:hi], ww, lv)[k][0, 0])
+            ea, eb = np.array(ba), np.array(bb)
+            root = math.sqrt(nbj)
+            se_a[j] = ea.std(ddof=1) / root
+            se_b[j] = eb.std(ddof=1) / root
+            se_d[j] = (eb - ea).std(ddof=1) / root
     return {
         "base": _shape_out(np.asarray(est_a, dtype=np.float64), one_d),
         "other": _shape_out(np.asarray(est_b, dtype=np.float64), one_d),
