@@ -190,11 +190,15 @@ def _fmt(measure: str, v: float) -> str:
     if v is None or not math.isfinite(v):
         return "-"
     if measure.startswith("p_"):
-        return f"{100 * v:.2f}%"
-    if measure in ("applications", "approvals", "firms_served", "defaults",
-                   "direct_loans") or measure.startswith("refusals"):
-        return f"{v:,.0f}"
-    return f"{v / 1e6:,.2f}"
+        text = f"{100 * v:.2f}%"
+    elif measure in ("applications", "approvals", "firms_served", "defaults",
+                     "direct_loans") or measure.startswith("refusals"):
+        text = f"{v:,.0f}"
+    else:
+        text = f"{v / 1e6:,.2f}"
+    if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        text = text[1:]  # no "-0.00"
+    return text
 
 
 def format_comparison(comp: Any, measures: list[str], parties: list[str] | None = None,

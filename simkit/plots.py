@@ -154,8 +154,8 @@ def sweep_lines(rows: list[dict[str, Any]], param: str, measure: str = "el", *,
     sel = [r for r in rows if r["measure"] == measure and r.get(param) is not None
            and isinstance(r.get(param), int | float)]
     names = list(dict.fromkeys(r["party"] for r in sel))
-    if parties is not None:
-        names = [p for p in names if p in parties]
+    if parties is not None:  # system-wide rows (party "-") are always drawn
+        names = [p for p in names if p in parties or p == "-"]
     for p in names:
         pts: dict[float, tuple[float, float]] = {}
         for r in sel:
@@ -166,13 +166,14 @@ def sweep_lines(rows: list[dict[str, Any]], param: str, measure: str = "el", *,
         xs = np.array(sorted(pts))
         v = np.array([pts[x][0] for x in xs]) / unit
         se = np.nan_to_num(np.array([pts[x][1] for x in xs]) / unit)
-        (line,) = ax.plot(xs, v, marker="o", ms=3, label=p)
+        (line,) = ax.plot(xs, v, marker="o", ms=3, label="all" if p == "-" else p)
         ax.fill_between(xs, v - 2 * se, v + 2 * se, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel(param)
     ax.set_ylabel(f"{measure} ({label})" if label else measure)
     ax.axhline(0, color="black", lw=0.6)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small")
     return ax
 
 
