@@ -173,3 +173,19 @@ def test_compare_subprocess_on_the_shipped_anhui_policy(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "anhui_4321+national_2422" in proc.stdout
     assert "national_fund" in proc.stdout and "government" in proc.stdout
+
+
+def test_des_sweep_cli(tmp_path: Path, capsys) -> None:
+    d = copy.deepcopy(MINIMAL)
+    d["segments"][0]["applications_per_year"] = 120
+    d["des"] = {"years": 0.5}
+    f = tmp_path / "des.toml"
+    f.write_text(_toml(d))
+    code = main(["sweep", str(f), "--engine", "des", "--replications", "2", "--grid",
+                 "agreements[0].layers[0].share=0.2,0.3", "--link",
+                 "agreements[0].layers[1].share=0.6-{agreements[0].layers[0].share}",
+                 "--party", "bank", "--quiet", "--out", str(tmp_path / "o")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "paired by replication" in out and "firms_served" in out
+    assert (tmp_path / "o" / "sweep_agreements_0__layers_0__share.png").exists()
