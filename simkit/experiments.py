@@ -351,7 +351,7 @@ def compare(base: Scenario, variants: Sequence[Scenario | tuple[str, Scenario]] 
     foreign = [label for label, v in labelled[1:] if not policies.same_world(base, v)]
     if engine not in ("mc", "des"):
         raise ScenarioError("--engine", "", f"must be 'mc' or 'des', got {engine!r}")
-    if foreign and engine == "mc" and not different_books:
+    if foreign and not different_books:
         raise ScenarioError(base.source, "compare", "the books differ ("
                             + ", ".join(foreign) + " is not on the world of "
                             f"{base.name}: other loans, factors or run settings), so the "

@@ -994,9 +994,24 @@ def _factor_model(scenario: Scenario, books: Sequence[Book]) -> FactorModel:
     return FactorModel.from_factors(scenario.factors, n_regions, n_sectors, n_guar)
 
 
-def simulate(scenario: Scenario, **kwargs: Any) -> LossResult:
-    """Simulate every party's loss distribution (keywords as :func:`_simulate`)."""
-    return _simulate(scenario, **kwargs)[0]
+def simulate(
+    scenario: Scenario,
+    *,
+    n_paths: int | None = None,
+    seed: int | None = None,
+    block_size: int | None = None,
+    executor: Executor | None = None,
+    progress: bool = False,
+    book: Book | None = None,
+    keep_cells: bool = False,
+    tasks: int | None = None,
+    engine: str = "auto",
+) -> LossResult:
+    """Simulate every party's loss distribution (the parameters are :func:`_simulate`'s;
+    :func:`simkit.policies.simulate_policies` runs several policies on the same draws)."""
+    return _simulate(scenario, n_paths=n_paths, seed=seed, block_size=block_size,
+                     executor=executor, progress=progress, book=book,
+                     keep_cells=keep_cells, tasks=tasks, engine=engine)[0]
 
 
 def _simulate(
