@@ -362,9 +362,12 @@ def compare(base: Scenario, variants: Sequence[Scenario | tuple[str, Scenario]] 
         rows = policies.des_rows(base, [(lab, v, p) for (lab, v), p in
                                         zip(labelled, params, strict=True)],
                                  replications=replications, executor=executor,
-                                 progress=progress)
-        return Comparison(rows, [lab for lab, _ in labelled], True, "des", replications,
-                          note="DES: paired by replication (same firms and fates)")
+                                 progress=progress, paired=not foreign)
+        note = ("DES: paired by replication (same firms and fates)" if not foreign else
+                "DIFFERENT BOOKS: the scenarios do not share their firms; differences mix "
+                "the book with the policy and their standard errors are unpaired")
+        return Comparison(rows, [lab for lab, _ in labelled], not foreign, "des",
+                          replications, note=note)
     paired = not foreign
     if paired:
         results = policies.simulate_policies(base, [v for _, v in labelled[1:]],

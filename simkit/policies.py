@@ -358,7 +358,7 @@ DES_MEASURES = ("applications", "approvals", "firms_served", "credit_supplied",
 def des_rows(base: Scenario, variants: Sequence[tuple[str, Scenario, dict[str, Any]]], *,
              replications: int = 4, seed: int | None = None,
              executor: Executor | None = None, progress: bool = False,
-             ) -> list[dict[str, Any]]:
+             paired: bool = True) -> list[dict[str, Any]]:
     """DES comparison: each variant's credit supply, refusals and settled losses, paired.
 
     Every variant runs ``replications`` replications with the same seed, so replication
@@ -371,6 +371,8 @@ def des_rows(base: Scenario, variants: Sequence[tuple[str, Scenario, dict[str, A
     base : Scenario
     variants : sequence of (label, scenario, params)
         The base itself should come first (its differences are 0).
+    paired : bool
+        ``False`` (variants on other books): ``diff_se`` is the unpaired error.
 
     Returns
     -------
@@ -414,9 +416,11 @@ def des_rows(base: Scenario, variants: Sequence[tuple[str, Scenario, dict[str, A
             se = float(x.std(ddof=1) / root) if n > 1 else math.nan
             se0 = float(x0.std(ddof=1) / root) if n > 1 else math.nan
             d = x - x0
+            unpaired = math.sqrt(se**2 + se0**2) if n > 1 else math.nan
+            d_se = float(d.std(ddof=1) / root) if n > 1 else math.nan
             rows.append({"variant": label, **{k: params.get(k) for k in param_keys},
                          "party": key[0], "kind": key[1], "measure": key[2],
                          "value": float(x.mean()), "se": se, "diff": float(d.mean()),
-                         "diff_se": float(d.std(ddof=1) / root) if n > 1 else math.nan,
-                         "unpaired_se": math.sqrt(se**2 + se0**2) if n > 1 else math.nan})
+                         "diff_se": d_se if paired else unpaired,
+                         "unpaired_se": unpaired})
     return rows
