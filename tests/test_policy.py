@@ -325,3 +325,20 @@ def test_des_compare_pairs_replications() -> None:
     assert by[("bank30", "-", "applications")]["diff"] == 0
     assert by[("bank30", "-", "applications")]["diff_se"] == 0
     assert ("bank30", "government", "net_loss") in by
+
+
+def test_shared_draws_over_a_multi_year_horizon() -> None:
+    d = copy.deepcopy(MINIMAL)
+    d["run"]["horizon_years"] = 3
+    d["agreements"][0]["layers"][3]["cap"]["period_years"] = 2
+    s = from_dict(d)
+    tight = s.with_changes({"agreements[0].layers[3].cap.rate": 0.01})
+    limit = s.with_changes({"agreements[0].single_limit": 500_000})
+    results = policies.simulate_policies(s, [tight, limit])
+    for v, r in zip([tight, limit], results[1:], strict=True):
+        own = simulate(v)
+        np.testing.assert_allclose(r.annual_losses, own.annual_losses, rtol=1e-12, atol=1e-6)
+        np.testing.assert_allclose(r.capital_paths, own.capital_paths, rtol=1e-12)
+        np.testing.assert_array_equal(r.total_loss, results[0].total_loss)
+    # the tighter cap binds more often
+    assert results[1].cap_overflow.mean() > results[0].cap_overflow.mean()
