@@ -1205,9 +1205,15 @@ def _simulate(
 def _same_book(base: Scenario, variant: Scenario) -> bool:
     """Whether ``variant``'s book is ``base``'s, array for array (no need to build it)."""
     def key(s: Scenario) -> tuple[Any, ...]:
-        return (s.segments, s.tape, s.book_seed, s.factors.loadings,
-                [(a.name, a.single_limit) for a in s.agreements],
-                [(p.name, p.kind) for p in s.parties] if s.tape is not None else None)
+        names = [a.name for a in s.agreements]
+        if s.tape is not None:  # a tape names its agreements and guarantors
+            return (s.tape, s.book_seed, s.factors.loadings,
+                    [(a.name, a.single_limit) for a in s.agreements],
+                    [(p.name, p.kind) for p in s.parties])
+        # a synthetic book holds agreements by index: their names do not matter
+        return (tuple(dataclasses.replace(seg, agreement=str(names.index(seg.agreement)))
+                      for seg in s.segments), s.book_seed, s.factors.loadings,
+                [a.single_limit for a in s.agreements])
     return key(base) == key(variant)
 
 
