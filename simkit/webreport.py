@@ -65,9 +65,9 @@ def describe_scenario(scenario: Scenario, n_loans: int | None = None,
             text = f"{layer.party} {_pct(layer.share)}"
             if layer.cap is not None:
                 c = layer.cap
+                period = "" if c.period_years == 1 else f" per {c.period_years:g} years"
                 text += (f" (capped at {_pct(c.rate)} of the {c.base} principal per "
-                         f"{c.pool}{'' if c.period_years == 1 else f' per {c.period_years:g} years'}"
-                         f", overflow to {c.overflow})")
+                         f"{c.pool}{period}, overflow to {c.overflow})")
             layers.append(text)
         fees = []
         for f in a.fees:
@@ -270,8 +270,9 @@ def build_report(run_dir: str | Path, scenario: Scenario | None = None) -> str:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
     template = env.get_template("report.html.j2")
+    name = summ.get("scenario") or (des or {}).get("scenario") or run_dir.name
     return template.render(
-        title=f"simkit report: {summ.get('scenario') or (des or {}).get('scenario') or run_dir.name}",
+        title=f"simkit report: {name}",
         sentence=sentence,
         messages=_messages(summ, scenario) if summary else [],
         net_definition=("Net result = fee income − expected loss, per year. It leaves out "

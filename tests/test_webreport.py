@@ -57,7 +57,7 @@ def test_write_report_is_atomic_and_refuses_an_empty_folder(run_dir: Path,
     path = write_report(run_dir)
     assert path == run_dir / "report.html" and path.stat().st_size > 10_000
     assert not list(run_dir.glob(".*.tmp"))
-    with pytest.raises(ScenarioError, match="holds no summary.json"):
+    with pytest.raises(ScenarioError, match=r"holds no summary\.json"):
         build_report(tmp_path)
 
 
