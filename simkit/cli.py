@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, metavar="DIR", help="write summary, series, figures")
     d.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from simkit import cli_tools
+
+    cli_tools.add_parsers(sub)
     return p
 
 
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _des(args)
         if args.command == "compare":
             return _compare(args)
+        from simkit import cli_tools
+
+        if args.command in cli_tools.COMMANDS:
+            return cli_tools.run(args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -148,7 +156,9 @@ def _validate(files: Sequence[str]) -> int:
 
 
 def _load_with(args: argparse.Namespace) -> Scenario:
-    s = load(args.file)
+    from simkit import catalog
+
+    s = load(catalog.resolve(args.file))
     changes: dict[str, Any] = {}
     if getattr(args, "paths", None):
         changes["run.n_paths"] = args.paths
