@@ -9,9 +9,9 @@ the factors all its loans share (DOMAIN.md f1, f5), so the layer pays
 Net loss applies the default-weighted LGD mean (with downturn LGD, by quadrature over the
 national factor; recoveries pro rata). An agreement's ``fiscal_compensation`` rule moves
 :func:`simkit.sharing.compensation_fraction` of the compensated layer's expected loss
-(after its cap) to the budget party, as the waterfall does. Exact without caps for the Gaussian copula; an
-approximation with caps (granularity and default-probability dispersion are ignored) that
-the Monte Carlo refines.
+(after its cap) to the budget party, as the waterfall does. Exact without caps for the
+Gaussian copula; an approximation with caps (granularity and default-probability
+dispersion are ignored) that the Monte Carlo refines.
 """
 
 from __future__ import annotations
