@@ -420,3 +420,35 @@ def test_cli_discount_rate(tmp_path: Path) -> None:
     bad = _cli("run", str(TECH), "--paths", "10", "--discount-rate", "abc")
     assert bad.returncode == 2 and "--discount-rate" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("cap", [None, {"rate": 0.01, "overflow": "provincial"}])
+def test_des_rule_when_the_fund_fronts_the_claim(cap: dict[str, Any] | None) -> None:
+    """Without a guarantor-kind layer the fund is the front (it pays the bank the whole
+    covered part); the budget still bears (0.5 - 0.2) / 0.5 = 60 % of the fund's share,
+    uncapped or capped (the cap settles on the fund's own share)."""
+    from simkit.des import run_des
+
+    fund: dict[str, Any] = {"party": "national_fund", "share": 0.5}
+    if cap is not None:
+        fund["cap"] = cap
+    s = from_dict({
+        "parties": {"bank": {}, "national_fund": {}, "provincial": {},
+                    "central_fiscal": {"kind": "other"}},
+        "agreements": [{"name": "a", "layers": [{"party": "bank", "share": 0.2}, fund,
+                                                {"party": "provincial", "share": 0.3}],
+                        "fiscal_compensation": RULE}],
+        "segments": [{"name": "s", "count": 600, "exposure": 1e6, "default_prob": 0.06,
+                      "lgd": 0.5}],
+    })
+    r = run_des(s, years=1.0, seed=2)[0]
+    assert all(r.checks.values())
+    ids = r.loans["id"][r.loans["defaulted"]]
+    assert len(ids) > 5
+    losses = r.ledger.loan_losses(ids)
+    cf, nf = r.parties.index("central_fiscal"), r.parties.index("national_fund")
+    np.testing.assert_allclose(losses[:, cf], 0.6 * (losses[:, cf] + losses[:, nf]),
+                               rtol=1e-9, atol=1e-6)
+    assert losses[:, cf].sum() > 0
+    if cap is not None:
+        assert sum(r.summary["cap_refused"].values()) > 0

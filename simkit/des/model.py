@@ -405,10 +405,13 @@ class Model:
                                           cap.base == "annualised",
                                           cap.period_years * DAYS_PER_YEAR, layer.lag_days))
                 overflow = resolve(cap.overflow)
-            if c == holder and cap_id < 0:
-                continue  # the holder's own uncapped share: nothing moves
             frac = compensation_fraction(ag, layer.party)
             budget = col[ag.fiscal_compensation.from_party] if frac > 0 else -1
+            if c == holder and cap_id < 0:
+                if budget >= 0:  # the budget reimburses the holder's own compensated share
+                    steps.append(_Step(budget, layer.share * frac, -1, layer.lag_days,
+                                       holder, holder))
+                continue  # the holder's own uncapped share: nothing moves
             steps.append(_Step(c, layer.share, cap_id, layer.lag_days, holder, overflow,
                                budget, frac))
         steps.sort(key=lambda st: st.lag)
@@ -1259,7 +1262,7 @@ class Model:
                 self.pay(now, step.payer, step.holder, _K_REIMB, paid, loan)
                 net[step.payer] += paid
                 net[step.holder] -= paid
-                self.compensate(step, paid, loan, net)
+            self.compensate(step, paid, loan, net)
             refused = due - paid
             if refused > 0:
                 # counted in the month the reimbursement was due
