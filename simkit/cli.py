@@ -42,6 +42,18 @@ def _seed(text: str) -> int:
     return value
 
 
+def _discount_rate(text: str) -> float:
+    """``--discount-rate``: a per-year rate in [-0.5, 1] (e.g. 0.025)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not -0.5 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a rate per year in [-0.5, 1] (e.g. 0.025), "
+                                         f"got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="simkit",
@@ -72,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--analytic", action="store_true",
                    help="closed-form expected loss / fees / net result only (no simulation)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--discount-rate", type=_discount_rate, metavar="R",
+                   help="discount rate per year of the fiscal present value (default 0.025)")
 
     c = sub.add_parser("compare", help="compare several scenarios party by party",
                        description="Run the Monte Carlo on several scenarios (e.g. different "
@@ -226,6 +240,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = run_summary(scenario, executor=executor,
                              progress=not (args.quiet or args.json))
+        if args.discount_rate is not None:  # before the summary is built
+            result.discount_rate = args.discount_rate
     finally:
         if executor is not None:
             executor.shutdown()

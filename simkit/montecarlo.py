@@ -633,6 +633,7 @@ def _run_block(ctx: _Context, block: int) -> dict[str, np.ndarray]:
     total = np.zeros(n)
     n_def = np.zeros((n, horizon), dtype=np.int64)
     annual = np.zeros((n, horizon, p)) if horizon > 1 else None
+    annual_paid = np.zeros((n, horizon, p)) if horizon > 1 else None  # fiscal PV timing
     by_seg = (np.zeros((n, ctx.plans[0].n_segments, p), dtype=np.float32)
               if ctx.keep_cells else None)
     log_w = np.zeros(n)
@@ -679,6 +680,7 @@ def _run_block(ctx: _Context, block: int) -> dict[str, np.ndarray]:
         n_def[:, year] = sums.defaults
         if annual is not None:
             annual[:, year] = alloc.net
+            annual_paid[:, year] = alloc.paid
         if by_seg is not None and alloc.by_cell is not None:
             onehot = np.zeros((plan.n_cells, plan.n_segments))
             onehot[np.arange(plan.n_cells), plan.segment_of_cell] = 1.0
@@ -686,7 +688,7 @@ def _run_block(ctx: _Context, block: int) -> dict[str, np.ndarray]:
     out = {"paid": paid, "recovered": recovered, "overflow": overflow, "total": total,
            "defaults": n_def, "log_weight": log_w}
     if annual is not None:
-        out["annual"] = annual
+        out["annual"], out["annual_paid"] = annual, annual_paid
     if by_seg is not None:
         out["by_segment"] = by_seg
     return {k: v[:keep] for k, v in out.items()}
@@ -802,6 +804,9 @@ class LossResult:
         Net fee income per party and year.
     annual_losses : ndarray (n, H, P) or None
         Net loss per year (only when ``H > 1``).
+    annual_paid : ndarray (n, H, P) or None
+        Gross compensation paid per year (only when ``H > 1``; recovered is
+        ``annual_paid - annual_losses``), for the fiscal present value.
     capital_paths : ndarray (n, H + 1, P) float64 or None
         Capital per party at the start and after each year (NaN for parties without
         ``net_assets``); ``None`` when no party has net assets.
@@ -830,6 +835,7 @@ class LossResult:
     horizon: int = 1
     fees_by_year: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     annual_losses: np.ndarray | None = None
+    annual_paid: np.ndarray | None = None
     capital_paths: np.ndarray | None = None
     leverage_breach: np.ndarray | None = None
     exposure_weighted: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -1089,6 +1095,7 @@ def simulate(
         cap_names=[f"{c.agreement}:{c.party}" for c in waterfall.caps],
         total_loss=cat("total"), defaults=cat("defaults"), horizon=horizon,
         fees_by_year=fees_by_year, annual_losses=annual if horizon > 1 else None,
+        annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
         by_segment=cat("by_segment") if keep_cells else None,
         segment_names=books[0].segment_names, provenance=prov,

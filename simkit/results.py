@@ -17,6 +17,7 @@ Summary JSON (``simkit run --json`` and ``summary.json``)::
                           "tail_drivers": {segment: fraction of ES 99 %}}},
       "caps": {cap: {"p_binding", "p_binding_se", "expected_overflow"}},
       "capital": {party: {"p_exhausted", "p_leverage_breach"}}   # horizon > 1
+      "fiscal": simkit.fiscal.fiscal_summary (cost to the public purse by payer)
       "provenance": {...}
     }
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from simkit import measures, report
+from simkit import fiscal, measures, report
 from simkit.scenario import Scenario
 
 __all__ = ["RunReport"]
@@ -48,9 +49,12 @@ class RunReport:
     result : simkit.montecarlo.LossResult
     """
 
-    def __init__(self, scenario: Scenario, result: Any):
+    def __init__(self, scenario: Scenario, result: Any, *,
+                 discount_rate: float = fiscal.DEFAULT_DISCOUNT_RATE):
         self.scenario = scenario
         self.result = result
+        #: discount rate of the fiscal present value (``summary["fiscal"]``)
+        self.discount_rate = discount_rate
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -99,6 +103,8 @@ class RunReport:
                     "p_leverage_breach": base["leverage_breach"].get(p)}
                 for p in parties
                 if p in base["capital_exhausted"] or p in base["leverage_breach"]}
+        # the government's cost (simkit.fiscal): public payers, expected / ES 99 % / PV
+        out["fiscal"] = fiscal.fiscal_summary(self.scenario, r, self.discount_rate)
         out["provenance"] = base["provenance"]
         return out
 
@@ -160,6 +166,9 @@ class RunReport:
 
             lines += [f"  {p}: {pct(c['p_exhausted'])} / {pct(c['p_leverage_breach'])}"
                       for p, c in s["capital"].items()]
+        fiscal_lines = fiscal.format_fiscal(s["fiscal"])  # the government's cost
+        if fiscal_lines:
+            lines += ["", *fiscal_lines]
         return "\n".join(lines)
 
     def save(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
