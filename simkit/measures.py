@@ -581,11 +581,10 @@ def effective_sample_size(weights: ArrayLike | None, n_paths: int | None = None)
             raise ValueError("`n_paths` is required when `weights` is None")
         return float(n_paths)
     w = np.asarray(weights, dtype=np.float64).ravel()
-    s2 = float(w @ w)
-    if s2 == 0.0:
+    top = float(w.max()) if w.size else 0.0
+    if top == 0.0:
         return 0.0
     # scale by the largest weight first so that tiny or huge weights do not underflow
-    top = float(w.max())
     v = w / top
     return float(v.sum() ** 2 / (v @ v))
 
