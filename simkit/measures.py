@@ -23,15 +23,20 @@ Tail form of the distribution function
 Standard errors
     Means (expected loss, exceedance probabilities) use the i.i.d. formula
     ``std(w * f(L), ddof=1) / sqrt(n)`` unless ``n_batches`` is given. Quantile-type
-    measures (VaR, ES) always use *batch means*: the paths are split into ``n_batches``
+    measures (VaR, ES) use *batch means*: the paths are split into ``n_batches``
     contiguous batches in path order (sizes differ by at most one), the estimator is
     recomputed on each batch, and the standard error is
     ``std(batch estimates, ddof=1) / sqrt(n_batches)``. Contiguous batches make the
     standard error a deterministic function of the sample, so re-running with the same
     seed reproduces it. Batch means need paths to be independent across batches and each
-    batch to hold many more than ``1 / (1 - level)`` paths; with too few, every batch
-    quantile is a batch maximum and the standard error is biased. With fewer than two
-    paths per batch the batch-means standard error is NaN (no error is raised).
+    batch to hold many tail paths; with too few, every batch quantile is a batch maximum,
+    and with heavy weights one tail path can outweigh a batch's whole tail mass, so the
+    batch estimates saturate. Hence when the paths beyond the VaR number fewer than
+    ``MIN_TAIL_PER_BATCH * n_batches`` *effective* paths (Kish,
+    :func:`effective_sample_size` of their weights; their count without weights) the
+    asymptotic errors on the whole sample are used instead. With fewer than two paths
+    per batch the batch-means standard error is NaN (no error is raised); below
+    ``1 / (1 - level)`` paths (:func:`enough_paths`) VaR/ES errors are NaN.
 
 References
 ----------
