@@ -1076,10 +1076,12 @@ class ImportanceSamplingWarning(UserWarning):
 
 
 #: Kish effective sample size below which means under importance sampling are flagged.
-#: Kish's n_eff is the plain sample size a weighted mean is worth; below 100 the sample
-#: variance of ``w L`` (hence the reported standard error) rests on a handful of dominant
-#: paths and normal intervals fail (national shifts of -5 to -8 gave n_eff 2-4 of 2,000
-#: paths and expected losses 7 to 48,700 standard errors from the closed form).
+#: Kish's n_eff is the plain sample size a weighted mean is worth; when it is small the
+#: sample variance of ``w L`` (hence the reported standard error) rests on a few dominant
+#: paths. Measured on a 500-loan pool (4,000 paths, 300 seeds): n_eff ~20 (a manual
+#: shift of -3.09) gave ± 2 SE coverage of the expected loss of 85-89 % and error bars
+#: 15-24 % too small on average; n_eff 250-500 (the defensive mixture) 95-96 %; shifts of
+#: -5 to -8 gave n_eff 2-4 and expected losses 7 to 48,700 SE from the closed form.
 MIN_ESS = 100
 #: Effective tail paths (at the highest level) below which VaR/ES under importance
 #: sampling are flagged: 10 is the tail count a plain run of ``10 / (1 - level)`` paths

@@ -137,10 +137,12 @@ class RunReport:
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per party (for CSV)."""
+        """One flat row per party (for CSV): ``party``, ``horizon_years`` and the party's
+        measures (per-year EL and fees, horizon VaR/ES; see ``time_basis``)."""
         rows = []
+        h = self.summary["time_basis"]["horizon_years"]
         for party, s in self.summary["parties"].items():
-            row = {"party": party}
+            row = {"party": party, "horizon_years": h}
             row.update({k: v for k, v in s.items() if not isinstance(v, dict)})
             rows.append(row)
         return rows
