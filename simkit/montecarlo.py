@@ -1276,6 +1276,8 @@ def simulate(
         "leverage_limited": limited,
     }
     prov["effective_sample_size"] = effective_sample_size(weights, n_paths)
+    prov["importance_mixing_tilt"] = ctx.mix_theta  # theta of the t mixing variable
+    prov["importance_mixing_plain_prob"] = None if ctx.mix_theta is None else MIX_PLAIN_PROB
     return LossResult(
         parties=parties, losses=losses, paid=paid, recovered=recovered, weights=weights,
         fees=fees_by_year.mean(axis=0),

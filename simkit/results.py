@@ -252,9 +252,11 @@ class RunReport:
 def _importance_note(prov: dict[str, Any]) -> str:
     """A short header note on importance sampling ("" for plain Monte Carlo)."""
     mixture = prov.get("importance_mixture")
+    tilt = prov.get("importance_mixing_tilt")
+    extra = "" if tilt is None else f", t mixing variable x {tilt:.2f}"
     if mixture:
-        return f", importance sampling: mixture of {len(mixture)} factor shifts"
+        return f", importance sampling: mixture of {len(mixture)} factor shifts{extra}"
     shift = prov.get("importance_shift")
     if shift is None:
         return ""
-    return f", importance sampling: national shift {np.atleast_1d(shift)[0]:.2f}"
+    return f", importance sampling: national shift {np.atleast_1d(shift)[0]:.2f}{extra}"
