@@ -17,6 +17,8 @@ Vasicek (one-factor Gaussian, infinitely granular pool) default rate ``DR``:
 - :func:`vasicek_capped_mean` -- ``E[min(DR, c)]``.
 - :func:`vasicek_excess_mean` -- ``E[(DR - c)+]``.
 - :func:`vasicek_layer_expected_payout` -- expected payout of a capped pro-rata layer.
+- :func:`vasicek_variance` -- ``Var(DR) = Phi2(A, A; rho) - PD^2``.
+- :func:`bivariate_normal_cdf` -- ``P(X <= h, Y <= k)`` for correlation ``r`` in [0, 1).
 
 Finite homogeneous pool of ``n`` loans in the same model (number of defaults ``K``):
 
@@ -50,6 +52,7 @@ from scipy.special import gammaln, log_ndtr, logsumexp, ndtr, ndtri
 
 __all__ = [
     "IRBCapital",
+    "bivariate_normal_cdf",
     "finite_pool_cdf",
     "finite_pool_pmf",
     "finite_pool_quantile",
@@ -63,6 +66,7 @@ __all__ = [
     "vasicek_layer_expected_payout",
     "vasicek_pdf",
     "vasicek_quantile",
+    "vasicek_variance",
 ]
 
 ArrayLike = npt.ArrayLike
@@ -172,6 +176,25 @@ def _bvn_cdf(h: ArrayLike, k: ArrayLike, r: ArrayLike) -> FloatArray:
     return np.where((h == -np.inf) | (k == -np.inf), 0.0, out)
 
 
+def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, r: ArrayLike) -> FloatOrArray:
+    """Standard bivariate normal CDF ``P(X <= h, Y <= k)`` with correlation ``r``.
+
+    Parameters
+    ----------
+    h, k : float or array_like
+        Upper limits (may be infinite).
+    r : float or array_like
+        Correlation, in [0, 1) (relative error about 1e-13 up to ``r = 0.9999``).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Probability, shape of the broadcast inputs.
+    """
+    rr = _as_floats("r", r, 0.0, 1.0, high_open=True)
+    return _out(_bvn_cdf(h, k, rr))
+
+
 # --------------------------------------------------------------------------------------
 # Vasicek large-pool default rate
 # --------------------------------------------------------------------------------------
@@ -231,6 +254,29 @@ def vasicek_quantile(q: ArrayLike, default_prob: ArrayLike, rho: ArrayLike) -> F
     qq = _as_floats("q", q, 0.0, 1.0)
     dp, rh = _check_pd_rho(default_prob, rho)
     return _out(ndtr((ndtri(dp) + np.sqrt(rh) * ndtri(qq)) / np.sqrt(1.0 - rh)))
+
+
+def vasicek_variance(default_prob: ArrayLike, rho: ArrayLike) -> FloatOrArray:
+    """Variance of the Vasicek large-pool default rate.
+
+    ``Var(DR) = Phi2(A, A; rho) - PD^2`` with ``A = Phi^-1(default_prob)`` (the joint
+    default probability of two loans with asset correlation ``rho``, minus ``PD^2``).
+
+    Parameters
+    ----------
+    default_prob : float or array_like
+        Unconditional default probability, in (0, 1).
+    rho : float or array_like
+        Asset correlation, in (0, 1).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Variance (default rate squared), shape of the broadcast inputs.
+    """
+    dp, rh = _check_pd_rho(default_prob, rho)
+    a = ndtri(dp)
+    return _out(np.maximum(_bvn_cdf(a, a, rh) - dp * dp, 0.0))
 
 
 def vasicek_pdf(x: ArrayLike, default_prob: ArrayLike, rho: ArrayLike) -> FloatOrArray:

@@ -43,6 +43,18 @@ def _seed(text: str) -> int:
     return value
 
 
+def _discount_rate(text: str) -> float:
+    """``--discount-rate``: a per-year rate in [-0.5, 1] (e.g. 0.025)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not -0.5 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a rate per year in [-0.5, 1] (e.g. 0.025), "
+                                         f"got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="simkit",
@@ -73,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--analytic", action="store_true",
                    help="closed-form expected loss / fees / net result only (no simulation)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--discount-rate", type=_discount_rate, metavar="R",
+                   help="discount rate per year of the fiscal present value (default 0.025)")
 
     cli_policy.add_set(r)
     cli_policy.register(sub)  # compare, sweep, sensitivity, solve
@@ -89,6 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     cli_policy.add_set(d)
+
+    from simkit import cli_tools
+
+    cli_tools.add_parsers(sub)
     return p
 
 
@@ -104,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _des(args)
         if args.command in cli_policy.COMMANDS:
             return cli_policy.handle(args)
+        from simkit import cli_tools
+
+        if args.command in cli_tools.COMMANDS:
+            return cli_tools.run(args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -141,7 +163,9 @@ def _validate(files: Sequence[str]) -> int:
 
 
 def _load_with(args: argparse.Namespace) -> Scenario:
-    s = load(args.file)
+    from simkit import catalog
+
+    s = load(catalog.resolve(args.file))
     changes: dict[str, Any] = {}
     if getattr(args, "paths", None):
         changes["run.n_paths"] = args.paths
@@ -213,6 +237,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = run_summary(scenario, executor=executor,
                              progress=not (args.quiet or args.json))
+        if args.discount_rate is not None:  # before the summary is built
+            result.discount_rate = args.discount_rate
     finally:
         if executor is not None:
             executor.shutdown()

@@ -7,9 +7,11 @@ the pool's exposure-weighted default probability and asset correlation equal to 
 the factors all its loans share (DOMAIN.md f1, f5), so the layer pays
 ``share x base x E[min(DR, c)]`` and the overflow party ``share x base x E[(DR - c)+]``.
 Net loss applies the default-weighted LGD mean (with downturn LGD, by quadrature over the
-national factor; recoveries pro rata). Exact without caps for the Gaussian copula; an
-approximation with caps (granularity and default-probability dispersion are ignored) that
-the Monte Carlo refines.
+national factor; recoveries pro rata). An agreement's ``fiscal_compensation`` rule moves
+:func:`simkit.sharing.compensation_fraction` of the compensated layer's expected loss
+(after its cap) to the budget party, as the waterfall does. Exact without caps for the
+Gaussian copula; an approximation with caps (granularity and default-probability
+dispersion are ignored) that the Monte Carlo refines.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import numpy as np
 
 from simkit import analytic
 from simkit.book import Book, book_for
-from simkit.scenario import Scenario
-from simkit.sharing import _pool_keys, fee_flows, resolve_party
+from simkit.scenario import Agreement, Scenario
+from simkit.sharing import _pool_keys, compensation_fraction, fee_flows, resolve_party
 
 __all__ = ["ClosedForm", "expected_results"]
 
@@ -95,7 +97,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
 
             if layer.cap is None:
                 for c in mine:
-                    el[col[party_of(c, layer.party)]] += layer.share * cov_net[c]
+                    _book(el, col, party_of(c, layer.party), layer.share * cov_net[c],
+                          agreement, layer.party)
                 continue
             cap = layer.cap
             keys = _pool_keys(cap.pool, cells, mine)
@@ -116,7 +119,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                 frac_paid = capped / dp if dp > 0 else 1.0
                 for c in pool:
                     amount = layer.share * cov_net[c]
-                    el[col[party_of(c, layer.party)]] += amount * frac_paid
+                    _book(el, col, party_of(c, layer.party), amount * frac_paid, agreement,
+                          layer.party)
                     over = party_of(c, cap.overflow)
                     el[col[over]] += amount * (1 - frac_paid)
     fees = fee_flows(scenario, book.cell, cells, book.guaranteed, book.tenor_years)
@@ -125,6 +129,17 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
         guaranteed=float(book.guaranteed.sum()), exposure=float(book.exposure.sum()),
         n_loans=len(book),
     )
+
+
+def _book(el: np.ndarray, col: dict[str, int], party: str, amount: float,
+          agreement: Agreement, layer_party: str) -> None:
+    """Add a layer's expected loss ``amount`` (yuan) to ``party``, less the part the
+    agreement's fiscal-compensation rule moves to its budget party."""
+    f = compensation_fraction(agreement, layer_party)
+    el[col[party]] += amount * (1.0 - f)
+    if f > 0:
+        assert agreement.fiscal_compensation is not None
+        el[col[agreement.fiscal_compensation.from_party]] += amount * f
 
 
 def _shared_r2(book: Book, in_pool: np.ndarray) -> np.ndarray:

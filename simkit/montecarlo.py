@@ -79,7 +79,15 @@ factor along its loans' direction of steepest expected loss at ``Z = 0``,
 ``u_k ∝ sum_i EAD_i LGD_i phi(c_i) b_ik / sqrt(1 - R_i^2)``, to the depth of the 99.9 % quantile:
 ``mu = Phi^-1(0.001) u / |u|`` (for a one-factor book ``mu_nat = -3.09``, the large-pool
 optimum). Over ``H > 1`` years each year's innovations are shifted by ``mu / sqrt(H)``.
-The shift only changes the sampling measure; every estimate stays unbiased.
+With the Student-t copula the chi-square mixing variable ``W`` is importance-sampled too
+(:func:`mixing_tilt`): each scenario keeps ``W`` with probability ``MIX_PLAIN_PROB`` and
+takes ``theta W`` otherwise (0.12 W for 6 degrees of freedom), because the t tail is
+reached mostly through a small ``W``; shifting the normal factors alone leaves a few
+paths with heavy weights in the tail (Kish effective tail paths ~10 of 4,000) and error
+bars 1.5-1.8x too small. The shift only changes the sampling measure; every estimate
+stays unbiased. ``LossResult.summary`` reports the Kish effective sample size and warns
+(:class:`ImportanceSamplingWarning`) when the weights are too degenerate (see
+:meth:`LossResult.importance_check`).
 
 Multi-year horizon
 ------------------
@@ -125,11 +133,14 @@ import simkit
 from simkit._rng import stream
 from simkit.book import Book, book_for
 from simkit.factors import BetaQuantiles, FactorModel, ar1, beta_from_table, default_threshold
+from simkit.measures import effective_sample_size
 from simkit.scenario import Scenario
 from simkit.sharing import Allocation, Waterfall, fee_flows
 
-__all__ = ["BAND_MAX_LOANS", "BAND_RATIO", "MAX_SLOTS", "LossResult", "auto_probs",
-           "auto_shift", "auto_shifts", "simulate"]
+__all__ = ["BAND_MAX_LOANS", "BAND_RATIO", "MAX_SLOTS", "MIN_ESS", "MIN_TAIL_ESS",
+           "MIX_PLAIN_PROB",
+           "ImportanceSamplingWarning", "LossResult", "auto_probs", "auto_shift",
+           "auto_shifts", "mixing_tilt", "simulate", "time_basis"]
 
 #: Largest ratio between the highest and lowest default probability within a band.
 BAND_RATIO = 1.1
@@ -145,6 +156,10 @@ AUTO_DEPTH = 1.0
 #: Probability of the unshifted (defensive) component of the ``importance_auto`` mixture;
 #: the shifted components share the rest equally (see :func:`auto_probs`).
 AUTO_PLAIN_PROB = 0.1
+#: Probability that a scenario keeps its untilted mixing variable when importance
+#: sampling a Student-t copula (:func:`mixing_tilt`); 0.5 in a pilot on a 500-loan t(6)
+#: pool (300 seeds) cut the spread of VaR 99.9 % six-fold against the untilted scheme.
+MIX_PLAIN_PROB = 0.5
 
 
 # --------------------------------------------------------------------------------------
@@ -622,6 +637,8 @@ class _Context:
     cap_period: int = 1
     #: Per year, the waterfall on the compensation cumulated since the period start.
     period_waterfalls: list[Waterfall] | None = None
+    #: Scale of the tilted chi-square mixing variable (Student-t copula under IS).
+    mix_theta: float | None = None
     #: Other policies applied to the same draws (:func:`simkit.policies.simulate_policies`).
     policies: list[_PolicyPlan] | None = None
 
@@ -653,6 +670,8 @@ class _Accounts:
         self.recovered = np.zeros((n, n_parties))
         self.overflow = np.zeros((n, n_caps))
         self.annual = np.zeros((n, horizon, n_parties)) if horizon > 1 else None
+        # gross payments per year, for the fiscal present value
+        self.annual_paid = np.zeros((n, horizon, n_parties)) if horizon > 1 else None
         self.by_seg = (np.zeros((n, n_segments, n_parties), dtype=np.float32)
                        if keep_cells else None)
         self.cum: list[np.ndarray] | None = None
@@ -691,8 +710,9 @@ class _Accounts:
         self.paid += alloc.paid
         self.recovered += alloc.recovered
         self.overflow += alloc.overflow
-        if self.annual is not None:
+        if self.annual is not None and self.annual_paid is not None:
             self.annual[:, year] = alloc.net
+            self.annual_paid[:, year] = alloc.paid
         if self.by_seg is not None and alloc.by_cell is not None:
             onehot = np.zeros((plan.n_cells, plan.n_segments))
             onehot[np.arange(plan.n_cells), plan.segment_of_cell] = 1.0
@@ -700,8 +720,8 @@ class _Accounts:
 
     def out(self) -> dict[str, np.ndarray]:
         out = {"paid": self.paid, "recovered": self.recovered, "overflow": self.overflow}
-        if self.annual is not None:
-            out["annual"] = self.annual
+        if self.annual is not None and self.annual_paid is not None:
+            out["annual"], out["annual_paid"] = self.annual, self.annual_paid
         if self.by_seg is not None:
             out["by_segment"] = self.by_seg
         return out
@@ -739,6 +759,8 @@ def _run_block(ctx: _Context, block: int) -> dict[str, Any]:
     national = None
     for year, plan in enumerate(ctx.plans):
         draw = ctx.model.draw(rng_f, n, ctx.shift, ctx.shift_probs)
+        if ctx.mix_theta is not None:
+            _tilt_mixing(rng_f, draw, ctx.model.dof, ctx.mix_theta)
         log_w += draw.log_weight
         national = ar1(national, draw.national, ctx.model.persistence)
         sums = _defaults(plan, ctx.model, national, draw, ctx.seed, block, year,
@@ -789,6 +811,41 @@ def auto_shifts(scenario: Scenario, book: Book, model: FactorModel,
     # defensive mixture), so means such as the expected loss keep a plain-MC-like error
     rows.append(np.zeros_like(rows[0]))
     return depth * np.array(rows)
+
+
+def mixing_tilt(dof: float, level: float = AUTO_LEVEL) -> float:
+    """Scale ``theta`` of the tilted chi-square mixing variable of the Student-t copula.
+
+    The t tail at ``level`` is reached mostly through a small mixing variable ``W``
+    (chi-square, ``dof`` degrees of freedom): on the boundary ``Z / sqrt(W / dof) = t``
+    (``t = t_dof^-1(1 - level)``) the joint density of ``(Z, W)`` peaks at
+    ``W* = (dof / 2 - 1) / (1/2 + t^2 / (2 dof))`` (0.72 for dof 6 at 99.9 %, against a
+    mean of 6). ``theta = W* / dof`` (at most 1) moves the mean of ``theta W`` there.
+    """
+    from scipy import stats
+
+    t = float(stats.t.ppf(1.0 - level, dof))
+    w_star = max(dof / 2.0 - 1.0, 0.5) / (0.5 + t * t / (2.0 * dof))
+    return min(w_star / dof, 1.0)
+
+
+def _tilt_mixing(rng: np.random.Generator, draw: Any, dof: float, theta: float) -> None:
+    """Importance sampling of the Student-t mixing variable (in place on ``draw``).
+
+    With probability :data:`MIX_PLAIN_PROB` a scenario keeps its ``W ~ chi2(dof)``,
+    otherwise it takes ``theta W`` (one uniform per scenario from ``rng``, after the
+    factors). The likelihood ratio of the defensive mixture,
+    ``1 / (q + (1 - q) theta^(-dof/2) exp(-W (1/theta - 1) / 2))`` (``q`` =
+    ``MIX_PLAIN_PROB``), is at most ``1 / q`` and multiplies the factors' ratio.
+    """
+    q = MIX_PLAIN_PROB
+    u = rng.random(draw.scale.shape[0])
+    w = dof * draw.scale**2
+    w = np.where(u >= q, theta * w, w)
+    log_ratio = -0.5 * dof * math.log(theta) - 0.5 * w * (1.0 / theta - 1.0)
+    draw.log_weight = draw.log_weight - np.logaddexp(math.log(q),
+                                                     math.log(1.0 - q) + log_ratio)
+    draw.scale = np.sqrt(w / dof)
 
 
 def auto_probs(k: int, plain: float | None = None) -> np.ndarray:
@@ -849,15 +906,18 @@ class LossResult:
     parties : tuple of str
         Column order of every per-party array.
     losses : ndarray (n, P) float64
-        Net loss per party and path after recoveries (summed over the horizon).
+        Net loss per party and path after recoveries, summed over the ``H`` years (so
+        ``losses.mean(axis=0) / H`` is the expected loss per year).
     paid, recovered : ndarray (n, P) float64
         Gross compensation paid and recoveries received.
     weights : ndarray (n,) float64 or None
         Likelihood ratios dP/dQ from importance sampling; ``None`` for plain Monte Carlo.
     fees : ndarray (P,)
-        Net annual fee income per party (first cohort), yuan per year.
+        Net fee income per party, yuan per year (mean over the ``H`` annual cohorts;
+        ``fees_by_year`` has each year's).
     borrower_fees : float
-        Fees borrowers pay per year (first cohort); ``fees.sum() == borrower_fees``.
+        Fees borrowers pay per year (mean over the cohorts); ``fees.sum() ==
+        borrower_fees``.
     cap_overflow : ndarray (n, n_caps)
         What each cap refused (summed over the horizon).
     cap_names : list of str
@@ -872,6 +932,9 @@ class LossResult:
         Net fee income per party and year.
     annual_losses : ndarray (n, H, P) or None
         Net loss per year (only when ``H > 1``).
+    annual_paid : ndarray (n, H, P) or None
+        Gross compensation paid per year (only when ``H > 1``; recovered is
+        ``annual_paid - annual_losses``), for the fiscal present value.
     capital_paths : ndarray (n, H + 1, P) float64 or None
         Capital per party at the start and after each year (NaN for parties without
         ``net_assets``); ``None`` when no party has net assets.
@@ -900,6 +963,7 @@ class LossResult:
     horizon: int = 1
     fees_by_year: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     annual_losses: np.ndarray | None = None
+    annual_paid: np.ndarray | None = None
     capital_paths: np.ndarray | None = None
     leverage_breach: np.ndarray | None = None
     exposure_weighted: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -941,32 +1005,131 @@ class LossResult:
         limited = self.provenance.get("leverage_limited", [True] * len(self.parties))
         return {p: float(prob[j]) for j, p in enumerate(self.parties) if limited[j]}
 
-    def summary(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
-        """Per-party risk measures with standard errors, plus caps, fees and capital.
+    @property
+    def fees_per_year(self) -> np.ndarray:
+        """Net fee income per party, yuan per year (mean over the ``H`` cohorts), (P,)."""
+        if self.fees_by_year.size:
+            return self.fees_by_year.mean(axis=0)
+        return np.asarray(self.fees, dtype=np.float64)
+
+    def effective_sample_size(self) -> float:
+        """Kish effective sample size of the weights (``n_paths`` for plain Monte Carlo);
+        see :func:`simkit.measures.effective_sample_size`."""
+        return effective_sample_size(self.weights, self.n_paths)
+
+    def importance_check(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
+        """Whether the importance-sampling weights support the measures at ``levels``.
+
+        The rule (:data:`MIN_ESS`, :data:`MIN_TAIL_ESS`): the Kish effective sample size of
+        all weights must reach ``MIN_ESS`` for means (expected loss, SD, net result,
+        probabilities), and for every party the effective number of tail paths at the
+        highest level (:func:`simkit.measures.tail_effective_sample_size`) must reach
+        ``MIN_TAIL_ESS`` for its VaR and ES. Parties whose loss is the same in every path
+        are skipped.
 
         Returns
         -------
         dict
-            ``parties``: :func:`simkit.measures.summarize` per party (yuan) with
-            ``fee_income`` added; ``total``: the same for the whole book;
-            ``cap_binding``, ``capital_exhausted``, ``leverage_breach``: probabilities;
-            ``n_paths``, ``horizon``, ``provenance``.
+            ``effective_sample_size``, ``ess_fraction`` (of ``n_paths``),
+            ``tail_effective_sample_size`` (``{party: float}`` at the highest level,
+            ``None`` for plain Monte Carlo), ``tail_level``, ``ok`` (bool) and
+            ``warning`` (the message, or ``None``).
         """
+        from simkit.measures import _check_levels, level_label, tail_effective_sample_size
+
+        lv = _check_levels(levels)
+        ess = self.effective_sample_size()
+        out: dict[str, Any] = {"effective_sample_size": ess,
+                               "ess_fraction": ess / self.n_paths,
+                               "tail_level": max(lv), "tail_effective_sample_size": None,
+                               "ok": True, "warning": None}
+        if self.weights is None:
+            return out
+        top = max(lv)
+        tail = np.atleast_1d(tail_effective_sample_size(self.losses, top, self.weights))
+        varies = self.losses.max(axis=0) > self.losses.min(axis=0)
+        out["tail_effective_sample_size"] = {p: float(tail[j])
+                                             for j, p in enumerate(self.parties)}
+        problems = []
+        if ess < MIN_ESS:
+            problems.append(f"effective sample size {ess:,.1f} of {self.n_paths:,} paths is "
+                            f"below {MIN_ESS}: expected losses, SDs, net results and "
+                            "probabilities (and their standard errors) are unreliable")
+        thin = [(float(tail[j]), p) for j, p in enumerate(self.parties)
+                if varies[j] and tail[j] < MIN_TAIL_ESS]
+        if thin:
+            worst, who = min(thin)
+            problems.append(f"{len(thin)} part{'y' if len(thin) == 1 else 'ies'} "
+                            f"({who} worst) have under {MIN_TAIL_ESS} effective tail paths "
+                            f"at {level_label(top)} % ({worst:,.1f}): VaR/ES there and "
+                            "their standard errors are unreliable")
+        if problems:
+            out["ok"] = False
+            out["warning"] = ("importance sampling: " + "; ".join(problems)
+                              + ". Use importance_sampling = true (a defensive mixture), a "
+                              "smaller shift, or more paths.")
+        return out
+
+    def summary(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
+        """Per-party risk measures with standard errors, plus caps, fees and capital.
+
+        Time basis (``time_basis`` in the result): ``el``, ``el_se``, ``fee_income`` and
+        ``net_result`` are yuan **per year**, averaged over the ``H`` simulated years
+        (horizon total / ``H``); ``sd``, ``var_*`` and ``es_*`` describe the loss summed
+        over the **whole horizon** (the one-year loss when ``H = 1``); ``horizon`` holds
+        the horizon totals (``H`` x the per-year figures). Issues an
+        :class:`ImportanceSamplingWarning` when :meth:`importance_check` fails.
+
+        Returns
+        -------
+        dict
+            ``parties``: :func:`simkit.measures.summarize` per party (yuan) on the basis
+            above, with ``fee_income`` and ``net_result = fee_income - el`` added;
+            ``total``: the same for the whole book (``fee_income_borrowers``: fees
+            borrowers pay per year); ``horizon``: ``{"years", "parties": {party: {"el",
+            "el_se", "fee_income", "net_result"}}, "total": {"el", "el_se",
+            "fee_income_borrowers"}}`` (totals over the horizon); ``cap_binding``,
+            ``capital_exhausted``, ``leverage_breach``: probabilities within the horizon;
+            ``importance``: :meth:`importance_check`; ``effective_sample_size``;
+            ``time_basis``; ``n_paths``, ``horizon_years``, ``provenance``.
+        """
+        import warnings
+
         from simkit.measures import summarize
 
+        h = self.horizon
         per_party = summarize(self.losses, levels, self.weights, list(self.parties))
-        for j, name in enumerate(self.parties):
-            per_party[name]["fee_income"] = float(self.fees[j])
         total = summarize(self.total_loss, levels, self.weights, ["total"])["total"]
-        total["fee_income_borrowers"] = float(self.borrower_fees)
+        fees = self.fees_per_year
+        borrower = float(self.borrower_fees)
+        horizon: dict[str, Any] = {"years": h, "parties": {}, "total": {}}
+        for j, name in enumerate(self.parties):
+            st = per_party[name]
+            el_h, el_se_h, fee_h = st["el"], st["el_se"], float(fees[j]) * h
+            horizon["parties"][name] = {"el": el_h, "el_se": el_se_h, "fee_income": fee_h,
+                                        "net_result": fee_h - el_h}
+            st["el"], st["el_se"] = el_h / h, el_se_h / h
+            st["fee_income"] = float(fees[j])
+            st["net_result"] = st["fee_income"] - st["el"]
+        horizon["total"] = {"el": total["el"], "el_se": total["el_se"],
+                            "fee_income_borrowers": borrower * h}
+        total["el"], total["el_se"] = total["el"] / h, total["el_se"] / h
+        total["fee_income_borrowers"] = borrower
+        check = self.importance_check(levels)
+        if check["warning"]:
+            warnings.warn(check["warning"], ImportanceSamplingWarning, stacklevel=2)
         return {
             "parties": per_party,
             "total": total,
+            "horizon": horizon,
+            "time_basis": time_basis(h),
             "cap_binding": self.cap_binding_probability(),
             "capital_exhausted": self.capital_exhaustion_probability(),
             "leverage_breach": self.leverage_breach_probability(),
+            "importance": check,
+            "effective_sample_size": check["effective_sample_size"],
             "n_paths": self.n_paths,
-            "horizon": self.horizon,
+            "horizon_years": h,
             "provenance": dict(self.provenance),
         }
 
@@ -982,6 +1145,41 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+class ImportanceSamplingWarning(UserWarning):
+    """The importance-sampling weights are too degenerate for some reported measures
+    (see :meth:`LossResult.importance_check`)."""
+
+
+#: Kish effective sample size below which means under importance sampling are flagged.
+#: Kish's n_eff is the plain sample size a weighted mean is worth; when it is small the
+#: sample variance of ``w L`` (hence the reported standard error) rests on a few dominant
+#: paths. Measured on a 500-loan pool (4,000 paths, 300 seeds): n_eff ~20 (a manual
+#: shift of -3.09) gave ± 2 SE coverage of the expected loss of 85-89 % and error bars
+#: 15-24 % too small on average; n_eff 250-500 (the defensive mixture) 95-96 %; shifts of
+#: -5 to -8 gave n_eff 2-4 and expected losses 7 to 48,700 SE from the closed form.
+MIN_ESS = 100
+#: Effective tail paths (at the highest level) below which VaR/ES under importance
+#: sampling are flagged: 10 is the tail count a plain run of ``10 / (1 - level)`` paths
+#: holds (10,000 paths at 99.9 %), the smallest sample whose tail errors the calibration
+#: tests find reliable.
+MIN_TAIL_ESS = 10
+
+
+def time_basis(horizon: int) -> dict[str, Any]:
+    """The ``time_basis`` block of a summary: which keys are per year, which per horizon."""
+    return {
+        "horizon_years": int(horizon),
+        "per_year": ["el", "el_se", "fee_income", "net_result", "el_pct_guaranteed",
+                     "fee_income_borrowers", "guaranteed", "expected_overflow"],
+        "horizon": ["sd", "sd_se", "var_*", "es_*", "tail_drivers", "p_binding",
+                    "p_exhausted", "p_leverage_breach", "horizon.*"],
+        "note": ("el, fee_income and net_result are yuan per year (averages over the "
+                 f"{int(horizon)}-year horizon); sd, VaR and ES are of the loss summed over "
+                 "the whole horizon; probabilities are within the horizon; the horizon "
+                 "block holds totals over the horizon"),
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -1112,6 +1310,8 @@ def _simulate(
     ctx.shift_probs = shift_probs
     ctx.cap_period = cap_period
     ctx.period_waterfalls = period_waterfalls
+    if shift is not None and model.copula == "student_t":
+        ctx.mix_theta = mixing_tilt(model.dof)
     if variants:
         ctx.policies = [_policy_plan(books, plans, v, model,
                                      same_book=book is not None or _same_book(scenario, v))
@@ -1182,13 +1382,18 @@ def _simulate(
         "python": platform.python_version(),
         "leverage_limited": limited,
     }
+    prov["effective_sample_size"] = effective_sample_size(weights, n_paths)
+    prov["importance_mixing_tilt"] = ctx.mix_theta  # theta of the t mixing variable
+    prov["importance_mixing_plain_prob"] = None if ctx.mix_theta is None else MIX_PLAIN_PROB
     base = LossResult(
         parties=parties, losses=losses, paid=paid, recovered=recovered, weights=weights,
-        fees=plans[0].fee_income.copy(), borrower_fees=float(plans[0].borrower_fees),
+        fees=fees_by_year.mean(axis=0),
+        borrower_fees=float(np.mean([pl.borrower_fees for pl in plans])),
         cap_overflow=cat("overflow"),
         cap_names=[f"{c.agreement}:{c.party}" for c in waterfall.caps],
         total_loss=cat("total"), defaults=cat("defaults"), horizon=horizon,
         fees_by_year=fees_by_year, annual_losses=annual if horizon > 1 else None,
+        annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
         by_segment=cat("by_segment") if keep_cells else None,
         segment_names=books[0].segment_names, provenance=prov,
@@ -1302,10 +1507,12 @@ def _variant_result(base: LossResult, variant: Scenario, pol: _PolicyPlan, cat: 
     })
     return dataclasses.replace(
         base, parties=variant.party_names, losses=losses, paid=paid, recovered=recovered,
-        fees=pol.plans[0].fee_income.copy(), borrower_fees=float(pol.plans[0].borrower_fees),
+        fees=fees_by_year.mean(axis=0),
+        borrower_fees=float(np.mean([pl.borrower_fees for pl in pol.plans])),
         cap_overflow=cat("overflow"),
         cap_names=[f"{c.agreement}:{c.party}" for c in waterfall.caps],
         fees_by_year=fees_by_year, annual_losses=annual if horizon > 1 else None,
+        annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
         by_segment=cat("by_segment") if keep_cells else None, provenance=prov)
 

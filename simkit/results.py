@@ -10,17 +10,33 @@ Summary JSON (``simkit run --json`` and ``summary.json``)::
 
     {
       "scenario": name, "source": file, "n_paths": int, "n_loans": int,
-      "guaranteed": yuan, "total_loss": {"el": .., "el_se": .., ...},
+      "guaranteed": yuan per year (mean cohort), "borrower_fees": yuan per year,
+      "time_basis": {"horizon_years", "per_year": [keys], "horizon": [keys], "note"},
+      "effective_sample_size": Kish ESS (n_paths for plain Monte Carlo),
+      "importance": {"effective_sample_size", "ess_fraction", "tail_level",
+                     "tail_effective_sample_size": {party: ..} or null, "ok", "warning"},
+      "total_loss": {"el", "el_se", ...},
       "parties": {party: {"el", "el_se", "sd", "sd_se", "var_99", "var_99_se",
                           "es_99", "es_99_se", "var_99.9", "var_99.9_se", "es_99.9",
                           "es_99.9_se", "fee_income", "net_result", "el_pct_guaranteed",
                           "tail_drivers": {segment: fraction of ES 99 %}}},
       "caps": {cap: {"p_binding", "p_binding_se", "expected_overflow"}},
+      "horizon": {"years", "guaranteed", "parties": {party: {"el", "el_se", "fee_income",
+                  "net_result", "el_pct_guaranteed"}}, "total": {...},
+                  "caps": {cap: {"expected_overflow"}}},        # totals over the horizon
+      "notes": [str],            # e.g. "var_99.9_se ... null: not enough paths"
       "capital": {party: {"p_exhausted", "p_leverage_breach"}}   # horizon > 1
+      "fiscal": simkit.fiscal.fiscal_summary (cost to the public purse by payer)
       "provenance": {...}
     }
 
-All amounts are yuan per year; probabilities in [0, 1].
+Time basis: ``el``, ``el_se``, ``fee_income``, ``net_result``, ``expected_overflow``
+and ``guaranteed`` are yuan per year (averages over the ``H``-year horizon); ``sd``,
+``var_*`` and ``es_*`` are of the loss summed over the whole horizon (one year when
+``H = 1``); probabilities are within the horizon; ``horizon`` holds the totals.
+``el_pct_guaranteed`` = per-year EL / one cohort's guaranteed principal (mean cohort) =
+horizon EL / all cohorts' guaranteed principal. A standard error that cannot be estimated
+(fewer than ``1 / (1 - level)`` paths) is NaN, written as ``null`` with a note.
 """
 
 from __future__ import annotations
@@ -31,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from simkit import measures, report
+from simkit import fiscal, measures, report
 from simkit.scenario import Scenario
 
 __all__ = ["RunReport"]
@@ -48,9 +64,12 @@ class RunReport:
     result : simkit.montecarlo.LossResult
     """
 
-    def __init__(self, scenario: Scenario, result: Any):
+    def __init__(self, scenario: Scenario, result: Any, *,
+                 discount_rate: float = fiscal.DEFAULT_DISCOUNT_RATE):
         self.scenario = scenario
         self.result = result
+        #: discount rate of the fiscal present value (``summary["fiscal"]``)
+        self.discount_rate = discount_rate
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -58,12 +77,18 @@ class RunReport:
         r = self.result
         parties = list(r.parties)
         base = r.summary(LEVELS)
+        h = int(base["horizon_years"])
         stats = base["parties"]
-        guaranteed = float(r.provenance.get("guaranteed", [np.nan])[0])
+        cohorts = [float(g) for g in r.provenance.get("guaranteed", [np.nan])]
+        guaranteed = float(np.mean(cohorts))  # per year: one cohort on average
+        horizon = base["horizon"]
+        horizon["guaranteed"] = float(np.sum(cohorts))
         for p in parties:
-            s = stats[p]
-            s["net_result"] = s["fee_income"] - s["el"]
-            s["el_pct_guaranteed"] = (100 * s["el"] / guaranteed) if guaranteed > 0 else None
+            # per-year EL over one (average) cohort's guarantees = horizon EL over all
+            # cohorts' guarantees
+            pct = (100 * stats[p]["el"] / guaranteed) if guaranteed > 0 else None
+            stats[p]["el_pct_guaranteed"] = pct
+            horizon["parties"][p]["el_pct_guaranteed"] = pct
         by_segment = getattr(r, "by_segment", None)
         if by_segment is not None:
             names = list(r.segment_names)
@@ -75,13 +100,21 @@ class RunReport:
                 stats[p]["tail_drivers"] = {n: float(f) for n, f in zip(names, frac,
                                                                          strict=True)}
         caps: dict[str, Any] = {}
+        horizon["caps"] = {}
         for k, name in enumerate(r.cap_names):
             over = r.cap_overflow[:, k]
             prob = measures.exceedance_probability(over > 0, weights=r.weights)
+            total_over = float(measures.expected_loss(over, r.weights).value)
             caps[name] = {"p_binding": base["cap_binding"][name],
                           "p_binding_se": float(prob.stderr),
-                          "expected_overflow": float(measures.expected_loss(
-                              over, r.weights).value)}
+                          "expected_overflow": total_over / h}
+            horizon["caps"][name] = {"expected_overflow": total_over}
+        notes = [f"var_{lab}_se and es_{lab}_se are null: not enough paths "
+                 f"({base['n_paths']:,} < 1 / (1 - {a:g}) = {1 / (1 - a):,.0f})"
+                 for a in LEVELS if not measures.enough_paths(base["n_paths"], a)
+                 for lab in [measures.level_label(a)]]
+        if base["importance"]["warning"]:
+            notes.append(base["importance"]["warning"])
         out: dict[str, Any] = {
             "scenario": self.scenario.name,
             "source": self.scenario.source,
@@ -89,24 +122,33 @@ class RunReport:
             "n_loans": int(r.provenance.get("n_loans", [0])[0]),
             "guaranteed": guaranteed,
             "borrower_fees": float(r.borrower_fees),
+            "time_basis": base["time_basis"],
+            "effective_sample_size": base["effective_sample_size"],
+            "importance": base["importance"],
             "total_loss": base["total"],
             "parties": stats,
             "caps": caps,
+            "horizon": horizon,
+            "notes": notes,
         }
-        if base["horizon"] > 1:
+        if h > 1:
             out["capital"] = {
                 p: {"p_exhausted": base["capital_exhausted"].get(p),
                     "p_leverage_breach": base["leverage_breach"].get(p)}
                 for p in parties
                 if p in base["capital_exhausted"] or p in base["leverage_breach"]}
+        # the government's cost (simkit.fiscal): public payers, expected / ES 99 % / PV
+        out["fiscal"] = fiscal.fiscal_summary(self.scenario, r, self.discount_rate)
         out["provenance"] = base["provenance"]
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per party (for CSV)."""
+        """One flat row per party (for CSV): ``party``, ``horizon_years`` and the party's
+        measures (per-year EL and fees, horizon VaR/ES; see ``time_basis``)."""
         rows = []
+        h = self.summary["time_basis"]["horizon_years"]
         for party, s in self.summary["parties"].items():
-            row = {"party": party}
+            row = {"party": party, "horizon_years": h}
             row.update({k: v for k, v in s.items() if not isinstance(v, dict)})
             rows.append(row)
         return rows
@@ -115,8 +157,10 @@ class RunReport:
         """A readable report: header, per-party table (million yuan), caps, capital."""
         s = self.summary
         prov = s["provenance"]
+        h = int(s["time_basis"]["horizon_years"])
         head = (f"simkit run {s['scenario']}: {s['n_loans']:,} loans, "
-                f"{s['guaranteed'] / 1e8:,.1f} 亿 yuan guaranteed, {s['n_paths']:,} paths "
+                f"{s['guaranteed'] / 1e8:,.1f} 亿 yuan guaranteed"
+                + (" per year" if h > 1 else "") + f", {s['n_paths']:,} paths "
                 f"(seed {prov.get('seed')}"
                 + _importance_note(prov)
                 + ")" + (f", {wall_seconds:.1f} s" if wall_seconds is not None else ""))
@@ -124,7 +168,7 @@ class RunReport:
         def pm(st: dict[str, Any], key: str) -> str:
             v, se = st[key], st.get(f"{key}_se")
             if se is None or not np.isfinite(se):
-                return report.fmt_money(v)
+                return f"{report.fmt_money(v)} (not enough paths)"
             return f"{report.fmt_money(v)} ± {report.fmt_money(se)}"
 
         rows = []
@@ -136,10 +180,34 @@ class RunReport:
         t = s["total_loss"]
         rows.append(["TOTAL", pm(t, "el"), pm(t, "var_99"), pm(t, "es_99"), pm(t, "var_99.9"),
                      pm(t, "es_99.9"), "", ""])
-        lines = [head, "amounts in million yuan per year (± Monte Carlo standard error)", "",
-                 report.format_table(rows, ["party", "expected loss", "VaR 99%", "ES 99%",
-                                            "VaR 99.9%", "ES 99.9%", "fee income",
-                                            "net result"])]
+        if h > 1:
+            basis = (f"expected loss, fee income, net result: million yuan per year (average "
+                     f"over the {h}-year horizon); VaR and ES: million yuan, loss over the "
+                     f"whole {h}-year horizon (± Monte Carlo standard error)")
+            tail = f" ({h} y)"
+        else:
+            basis = "amounts in million yuan per year (± Monte Carlo standard error)"
+            tail = ""
+        lines = [head, basis, "",
+                 report.format_table(rows, ["party", "expected loss", f"VaR 99%{tail}",
+                                            f"ES 99%{tail}", f"VaR 99.9%{tail}",
+                                            f"ES 99.9%{tail}", "fee income", "net result"])]
+        if h > 1:
+            lines += ["", f"horizon totals over {h} years (million yuan): expected loss, "
+                      "fee income, net result"]
+            lines += [f"  {p}: {report.fmt_money(c['el'])}, {report.fmt_money(c['fee_income'])}"
+                      f", {report.fmt_money(c['net_result'])}"
+                      for p, c in s["horizon"]["parties"].items()]
+        imp = s["importance"]
+        if imp["tail_effective_sample_size"] is not None:
+            tail_ess = imp["tail_effective_sample_size"]
+            worst = min(tail_ess, key=tail_ess.get)
+            lines += ["", f"importance sampling: effective sample size "
+                      f"{imp['effective_sample_size']:,.0f} of {s['n_paths']:,} paths (Kish); "
+                      f"fewest effective tail paths at {imp['tail_level']:.1%}: "
+                      f"{tail_ess[worst]:,.0f} ({worst})"]
+        for note in s["notes"]:
+            lines.append(f"WARNING: {note}" if note == imp["warning"] else f"note: {note}")
         drivers = {p: st["tail_drivers"] for p, st in s["parties"].items()
                    if len(st.get("tail_drivers", {})) > 1}
         if drivers:
@@ -148,7 +216,9 @@ class RunReport:
                 top = sorted(d.items(), key=lambda kv: -kv[1])[:3]
                 lines.append(f"  {p}: " + ", ".join(f"{n} {f:.0%}" for n, f in top))
         if s["caps"]:
-            lines += ["", "portfolio caps: probability the cap binds, expected overflow"]
+            lines += ["", "portfolio caps: probability the cap binds"
+                      + (f" within {h} years" if h > 1 else "") + ", expected overflow"
+                      + (" per year" if h > 1 else "")]
             lines += [f"  {name}: {c['p_binding']:.2%} ± {c['p_binding_se']:.2%}, "
                       f"{report.fmt_money(c['expected_overflow'])} m"
                       for name, c in s["caps"].items()]
@@ -160,6 +230,9 @@ class RunReport:
 
             lines += [f"  {p}: {pct(c['p_exhausted'])} / {pct(c['p_leverage_breach'])}"
                       for p, c in s["capital"].items()]
+        fiscal_lines = fiscal.format_fiscal(s["fiscal"])  # the government's cost
+        if fiscal_lines:
+            lines += ["", *fiscal_lines]
         return "\n".join(lines)
 
     def save(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
@@ -188,9 +261,11 @@ class RunReport:
 def _importance_note(prov: dict[str, Any]) -> str:
     """A short header note on importance sampling ("" for plain Monte Carlo)."""
     mixture = prov.get("importance_mixture")
+    tilt = prov.get("importance_mixing_tilt")
+    extra = "" if tilt is None else f", t mixing variable x {tilt:.2f}"
     if mixture:
-        return f", importance sampling: mixture of {len(mixture)} factor shifts"
+        return f", importance sampling: mixture of {len(mixture)} factor shifts{extra}"
     shift = prov.get("importance_shift")
     if shift is None:
         return ""
-    return f", importance sampling: national shift {np.atleast_1d(shift)[0]:.2f}"
+    return f", importance sampling: national shift {np.atleast_1d(shift)[0]:.2f}{extra}"

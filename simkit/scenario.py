@@ -32,6 +32,7 @@ __all__ = [
     "Distribution",
     "Factors",
     "Fee",
+    "FiscalCompensation",
     "Layer",
     "Lgd",
     "Party",
@@ -255,6 +256,24 @@ class Fee:
 
 
 @dataclass(frozen=True, slots=True)
+class FiscalCompensation:
+    """A budget compensates one layer for the part of its share above a standard share.
+
+    Under the 2024 science-and-technology plan (财金〔2024〕60号, DOMAIN.md (b), [S12])
+    the central budget (``from_party``) compensates the national fund (``to_party``) for
+    the *additional* compensation caused by its share above the standard 20 %: of what
+    the layer actually pays (after its cap) the budget bears
+    ``(share - standard_share) / share``, and takes the same fraction of the layer's
+    recoveries (:func:`simkit.sharing.compensation_fraction`). A share at or below the
+    standard gives nothing.
+    """
+
+    from_party: str
+    to_party: str
+    standard_share: float = 0.20
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     """A risk-share agreement: ordered layers, single limit, fees and recovery lag.
 
@@ -268,6 +287,7 @@ class Agreement:
     single_limit: float = math.inf
     fees: tuple[Fee, ...] = ()
     recovery_lag_years: float = 1.5
+    fiscal_compensation: FiscalCompensation | None = None
 
     def share_of(self, party: str) -> float:
         return sum(layer.share for layer in self.layers if layer.party == party)
@@ -772,9 +792,33 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
             single_limit=r.number("single_limit", math.inf, low=0, low_open=True),
             fees=tuple(fees),
             recovery_lag_years=r.number("recovery_lag_years", 1.5, low=0, high=30),
+            fiscal_compensation=_fiscal_compensation(r, layers, kinds),
         ))
         r.finish()
     return tuple(out)
+
+
+def _fiscal_compensation(r: Reader, layers: list[Layer], kinds: dict[str, str]
+                         ) -> FiscalCompensation | None:
+    """``agreements[i].fiscal_compensation = {from, to, standard_share}`` (optional)."""
+    fr = r.sub("fiscal_compensation")
+    if fr is None:
+        return None
+    frm = fr.string("from", required=True)
+    check_name(frm, list(kinds), fr.file, join(fr.path, "from"), "party")
+    to = fr.string("to", required=True)
+    check_name(to, [layer.party for layer in layers], fr.file, join(fr.path, "to"),
+               "layer party of this agreement")
+    if to == frm:
+        raise fr.bad("from", frm, f"a party other than the compensated one ({to!r})")
+    for key, name in (("from", frm), ("to", to)):
+        if kinds[name] == "guarantor":
+            raise fr.bad(key, name, "a party not of guarantor kind (the budget rule names "
+                         "one institution, not each loan's original guarantor)")
+    rule = FiscalCompensation(frm, to, fr.number("standard_share", 0.20, low=0, high=1,
+                                                 high_open=True))
+    fr.finish()
+    return rule
 
 
 def _credit_line(r: Reader, party_names: list[str]) -> CreditLine:
@@ -816,7 +860,16 @@ def _run(top: Reader) -> RunSettings:
     elif shift is False:
         shift = 0.0
     else:
-        shift = r.number("importance_sampling", low=-8, high=0)
+        # A national shift deeper than -4 (past the 99.99 % quantile, Phi^-1(1e-4) = -3.72)
+        # only degenerates the weights: at -5 to -8 the Kish effective sample size was 2-4
+        # of 2,000 paths and expected losses 7 to 48,700 standard errors off.
+        try:
+            shift = r.number("importance_sampling", low=-4, high=0)
+        except ScenarioError as exc:
+            raise ScenarioError(exc.file, exc.path, str(exc).split(f"{exc.path} ", 1)[-1]
+                                + " (-3.09 aims at the 99.9 % quantile of a one-factor "
+                                "book, -3.72 at 99.99 %; true picks the shift itself)"
+                                ) from None
     run = RunSettings(
         n_paths=r.number("n_paths", 100_000, low=1, high=10**10, integer=True),
         seed=r.number("seed", 20250101, low=0, high=2**63 - 1, integer=True),

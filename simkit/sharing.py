@@ -13,7 +13,11 @@ and its recovery ``RU``. The waterfall then
    equally on every cell of the pool, and the refused rest goes to the cap's overflow
    party (uncapped);
 3. returns recoveries pro rata to what each party actually paid on the cell;
-4. leaves ``U - RU`` with the agreement's lender.
+4. moves, where an agreement has a ``fiscal_compensation`` rule (the 2024 tech plan's
+   central budget), the fraction :func:`compensation_fraction` of what the compensated
+   layer actually paid after its cap, and the same fraction of its recoveries, to the
+   budget party (:meth:`Waterfall._compensate`);
+5. leaves ``U - RU`` with the agreement's lender.
 
 So for every path ``sum over parties of net loss == sum over cells of (C - RC + U - RU)``
 to floating-point accuracy. Fees are deterministic flows computed by :func:`fee_flows`.
@@ -26,9 +30,10 @@ from functools import cached_property
 
 import numpy as np
 
-from simkit.scenario import BORROWER, Scenario
+from simkit.scenario import BORROWER, Agreement, Scenario
 
-__all__ = ["Allocation", "Cells", "FeeFlows", "Waterfall", "fee_flows"]
+__all__ = ["Allocation", "Cells", "FeeFlows", "Waterfall", "compensation_fraction",
+           "fee_flows"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,11 @@ class Waterfall:
     pool_of_cell: np.ndarray  # (n_caps, n_cells) pool index or -1
     pool_limit: list[np.ndarray]  # per cap: (n_pools,) yuan
     caps: list[CapSpec] = field(default_factory=list)
+    #: fiscal compensation per cell: fraction of the compensated layer's payment the
+    #: budget bears (0 = no rule), the budget's and the compensated party's columns
+    comp_frac: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    comp_from: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    comp_to: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @classmethod
     def from_scenario(cls, scenario: Scenario, cells: Cells,
@@ -173,11 +183,18 @@ class Waterfall:
         shares = np.zeros((n_cells, n_parties))
         lender = np.zeros(n_cells, dtype=np.intp)
         cap_rows: list[tuple[np.ndarray, int, int, np.ndarray, np.ndarray, CapSpec]] = []
+        comp_frac = np.zeros(n_cells)
+        comp_from = np.zeros(n_cells, dtype=np.intp)
+        comp_to = np.zeros(n_cells, dtype=np.intp)
         for a_idx, agreement in enumerate(scenario.agreements):
             mine = np.flatnonzero(cells.agreement == a_idx)
             if mine.size == 0:
                 continue
             lender[mine] = col[agreement.lender]
+            rule = agreement.fiscal_compensation
+            if rule is not None:
+                comp_frac[mine] = compensation_fraction(agreement, rule.to_party)
+                comp_from[mine], comp_to[mine] = col[rule.from_party], col[rule.to_party]
             for layer in agreement.layers:
                 party_of = [resolve_party(layer.party, kinds, cells.guarantor[c]) for c in mine]
                 if layer.cap is None:
@@ -222,6 +239,7 @@ class Waterfall:
                 n_caps, n_cells),
             pool_limit=[r[4] for r in cap_rows],
             caps=[r[5] for r in cap_rows],
+            comp_frac=comp_frac, comp_from=comp_from, comp_to=comp_to,
         )
 
     def apply(
@@ -264,6 +282,9 @@ class Waterfall:
         if by_cell:
             cell_net = (covered - covered_recovery)[:, :, None] * self.shares[None]
         overflow = np.zeros((n_paths, len(self.caps)))
+        # what each compensated layer actually paid per cell (fiscal compensation rule)
+        comp = (covered * self.shares[np.arange(n_cells), self.comp_to] if self._comp_on
+                else None)
         for k, (cells_k, pools_k, pool_onehot, over_onehot) in enumerate(self._compiled):
             raw = covered[:, cells_k] * self.capped_share[k, cells_k]  # (n, cells_k)
             pool_raw = raw @ pool_onehot
@@ -282,6 +303,10 @@ class Waterfall:
             if cell_net is not None:
                 cell_net[:, cells_k, col] += cell_paid * (1 - rf)
                 cell_net[:, cells_k, :] += (refused * (1 - rf))[:, :, None] * over_onehot[None]
+            if comp is not None:
+                comp[:, cells_k] += cell_paid * (self.comp_to[cells_k] == col)
+        if comp is not None:
+            self._compensate(comp, rec_frac, paid, recovered, cell_net)
         if uncovered is not None:
             unc = np.asarray(uncovered, dtype=np.float64)
             unc_rec = (np.zeros_like(unc) if uncovered_recovery is None
@@ -293,6 +318,44 @@ class Waterfall:
             if cell_net is not None:
                 cell_net += (unc - unc_rec)[:, :, None] * lender[None]
         return Allocation(paid=paid, recovered=recovered, overflow=overflow, by_cell=cell_net)
+
+    @cached_property
+    def _comp_on(self) -> bool:
+        return bool(np.any(self.comp_frac > 0))
+
+    def _compensate(self, layer_paid: np.ndarray, rec_frac: np.ndarray, paid: np.ndarray,
+                    recovered: np.ndarray, cell_net: np.ndarray | None) -> None:
+        """Apply the fiscal compensation rules in place.
+
+        The budget party takes ``comp_frac`` of what the compensated layer paid on each
+        cell (after its cap; amounts it took as a cap's overflow party are not
+        compensated) and the same fraction of that layer's recoveries, which the
+        compensated party gives up: every party's paid, recovered and net change by
+        opposite amounts, so the total is conserved.
+
+        Parameters
+        ----------
+        layer_paid : ndarray, shape (n_paths, n_cells)
+            What the compensated layer paid per cell (yuan).
+        rec_frac : ndarray, shape (n_paths, n_cells)
+            Recovered fraction of each cell's covered amount.
+        paid, recovered : ndarray, shape (n_paths, n_parties)
+            Updated in place.
+        cell_net : ndarray, shape (n_paths, n_cells, n_parties) or None
+            Updated in place when given.
+        """
+        n_cells, n_parties = len(self.cells), len(self.parties)
+        move = np.zeros((n_cells, n_parties))  # +1 budget column, -1 compensated column
+        on = self.comp_frac > 0
+        rows = np.flatnonzero(on)
+        move[rows, self.comp_from[on]] += 1.0
+        move[rows, self.comp_to[on]] -= 1.0
+        transfer = layer_paid * self.comp_frac[None, :]
+        transfer_rec = transfer * rec_frac
+        paid += transfer @ move
+        recovered += transfer_rec @ move
+        if cell_net is not None:
+            cell_net += (transfer - transfer_rec)[:, :, None] * move[None]
 
     @cached_property
     def _compiled(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -309,6 +372,25 @@ class Waterfall:
             over_onehot[np.arange(len(cells_k)), self.overflow_party[k, cells_k]] = 1.0
             out.append((cells_k, pools_k, pool_onehot, over_onehot))
         return out
+
+
+def compensation_fraction(agreement: Agreement, party: str) -> float:
+    """Fraction of what ``party``'s layer pays that the agreement's budget rule gives to
+    the budget party: ``(share - standard_share) / share`` for the compensated layer when
+    its share exceeds the standard, else 0 (DOMAIN.md (b), the 2024 tech plan [S12]).
+
+    The one writer of the rule: the waterfall, the closed-form estimate and the DES
+    settlement all call it. E.g. a national-fund share of 40 % against the standard 20 %
+    gives 0.5: the central budget bears half of what the fund pays, the 20 points of
+    the loan above the standard.
+    """
+    rule = agreement.fiscal_compensation
+    if rule is None or party != rule.to_party:
+        return 0.0
+    share = agreement.share_of(rule.to_party)
+    if share <= rule.standard_share:
+        return 0.0
+    return (share - rule.standard_share) / share
 
 
 def resolve_party(name: str, kinds: dict[str, str], guarantor: str | None) -> str:

@@ -513,3 +513,121 @@ def test_compiled_band_kernel_is_exact(probs: tuple[float, float, float]) -> Non
         w = 1.0 - np.where(hit1 is hit, sums[1][:, 0], sums[3][:, 0])[hit]  # LGD uniforms
         assert stats.kstest(w, "uniform").pvalue > 1e-3
     assert abs(cnt.mean() - sum(probs)) < 5 * math.sqrt(sum(p * (1 - p) for p in probs) / n)
+
+
+# --------------------------------------------------------------------------------------
+# time basis, effective sample size, not enough paths
+# --------------------------------------------------------------------------------------
+def _fee_pool(horizon: int) -> dict[str, Any]:
+    """A bank/guarantor pool with a guarantee fee, identical cohorts, no persistence."""
+    d = pool(1000, 0.02, rho=0.1, exposure=1e6, lgd=0.5, n_paths=4000, block_size=1000,
+             horizon_years=horizon)
+    d["parties"] = {"bank": {}, "guarantor": {"net_assets": 1e9}}
+    d["agreements"] = [{"name": "a", "layers": [{"party": "bank", "share": 0.2},
+                                                {"party": "guarantor", "share": 0.8}],
+                        "fees": [{"from": "borrower", "to": "guarantor", "rate": 0.02}]}]
+    d["factors"]["national_persistence"] = 0.0
+    return d
+
+
+def test_multi_year_summary_is_per_year_with_horizon_totals() -> None:
+    """H = 3 independent years: the per-year net result matches the one-year run within
+    SE, and the horizon block holds exactly H x the per-year fees (before the fix the
+    3-year EL was set against one year's fees: net result -EL x 2 off)."""
+    from simkit.results import RunReport
+
+    one = RunReport(from_dict(_fee_pool(1)), simulate(from_dict(_fee_pool(1)))).summary
+    s3 = from_dict(_fee_pool(3))
+    three = RunReport(s3, simulate(s3)).summary
+    for p in ("bank", "guarantor"):
+        a, b = one["parties"][p], three["parties"][p]
+        assert a["fee_income"] == pytest.approx(b["fee_income"], rel=1e-12)
+        se = math.hypot(a["el_se"], b["el_se"])
+        assert abs(a["net_result"] - b["net_result"]) < 4 * se, (p, a, b)
+        assert abs(a["el"] - b["el"]) < 4 * se
+        h = three["horizon"]["parties"][p]
+        assert h["fee_income"] == pytest.approx(3 * b["fee_income"], rel=1e-12)
+        assert h["el"] == pytest.approx(3 * b["el"], rel=1e-12)
+        assert h["net_result"] == pytest.approx(h["fee_income"] - h["el"], rel=1e-12)
+        assert b["net_result"] == pytest.approx(b["fee_income"] - b["el"], rel=1e-12)
+        # EL as % of one cohort's guarantees = horizon EL over all cohorts' guarantees
+        assert b["el_pct_guaranteed"] == pytest.approx(
+            100 * h["el"] / three["horizon"]["guaranteed"], rel=1e-12)
+    g = three["parties"]["guarantor"]
+    assert g["fee_income"] == pytest.approx(0.02 * 1000 * 1e6, rel=1e-9)  # on all 1e9
+    assert g["net_result"] > 0  # fee 2e7 > EL 0.8 x 2 % x 0.5 x 1e9 = 8e6 per year
+    assert three["time_basis"]["horizon_years"] == 3
+    assert "el" in three["time_basis"]["per_year"]
+    assert "var_*" in three["time_basis"]["horizon"]
+    assert three["horizon"]["years"] == 3 and one["horizon"]["years"] == 1
+    text = RunReport(s3, simulate(s3, n_paths=1000)).format_text()
+    assert "per year (average over the 3-year horizon)" in text
+    assert "VaR 99.9% (3 y)" in text and "horizon totals over 3 years" in text
+
+
+def test_importance_sampling_reports_effective_sample_size_and_warns() -> None:
+    from simkit.montecarlo import ImportanceSamplingWarning
+    from simkit.results import RunReport
+
+    plain = simulate(from_dict(pool(500, 0.02, n_paths=2000)))
+    summary = plain.summary()
+    assert summary["effective_sample_size"] == 2000.0
+    assert plain.provenance["effective_sample_size"] == 2000.0
+    assert summary["importance"]["ok"] and summary["importance"]["warning"] is None
+    good = simulate(from_dict(pool(500, 0.02, n_paths=4000, importance_sampling=True)))
+    check = good.importance_check()
+    assert check["ok"], check
+    assert 400 < check["effective_sample_size"] < 4000
+    assert good.provenance["effective_sample_size"] == pytest.approx(
+        check["effective_sample_size"], rel=1e-12)
+    assert check["tail_effective_sample_size"]["bank"] > 10
+    # a deep manual shift: weights degenerate, EL far from the book's expectation
+    s = from_dict(pool(500, 0.02, n_paths=2000, importance_sampling=-4.0))
+    deep = simulate(s)
+    with pytest.warns(ImportanceSamplingWarning, match="effective sample size"):
+        report = RunReport(s, deep)
+        summary = report.summary
+    assert not summary["importance"]["ok"]
+    assert summary["effective_sample_size"] < 100
+    assert summary["importance"]["warning"] in summary["notes"]
+    text = report.format_text()
+    assert "effective sample size" in text and "WARNING: importance sampling" in text
+
+
+def test_importance_shift_beyond_four_is_rejected() -> None:
+    from simkit.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"run.importance_sampling must be in \[-4, 0\]"):
+        from_dict(pool(10, 0.02, importance_sampling=-5.0))
+
+
+def test_not_enough_paths_for_the_level_prints_and_writes_null() -> None:
+    """500 paths cannot resolve 99.9 %: NaN standard errors (before the fix: 0)."""
+    import json
+
+    from simkit import report as rp
+    from simkit.results import RunReport
+
+    s = from_dict(pool(500, 0.02, exposure=1e6, n_paths=500, block_size=500))
+    rep = RunReport(s, simulate(s))
+    st = rep.summary["parties"]["bank"]
+    assert math.isnan(st["var_99.9_se"]) and math.isnan(st["es_99.9_se"])
+    assert st["var_99_se"] > 0
+    assert any("not enough paths" in n for n in rep.summary["notes"])
+    text = rep.format_text()
+    assert "(not enough paths)" in text and "± 0.00" not in text
+    back = json.loads(json.dumps(rp._jsonable(rep.summary)))
+    assert back["parties"]["bank"]["var_99.9_se"] is None
+
+
+def test_student_t_importance_sampling_is_unbiased_against_quadrature() -> None:
+    """Tilting the chi-square mixing variable keeps P(L > 200) unbiased: the t(6) pool's
+    exact value from a 2-D quadrature (Z Gauss-Hermite x log-W grid) is 1.0436e-3."""
+    d = pool(500, 0.02, rho=0.15, n_paths=20_000, block_size=5_000,
+             importance_sampling=True)
+    d["factors"].update(copula="student_t", dof=6)
+    res = simulate(from_dict(d))
+    z = res.weights * (res.total_loss > 200)
+    p, se = z.mean(), z.std(ddof=1) / math.sqrt(len(z))
+    assert abs(p - 1.0436e-3) < 4 * se
+    assert se < 0.05 * p  # plain MC would give 22 %

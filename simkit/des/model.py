@@ -87,7 +87,9 @@ Rules (the README states them):
   original guarantor. The refused amounts (``cap_refused``, ``cap_binding_months``) are
   counted in the month each reimbursement was due (``lag_days`` after the guarantor's
   payment), not in the settlement month. With ``run_off=False`` settlements after the
-  horizon do not happen: capped layers have then paid nothing on those periods.
+  horizon do not happen: capped layers have then paid nothing on those periods. An
+  agreement's ``fiscal_compensation`` budget reimburses the compensated layer its
+  fraction of each payment at once (:meth:`Model.compensate`).
 * **Random draws per firm** (:meth:`Model.fates`): every uniform and normal that decides
   a loan's fate (loan life above, recoveries below) is drawn up front per (segment,
   renewal number) from a stream keyed by ``("des.fate", replication, segment, renewal
@@ -160,7 +162,7 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
-from simkit.sharing import resolve_party
+from simkit.sharing import compensation_fraction, resolve_party
 
 if TYPE_CHECKING:
     from simkit.des.result import DesResult
@@ -219,16 +221,21 @@ class _Cap:
 class _Step:
     """One layer's reimbursement on a defaulted loan of a segment."""
 
-    __slots__ = ("cap", "holder", "lag", "overflow", "payer", "share")
+    __slots__ = ("budget", "budget_frac", "cap", "holder", "lag", "overflow", "payer",
+                 "share")
 
     def __init__(self, payer: int, share: float, cap: int, lag: float, holder: int,
-                 overflow: int):
+                 overflow: int, budget: int = -1, budget_frac: float = 0.0):
         self.payer = payer
         self.share = share
         self.cap = cap
         self.lag = lag
         self.holder = holder
         self.overflow = overflow
+        #: fiscal compensation: the budget account and the fraction of what this layer
+        #: pays that it reimburses to the payer (sharing.compensation_fraction)
+        self.budget = budget
+        self.budget_frac = budget_frac
 
 
 class Model:
@@ -398,9 +405,15 @@ class Model:
                                           cap.base == "annualised",
                                           cap.period_years * DAYS_PER_YEAR, layer.lag_days))
                 overflow = resolve(cap.overflow)
+            frac = compensation_fraction(ag, layer.party)
+            budget = col[ag.fiscal_compensation.from_party] if frac > 0 else -1
             if c == holder and cap_id < 0:
+                if budget >= 0:  # the budget reimburses the holder's own compensated share
+                    steps.append(_Step(budget, layer.share * frac, -1, layer.lag_days,
+                                       holder, holder))
                 continue  # the holder's own uncapped share: nothing moves
-            steps.append(_Step(c, layer.share, cap_id, layer.lag_days, holder, overflow))
+            steps.append(_Step(c, layer.share, cap_id, layer.lag_days, holder, overflow,
+                               budget, frac))
         steps.sort(key=lambda st: st.lag)
         fees = []
         fee_rate = 0.0
@@ -1198,6 +1211,19 @@ class Model:
         self.pay(env.now, step.payer, step.holder, _K_REIMB, due, loan)
         net[step.payer] += due
         net[step.holder] -= due
+        self.compensate(step, due, loan, net)
+
+    def compensate(self, step: _Step, paid: float, loan: int, net: list[float]) -> None:
+        """The agreement's budget party (``fiscal_compensation``) reimburses the layer's
+        payer ``budget_frac`` of what it just paid on the loan (a ``reimbursement`` flow,
+        at once); recoveries, returned pro rata to net payments, then give the budget the
+        same fraction of the payer's share."""
+        if step.budget < 0:
+            return
+        amount = paid * step.budget_frac
+        self.pay(self.env.now, step.budget, step.payer, _K_REIMB, amount, loan)
+        net[step.budget] += amount
+        net[step.payer] -= amount
 
     def accrue(self, loan: int, step: _Step, g: float, t_paid: float, start: float,
                net: list[float]) -> simpy.Event:
@@ -1236,6 +1262,7 @@ class Model:
                 self.pay(now, step.payer, step.holder, _K_REIMB, paid, loan)
                 net[step.payer] += paid
                 net[step.holder] -= paid
+            self.compensate(step, paid, loan, net)
             refused = due - paid
             if refused > 0:
                 # counted in the month the reimbursement was due
