@@ -12,8 +12,9 @@ policy and per-path differences are paired (:func:`simkit.measures.paired_differ
 
 Parties line up by name (a party missing from a policy bears nothing there) and by role:
 the group rows ``guarantors`` (every party of kind ``guarantor``) and ``government``
-(kinds ``provincial``, ``national_fund``, ``local_gov`` and a party of kind ``other`` named
-``central_fiscal``) sum their members' losses path by path.
+(:func:`simkit.fiscal.public_parties`: kinds ``provincial``, ``national_fund``,
+``local_gov`` and any budget a ``fiscal_compensation`` rule names; and a party of kind
+``other`` named ``central_fiscal``) sum their members' losses path by path.
 """
 
 from __future__ import annotations
@@ -37,15 +38,24 @@ __all__ = ["GOVERNMENT_KINDS", "GROUPS", "PolicyRun", "comparison_rows", "des_ro
            "group_members", "read_policy", "same_world", "simulate_policies",
            "with_policy"]
 
-#: Party kinds that make up the ``government`` group (plus ``central_fiscal``).
+#: Party kinds that make up the ``government`` group (with the budgets of
+#: :func:`simkit.fiscal.public_parties` and ``central_fiscal``).
 GOVERNMENT_KINDS = ("provincial", "national_fund", "local_gov")
 #: Names of the group rows of a comparison.
 GROUPS = ("guarantors", "government")
 
 
 def group_members(scenario: Scenario) -> dict[str, list[str]]:
-    """The parties of each group row: ``{"guarantors": [...], "government": [...]}``."""
-    gov = [p.name for p in scenario.parties if p.kind in GOVERNMENT_KINDS
+    """The parties of each group row: ``{"guarantors": [...], "government": [...]}``.
+
+    The government is :func:`simkit.fiscal.public_parties` (kinds provincial,
+    national_fund, local_gov and the budget an agreement's ``fiscal_compensation`` names)
+    plus a party of kind ``other`` named ``central_fiscal``, in party order.
+    """
+    from simkit.fiscal import public_parties
+
+    public = public_parties(scenario)
+    gov = [p.name for p in scenario.parties if p.name in public
            or (p.kind == "other" and p.name == "central_fiscal")]
     return {"guarantors": [p.name for p in scenario.parties if p.kind == "guarantor"],
             "government": gov}

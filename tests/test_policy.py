@@ -342,3 +342,13 @@ def test_shared_draws_over_a_multi_year_horizon() -> None:
         np.testing.assert_array_equal(r.total_loss, results[0].total_loss)
     # the tighter cap binds more often
     assert results[1].cap_overflow.mean() > results[0].cap_overflow.mean()
+
+
+def test_government_group_follows_the_fiscal_payers() -> None:
+    from simkit.scenario import load
+
+    s = load(ROOT / "scenarios" / "tech_innovation_2024.toml")
+    groups = policies.group_members(s)
+    assert "central_fiscal" in groups["government"]
+    assert set(groups["government"]) >= {"provincial", "national_fund"}
+    assert groups["guarantors"] == [p.name for p in s.parties if p.kind == "guarantor"]
