@@ -137,7 +137,7 @@ def register(sub: Any) -> None:
                    help="search interval (default 0 to twice the current value)")
     v.add_argument("--link", action="append", default=[], metavar="PATH=EXPR",
                    help="linked edit applied at every value")
-    _common(v, des=False)
+    _common(v)
 
 
 def _int_at_least_2(text: str) -> int:
@@ -475,12 +475,16 @@ def _solve(args: argparse.Namespace) -> int:
         except (ValueError, IndexError):
             raise ScenarioError("--bracket", repr(args.bracket), "must be LO:HI with two "
                                 "numbers") from None
-    base.with_changes({args.vary: bracket[0] if bracket else 0.0})  # a bad path fails now
+    from simkit.experiments import apply_links
+
+    first = {args.vary: bracket[0] if bracket else 0.0}
+    base.with_changes(apply_links(base, first, links))  # a bad path fails now
     _prepare_out(args)
     executor = _executor(args)
     try:
         sols = solve_all(base, args.target, args.vary, bracket=bracket, links=links,
-                         executor=executor, progress=not (args.quiet or args.json))
+                         executor=executor, progress=not (args.quiet or args.json),
+                         engine=args.engine, replications=args.replications)
     finally:
         if executor is not None:
             executor.shutdown()
@@ -488,8 +492,10 @@ def _solve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_clean(payload), indent=2))
     else:
-        print(f"simkit solve {base.name}: {args.vary}, {base.run.n_paths:,} paths, common "
-              "random numbers; interval = root ± 2 SE / |slope|")
+        size = (f"{base.run.n_paths:,} paths" if args.engine == "mc"
+                else f"DES, {args.replications} replications")
+        print(f"simkit solve {base.name}: {args.vary}, {size}, common random numbers; "
+              "interval = root ± 2 SE / |slope|")
         for s in sols:
             print(f"  {s.target}: {s.value:.6g}  [{s.low:.6g}, {s.high:.6g}]  "
                   f"(SE of the objective {s.objective_se:.4g}, slope {s.slope:.4g})")

@@ -485,7 +485,10 @@ def sensitivity(scenario: Scenario, ranges: Sequence[tuple[str, float, float]], 
 
 #: Measures a solve target may name: ``measure(party)``.
 TARGET_MEASURES = ("el", "net_result", "fee_income", "es_99", "es_99.9", "var_99",
-                   "var_99.9", "p_binding", "p_exhausted")
+                   "var_99.9", "p_binding", "p_exhausted",
+                   # the DES (engine="des"): system-wide ones take the party "all"
+                   "net_loss", "firms_served", "credit_supplied", "guaranteed_supplied",
+                   "approvals", "applications")
 
 
 def parse_target(text: str) -> tuple[str, str, float]:
@@ -495,6 +498,7 @@ def parse_target(text: str) -> tuple[str, str, float]:
         raise ScenarioError("--target", repr(text), "must be MEASURE(PARTY)=VALUE, e.g. "
                             "net_result(guarantor)=0 or p_binding(4321:provincial)=0.05")
     measure, party, value = m.groups()
+    party = "-" if party == "all" else party
     if measure not in TARGET_MEASURES:
         raise ScenarioError("--target", measure, "is not a measure"
                             f"{suggest(measure, TARGET_MEASURES)} (choose from "
@@ -548,7 +552,8 @@ class Solution:
 def solve(scenario: Scenario, target: str, vary: str, *,
           bracket: tuple[float, float] | None = None, links: Sequence[tuple[str, str]] = (),
           points: int = 17, rounds: int = 2,
-          executor: Executor | None = None, progress: bool = False) -> Solution:
+          executor: Executor | None = None, progress: bool = False, engine: str = "mc",
+          replications: int = 4) -> Solution:
     """Find the value of ``vary`` at which ``target`` holds, on common random numbers.
 
     Every round evaluates ``points`` values spread over the bracket in one run on common
@@ -568,6 +573,11 @@ def solve(scenario: Scenario, target: str, vary: str, *,
         Default ``(0, 2 x current value)`` (``(0, 1)`` when the current value is 0).
     links : sequence of (path, expression)
         Linked edits (:func:`parse_link`) applied at every value.
+    engine : {"mc", "des"}
+        ``"des"``: the discrete-event model, ``replications`` per value, paired by
+        replication (targets such as ``credit_supplied(all)=...`` or
+        ``net_loss(guarantor)=...``); its objective moves in steps (decisions are
+        discrete), so the root is where the step crosses the target.
 
     Raises
     ------
@@ -575,13 +585,15 @@ def solve(scenario: Scenario, target: str, vary: str, *,
         When the objective does not change sign over the bracket.
     """
     return solve_all(scenario, [target], vary, bracket=bracket, links=links, points=points,
-                     rounds=rounds, executor=executor, progress=progress)[0]
+                     rounds=rounds, executor=executor, progress=progress, engine=engine,
+                     replications=replications)[0]
 
 
 def solve_all(scenario: Scenario, targets: Sequence[str], vary: str, *,
               bracket: tuple[float, float] | None = None,
               links: Sequence[tuple[str, str]] = (), points: int = 17, rounds: int = 2,
-              executor: Executor | None = None, progress: bool = False) -> list[Solution]:
+              executor: Executor | None = None, progress: bool = False, engine: str = "mc",
+              replications: int = 4) -> list[Solution]:
     """:func:`solve` for several targets on one parameter; the first round's run (the
     whole bracket) is shared by all of them."""
     parsed = [parse_target(t) for t in targets]
@@ -600,7 +612,8 @@ def solve_all(scenario: Scenario, targets: Sequence[str], vary: str, *,
 
     def evaluate(xs: list[float]) -> Comparison:
         return sweep_table(scenario, [{vary: _num(x)} for x in xs], links=links,
-                           executor=executor, progress=progress)
+                           executor=executor, progress=progress, engine=engine,
+                           replications=replications)
 
     def read(table: Comparison, measure: str, party: str) -> tuple[list[float], list[float]]:
         vals, ses = [], []

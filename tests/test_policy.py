@@ -352,3 +352,21 @@ def test_government_group_follows_the_fiscal_payers() -> None:
     assert "central_fiscal" in groups["government"]
     assert set(groups["government"]) >= {"provincial", "national_fund"}
     assert groups["guarantors"] == [p.name for p in s.parties if p.kind == "guarantor"]
+
+
+def test_des_solve_finds_the_share_of_a_known_loss() -> None:
+    d = copy.deepcopy(MINIMAL)
+    d["segments"][0]["applications_per_year"] = 150
+    d["des"] = {"years": 0.5}
+    s = from_dict(d)
+    comp = experiments.compare(s, [], engine="des", replications=2)
+    target = comp.value(s.name, "guarantor", "net_loss")
+    assert target > 0
+    sol = experiments.solve(
+        s, f"net_loss(guarantor)={target!r}", "agreements[0].layers[1].share",
+        links=[experiments.parse_link(
+            "agreements[0].layers[0].share=0.6-{agreements[0].layers[1].share}")],
+        bracket=(0.2, 0.5), points=4, rounds=1, engine="des", replications=2)
+    # on common random numbers the base's own loss is met at the base's own share
+    assert sol.value == pytest.approx(0.4, abs=0.02)
+    assert sol.low <= 0.4 <= sol.high
