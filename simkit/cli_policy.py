@@ -215,6 +215,8 @@ def format_comparison(comp: Any, measures: list[str], parties: list[str] | None 
             f"amounts in {unit}; diff = variant - base ± its "
             f"{'paired' if comp.paired else 'unpaired'} SE; 'unpaired SE' is what two "
             "independent runs would give", ""]
+    if not comp.paired:  # different books: say so on the first line
+        head = [comp.note, head[0], *head[2:]]
     wanted = list(measures)
 
     def keep(r: dict[str, Any]) -> bool:

@@ -92,7 +92,7 @@ def test_compare_text_and_different_books(files: dict[str, Path], capsys) -> Non
     assert main(["compare", str(files["base"]), str(files["other"]), "--different-books",
                  "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[1].startswith("DIFFERENT BOOKS")
+    assert out.splitlines()[0].startswith("DIFFERENT BOOKS")
     assert main(["compare", str(files["base"]), "--quiet"]) == 2
     assert "nothing to compare" in capsys.readouterr().err
 
