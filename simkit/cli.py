@@ -278,7 +278,7 @@ def _check_out(out: Path | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simkit import report
+    from simkit import _interrupt, report
 
     scenario = _load_with(args)
     _check_out(args.out)
@@ -311,9 +311,11 @@ def _run(args: argparse.Namespace) -> int:
     with _executor(args.workers) as executor:
         result = run_summary(scenario, executor=executor,
                              progress=not (args.quiet or args.json))
+    _interrupt.check()
     wall = time.perf_counter() - t0
     summary = result.summary
     summary["wall_seconds"] = wall
+    _interrupt.check()
     if args.json:
         print(json.dumps(report._jsonable(summary), indent=2))
     else:

@@ -115,8 +115,10 @@ def save_figure(ax: Any, path: Any, dpi: int = 120) -> Any:
     import sys
     from pathlib import Path
 
+    from simkit import _interrupt
     from simkit.report import atomic_write
 
+    _interrupt.check()  # rendering takes a while: a deferred interrupt stops here
     path = Path(path)
     fig = ax if hasattr(ax, "savefig") else ax.figure
     fmt = path.suffix.lstrip(".").lower() or "png"

@@ -179,6 +179,7 @@ def result_set(out: str | Path) -> Iterator[Path]:
     """
     from simkit import _interrupt
 
+    _interrupt.check()
     dest = check_out_dir(out).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
