@@ -811,3 +811,18 @@ def test_state_vs_ledger_tolerance_still_catches_a_lost_flow() -> None:
     # a lost or doubled flow of median size would exceed the allowance on any account
     assert r.check_detail["state_vs_ledger_tolerance"] < float(np.median(r.ledger.amount))
     assert r.check_detail["state_vs_ledger_tolerance"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("changes", [
+    {},
+    {"parties.guarantor.net_assets": 1e15, "parties.provincial.net_assets": 1e15},
+    {"segments[0].exposure": 2.0},
+    {"segments[0].exposure": 2.0, "parties.guarantor.net_assets": 1e15},
+    {"segments[0].exposure": 1e9, "parties.guarantor.net_assets": 1e3},
+], ids=["base", "capital_1e15", "exposure_2_yuan", "both", "huge_loans_tiny_capital"])
+def test_checks_pass_over_seeds_and_magnitudes(changes: dict[str, Any], seed: int) -> None:
+    """Money conserved and each loss borne once for many seeds and extreme magnitudes."""
+    r = checked(simulate(scenario(**changes), seed=seed, years=2))
+    assert r.check_detail["state_vs_ledger"] <= r.check_detail["state_vs_ledger_tolerance"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simkit import from_dict
@@ -125,11 +125,17 @@ REL = 1e-12
 
 
 def _close(actual: np.ndarray, expected: np.ndarray, gross: np.ndarray) -> None:
-    """``|actual - expected| <= REL x gross`` elementwise (``gross`` broadcasts per path)."""
+    """``|actual - expected| <= REL x gross`` elementwise (``gross`` broadcasts per path),
+    plus the smallest normal float for inputs that underflow."""
     actual, expected = np.asarray(actual), np.asarray(expected)
-    slack = REL * np.asarray(gross)
+    slack = _slack(np.asarray(gross))
     bad = np.abs(actual - expected) > slack
     assert not bad.any(), (actual[bad], expected[bad], slack)
+
+
+def _slack(gross: np.ndarray) -> np.ndarray:
+    """The allowance for sums of ``gross`` amounts (see :data:`REL`)."""
+    return REL * gross + np.finfo(np.float64).tiny
 
 
 def _gross(*arrays: np.ndarray) -> np.ndarray:
@@ -187,7 +193,7 @@ def test_money_is_conserved(case) -> None:
 def test_losses_non_negative_and_caps_respected(case) -> None:
     w, covered, rec, _ = case
     alloc = w.apply(covered, covered * rec)
-    slack = REL * _gross(covered)
+    slack = _slack(_gross(covered))
     assert np.all(alloc.paid >= -slack)
     assert np.all(alloc.net >= -slack)
     for k, spec in enumerate(w.caps):
@@ -211,7 +217,7 @@ def test_more_loss_never_lowers_any_party_loss(case, factor) -> None:
     uniform_rec = np.full_like(rec, rec.mean())  # pro-rata recovery with one rate
     a = w.apply(covered, covered * uniform_rec)
     b = w.apply(covered * factor, covered * factor * uniform_rec)
-    slack = REL * _gross(covered * factor)
+    slack = _slack(_gross(covered * factor))
     assert np.all(b.net >= a.net - slack)
     assert np.all(b.paid >= a.paid - slack)
 
@@ -269,3 +275,12 @@ def test_by_cell_sums_to_party_totals(minimal) -> None:
     alloc = w.apply(covered, covered * 0.3, unc, unc * 0.1, by_cell=True)
     assert alloc.by_cell is not None
     _close(alloc.by_cell.sum(axis=1), alloc.net, np.abs(alloc.by_cell).sum(axis=1))
+
+
+@pytest.mark.slow
+@settings(max_examples=2000)
+@given(agreements())
+def test_money_is_conserved_over_many_agreements(case) -> None:
+    """The conservation property over 2,000 generated agreements (``-m slow``)."""
+    test_money_is_conserved.hypothesis.inner_test(case)
+    test_without_caps_each_party_pays_its_share.hypothesis.inner_test(case)
