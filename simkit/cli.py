@@ -146,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from simkit import report
 
         committed = len(report.COMMITTED)
+        args: argparse.Namespace | None = None
         try:
             _interrupt.check()
             _import_scenario_layer()
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 what = "after writing " + ", ".join(f"{p}/" for p in written) + " completely"
             else:
                 what = "nothing was written"
-                outs = getattr(locals().get("args"), "out", None)
+                outs = getattr(args, "out", None)
                 if outs:
                     what += f" ({outs} left as it was)"
             print(f"interrupted by {signal.Signals(signum).name}; {what}", file=sys.stderr)

@@ -260,3 +260,54 @@ def test_killed_worker_is_one_line_not_a_traceback(signum: int, tmp_path: Path) 
                      "nothing was written"]
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+# --------------------------------------------------------------------------------------
+# in-process: deferred signals stop the engines at their safe points
+# --------------------------------------------------------------------------------------
+def test_deferred_signal_is_recorded_then_raised_at_check() -> None:
+    from simkit import _interrupt
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with _interrupt.deferred():
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt right here
+        time.sleep(0.01)
+        assert _interrupt.pending() == signal.SIGINT
+        with pytest.raises(_interrupt.Interrupted) as info:
+            _interrupt.check()
+        _interrupt.clear()
+        _interrupt.check()  # nothing pending any more
+    assert info.value.signum == signal.SIGINT and info.value.name == "SIGINT"
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert _interrupt.exit_status(signal.SIGINT) == 130
+    assert _interrupt.exit_status(signal.SIGTERM) == 143
+
+
+@pytest.mark.parametrize("engine", ["monte_carlo", "des"])
+def test_engines_stop_at_a_safe_point_when_a_signal_is_pending(engine: str,
+                                                               minimal: dict[str, Any]
+                                                               ) -> None:
+    from simkit import _interrupt, from_dict
+
+    if engine == "monte_carlo":
+        from simkit.montecarlo import simulate
+
+        def job() -> Any:
+            return simulate(from_dict(minimal))
+    else:
+        from simkit.des import run_des
+        from tests.test_des import scenario as des_scenario
+
+        def job() -> Any:
+            return run_des(des_scenario(**{"des.years": 1}), replications=2)
+
+    with _interrupt.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+        try:
+            with pytest.raises(_interrupt.Interrupted) as info:
+                job()
+        finally:
+            _interrupt.clear()
+    assert info.value.signum == signal.SIGTERM
