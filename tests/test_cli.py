@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +266,28 @@ def test_des_out_is_one_result_set(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "victim.png").read_bytes() == b"keep"
     assert not (out / "des_capital.png").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "victim.png"]
+
+
+def _pytest(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_suite_runs_without_nbmake() -> None:
+    """``--nbmake`` in addopts made pytest fail (exit 4) without the plugin (item 22)."""
+    done = _pytest("notebooks", "-q", "-p", "no:nbmake")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nbmake is not installed" in done.stdout
+    assert "2 skipped" in done.stdout
+
+
+def test_slow_marker_selects_real_checks() -> None:
+    """``-m slow`` on the command line overrides the default ``-m 'not slow'`` (item 22)."""
+    done = _pytest("tests", "-m", "slow", "--collect-only", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    selected = [line for line in done.stdout.splitlines() if "::" in line]
+    assert len(selected) >= 3
+    assert any("test_sharing.py" in line for line in selected)
+    assert any("test_des.py" in line for line in selected)
