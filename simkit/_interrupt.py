@@ -20,9 +20,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["Interrupted", "as_completed", "check", "deferred", "exit_status", "ignore_in_worker",
-           "pending",
-           "result"]
+__all__ = ["Interrupted", "as_completed", "check", "clear", "deferred", "exit_status",
+           "ignore_in_worker", "pending", "result"]
 
 T = TypeVar("T")
 
@@ -30,7 +29,6 @@ T = TypeVar("T")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _pending: int | None = None  # the first signal received while deferred
-_depth = 0  # nesting of deferred()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -94,16 +92,13 @@ def deferred(restore: bool = True) -> Iterator[None]:
 
     Only the main thread can install handlers; elsewhere this does nothing.
     """
-    global _depth
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.signal(s, _record) for s in SIGNALS}
-    _depth += 1
     try:
         yield
     finally:
-        _depth -= 1
         if restore:
             for s, handler in previous.items():
                 signal.signal(s, handler)
