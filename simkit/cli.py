@@ -1,26 +1,42 @@
-"""Command line: ``simkit validate / run / des`` (and, from :mod:`simkit.cli_policy`,
-``compare / sweep / sensitivity / solve``).
+"""Command line: ``simkit validate / run / des`` (plus ``compare / sweep / sensitivity /
+solve`` from :mod:`simkit.cli_policy` and ``report / calibrate / scenarios`` from
+:mod:`simkit.cli_tools`).
 
 Every user error (bad scenario, bad tape, bad option) prints one line naming the file,
 the field and what is allowed, and exits with status 2; no traceback.
+
+Exit status: 0 success; 1 a worker process died (killed, or out of memory); 2 invalid
+input or an unusable ``--out``; 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM. An
+interrupt takes effect at the next safe point (between simulation blocks, DES months or
+replications), prints one line and leaves every ``--out`` folder as it was, or complete
+when the interrupt came after its result set had been swapped in.
+
+The top of this module imports the standard library only: NumPy, SciPy and the rest are
+imported by :func:`main` after it has deferred SIGINT and SIGTERM, so an interrupt during
+start-up ends cleanly too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simkit import __version__, cli_policy
-from simkit.scenario import Scenario, ScenarioError, load
+if TYPE_CHECKING:
+    from simkit.scenario import Scenario, ScenarioError, load
+else:  # bound by _import_scenario_layer() once signals are deferred (see the docstring)
+    Scenario = ScenarioError = load = None
 
 __all__ = ["main"]
 
 EXIT_INVALID = 2
+EXIT_WORKER_DIED = 1
 
 
 def _positive_int(text: str) -> int:
@@ -55,12 +71,20 @@ def _discount_rate(text: str) -> float:
     return value
 
 
+def _out_dir(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder, got {text!r}")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="simkit",
         description="Simulate credit risk-sharing between banks and government guarantee "
                     "institutions.",
     )
+    from simkit import __version__
+
     p.add_argument("--version", action="version", version=f"simkit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -72,21 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="Monte Carlo loss distribution of every party",
                        description="Simulate correlated defaults, apply the risk-share "
                                    "waterfall and print each party's expected loss, VaR and "
-                                   "ES (99 %%, 99.9 %%) with Monte Carlo standard errors.")
+                                   "ES (99 %, 99.9 %) with Monte Carlo standard errors.")
     r.add_argument("file", metavar="FILE")
     r.add_argument("--paths", type=_positive_int, help="number of scenarios (default: file)")
     r.add_argument("--seed", type=_seed, help="root seed (default: file)")
     r.add_argument("--block-size", type=_positive_int, help="scenarios per block")
     r.add_argument("--workers", type=_positive_int, default=1,
                    help="processes (default 1: in-process)")
-    r.add_argument("--out", type=Path, metavar="DIR",
+    r.add_argument("--out", type=_out_dir, metavar="DIR",
                    help="write summary.json, parties.csv and figures to DIR (atomically)")
     r.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     r.add_argument("--analytic", action="store_true",
                    help="closed-form expected loss / fees / net result only (no simulation)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+
     r.add_argument("--discount-rate", type=_discount_rate, metavar="R",
                    help="discount rate per year of the fiscal present value (default 0.025)")
+
+    from simkit import cli_policy, cli_tools
 
     cli_policy.add_set(r)
     cli_policy.register(sub)  # compare, sweep, sensitivity, solve
@@ -99,20 +126,68 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--replications", type=_positive_int, default=1)
     d.add_argument("--seed", type=_seed)
     d.add_argument("--workers", type=_positive_int, default=1)
-    d.add_argument("--out", type=Path, metavar="DIR", help="write summary, series, figures")
+    d.add_argument("--out", type=_out_dir, metavar="DIR",
+                   help="write summary, series, figures (atomically)")
     d.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     cli_policy.add_set(d)
 
-    from simkit import cli_tools
-
-    cli_tools.add_parsers(sub)
+    cli_tools.add_parsers(sub)  # report, calibrate, scenarios
     return p
 
 
+def _import_scenario_layer() -> None:
+    """Bind ``Scenario``, ``ScenarioError`` and ``load`` (imports NumPy and SciPy)."""
+    global Scenario, ScenarioError, load
+    from simkit.scenario import Scenario, ScenarioError, load
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``simkit`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Entry point of the ``simkit`` command; returns the exit status.
+
+    SIGINT and SIGTERM are deferred for the whole command (:mod:`simkit._interrupt`) and
+    end it at the next safe point with one line on stderr and status 130 / 143. Called
+    without ``argv`` (as the console command) the deferring handlers stay installed until
+    the process exits, so a late signal never prints a traceback either; with ``argv``
+    (from Python) the previous handlers are restored on return.
+    """
+    from simkit import _interrupt
+
+    _interrupt.clear()
+    with _interrupt.deferred(restore=argv is not None):
+        from simkit import report
+
+        committed = len(report.COMMITTED)
+        args: argparse.Namespace | None = None
+        try:
+            _interrupt.check()
+            _import_scenario_layer()
+            args = _parser().parse_args(argv)
+            status = _dispatch(args)
+            _interrupt.check()
+            return status
+        except KeyboardInterrupt as exc:  # _interrupt.Interrupted, or not deferred
+            signum = getattr(exc, "signum", signal.SIGINT)
+            written = report.COMMITTED[committed:]
+            if written:
+                what = "after writing " + ", ".join(f"{p}/" for p in written) + " completely"
+            else:
+                what = "nothing was written"
+                outs = getattr(args, "out", None)
+                if outs:
+                    what += f" ({outs} left as it was)"
+            print(f"interrupted by {signal.Signals(signum).name}; {what}", file=sys.stderr)
+            return _interrupt.exit_status(signum)
+        finally:
+            _interrupt.clear()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run one command; user errors become one line and status 2."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from simkit.report import OutError
+
     try:
         if args.command == "validate":
             return _validate(args.files)
@@ -120,15 +195,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "des":
             return _des(args)
+        from simkit import cli_policy, cli_tools
+
         if args.command in cli_policy.COMMANDS:
             return cli_policy.handle(args)
-        from simkit import cli_tools
-
         if args.command in cli_tools.COMMANDS:
             return cli_tools.run(args)
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except OutError as exc:
+        print(f"error: {exc.path}: --out {exc.reason}", file=sys.stderr)
+        return EXIT_INVALID
+    except BrokenProcessPool:
+        print("error: a worker process died (killed by a signal, or out of memory); "
+              "nothing was written", file=sys.stderr)
+        return EXIT_WORKER_DIED
     except BrokenPipeError:  # e.g. `simkit run ... | head`
         sys.stderr.close()
         return 0
@@ -136,9 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}",
               file=sys.stderr)
         return EXIT_INVALID
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 130
     return 1  # pragma: no cover - argparse enforces a command
 
 
@@ -182,29 +261,47 @@ def _load_with(args: argparse.Namespace) -> Scenario:
     return s.with_changes(changes) if changes else s
 
 
-def _executor(workers: int):
+@contextmanager
+def _executor(workers: int) -> Iterator[Any]:
+    """A process pool for ``--workers`` > 1 (None otherwise), stopped on the way out.
+
+    Workers ignore SIGINT (Ctrl-C reaches the whole process group; this process handles
+    it) and die on SIGTERM. On an interrupt or error the workers are terminated at once
+    instead of finishing their current tasks.
+    """
     if workers <= 1:
-        return None
+        yield None
+        return
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers)
+    from simkit import _interrupt
+
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_interrupt.ignore_in_worker)
+    try:
+        yield pool
+    except BaseException:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+        raise
+    else:
+        pool.shutdown()
 
 
 def _check_out(out: Path | None) -> None:
-    """Make sure ``--out`` is a writable folder before any work starts."""
-    if out is None:
-        return
-    if out.exists() and not out.is_dir():
-        raise ScenarioError(str(out), "--out", "exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ScenarioError(str(out), "--out", f"cannot be created: {exc.strerror or exc}"
-                            ) from None
+    """Make sure ``--out`` can receive a result set before any work starts (creates
+    nothing; :func:`simkit.report.check_out_dir`)."""
+    if out is not None:
+        from simkit.report import check_out_dir
+
+        check_out_dir(out)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from simkit import report
+    from simkit import _interrupt, report
 
     scenario = _load_with(args)
     _check_out(args.out)
@@ -216,44 +313,42 @@ def _run(args: argparse.Namespace) -> int:
                    "n_loans": est.n_loans, "guaranteed": est.guaranteed,
                    "parties": {r["party"]: r for r in est.rows()}}
         if args.json:
-            print(json.dumps(payload, indent=2))
+            print(json.dumps(report._jsonable(payload), indent=2))
         else:
             print(f"simkit {scenario.name}: closed-form estimate, {est.n_loans:,} loans, "
                   f"{est.guaranteed / 1e8:,.2f} 亿 yuan guaranteed (amounts in million yuan/yr)")
-            rows = [(r["party"], report.fmt_money(r["expected_loss"]),
+            rows = [(r["party"], report.fmt_money(r["el"]),
                      report.fmt_money(r["fee_income"]), report.fmt_money(r["net_result"]))
                     for r in est.rows()]
             print(report.format_table(rows, ["party", "expected loss", "fee income",
                                              "net result"]))
         if args.out:
-            report.write_json(args.out / "summary.json", payload)
-            report.write_csv(args.out / "parties.csv", est.rows())
+            with report.result_set(args.out) as tmp:
+                report.write_json(tmp / "summary.json", payload)
+                report.write_csv(tmp / "parties.csv", est.rows())
         return 0
 
     from simkit.experiments import run_summary
 
     t0 = time.perf_counter()
-    executor = _executor(args.workers)
-    try:
+    with _executor(args.workers) as executor:
         result = run_summary(scenario, executor=executor,
                              progress=not (args.quiet or args.json))
-        if args.discount_rate is not None:  # before the summary is built
-            result.discount_rate = args.discount_rate
-    finally:
-        if executor is not None:
-            executor.shutdown()
+    if args.discount_rate is not None:  # before the summary is built
+        result.discount_rate = args.discount_rate
+    _interrupt.check()
     wall = time.perf_counter() - t0
     summary = result.summary
     summary["wall_seconds"] = wall
+    _interrupt.check()
     if args.json:
         print(json.dumps(report._jsonable(summary), indent=2))
     else:
         print(result.format_text(wall))
     if args.out:
-        result.save(args.out)
+        files = result.save(args.out)
         if not args.json:
-            print(f"wrote {args.out}/: summary.json, parties.csv, loss_distribution.png, "
-                  "parties.png")
+            print(f"wrote {args.out}/: " + ", ".join(f.name for f in files))
     return 0
 
 
@@ -262,14 +357,10 @@ def _des(args: argparse.Namespace) -> int:
     _check_out(args.out)
     from simkit.experiments import run_des_summary
 
-    executor = _executor(args.workers)
-    try:
+    with _executor(args.workers) as executor:
         out = run_des_summary(scenario, replications=args.replications, seed=args.seed,
                               executor=executor, progress=not (args.quiet or args.json),
                               out=args.out)
-    finally:
-        if executor is not None:
-            executor.shutdown()
     if args.json:
         from simkit import report
 

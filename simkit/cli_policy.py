@@ -292,29 +292,26 @@ def _compare(args: argparse.Namespace) -> int:
                             "--policy FILE, --set PATH=VALUE, --variant 'PATH=V; ...' or "
                             "another FILE")
     _prepare_out(args)
-    executor = _executor(args)
-    try:
+    with _executor(args) as executor:
         comp = compare(base, variants, executor=executor,
                        progress=not (args.quiet or args.json),
                        different_books=args.different_books, engine=args.engine,
                        replications=args.replications)
-    finally:
-        if executor is not None:
-            executor.shutdown()
     if args.json:
         print(json.dumps({"note": comp.note, "paired": comp.paired, "engine": comp.engine,
                           "rows": _clean(comp.rows)}, indent=2))
     else:
         print(format_comparison(comp, _measures(args, comp.engine)))
     if args.out:
-        from simkit import plots
+        from simkit import plots, report
 
-        written = _write_table(args.out, "compare", comp.rows)
-        measure = "el" if comp.engine == "mc" else "net_loss"
-        ax = plots.paired_bars(comp.rows, measure)
-        ax.set_title(f"{comp.labels[0]}: paired difference in {measure} per variant "
-                     "(±2 SE)" if comp.paired else "DIFFERENT BOOKS: unpaired differences")
-        plots.save_figure(ax, args.out / "compare.png")
+        with report.result_set(args.out) as tmp:
+            written = _write_table(tmp, "compare", comp.rows)
+            measure = "el" if comp.engine == "mc" else "net_loss"
+            ax = plots.paired_bars(comp.rows, measure)
+            ax.set_title(f"{comp.labels[0]}: paired difference in {measure} per variant "
+                         "(±2 SE)" if comp.paired else "DIFFERENT BOOKS: unpaired differences")
+            plots.save_figure(ax, tmp / "compare.png")
         if not args.json:
             print(f"wrote {args.out}/: {', '.join(written)}, compare.png")
     return 0
@@ -344,22 +341,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
         base.with_changes(apply_links(base, c, links))
     _prepare_out(args)
-    executor = _executor(args)
-    try:
+    with _executor(args) as executor:
         comp = sweep_table(base, changes, links=links, executor=executor,
                            progress=not (args.quiet or args.json), engine=args.engine,
                            replications=args.replications)
-    finally:
-        if executor is not None:
-            executor.shutdown()
     paths = [g[0] for g in grids]
     if args.json:
         print(json.dumps({"note": comp.note, "rows": _clean(comp.rows)}, indent=2))
     else:
         print(_format_sweep(comp, paths, _measures(args, comp.engine), args.party))
     if args.out:
-        written = _write_table(args.out, "sweep", comp.rows)
-        figs = _sweep_figures(comp, paths, args.out, args.party)
+        from simkit import report
+
+        with report.result_set(args.out) as tmp:
+            written = _write_table(tmp, "sweep", comp.rows)
+            figs = _sweep_figures(comp, paths, tmp, args.party)
         if not args.json:
             print(f"wrote {args.out}/: {', '.join(written + figs)}")
     return 0
@@ -427,13 +423,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
         base.with_changes({path: lo})
         base.with_changes({path: hi})
     _prepare_out(args)
-    executor = _executor(args)
-    try:
+    with _executor(args) as executor:
         rows = sensitivity(base, ranges, measure=args.measure, party=args.party,
                            executor=executor, progress=not (args.quiet or args.json))
-    finally:
-        if executor is not None:
-            executor.shutdown()
     if args.json:
         print(json.dumps(_clean(rows), indent=2))
     else:
@@ -451,10 +443,11 @@ def _sensitivity(args: argparse.Namespace) -> int:
     if args.out:
         from simkit import plots, report
 
-        report.write_csv(args.out / "sensitivity.csv", rows)
-        party = args.party or rows[0]["party"]
-        ax = plots.tornado([r for r in rows if r["party"] == party])
-        plots.save_figure(ax, args.out / "tornado.png")
+        with report.result_set(args.out) as tmp:
+            report.write_csv(tmp / "sensitivity.csv", rows)
+            party = args.party or rows[0]["party"]
+            ax = plots.tornado([r for r in rows if r["party"] == party])
+            plots.save_figure(ax, tmp / "tornado.png")
         if not args.json:
             print(f"wrote {args.out}/: sensitivity.csv, tornado.png")
     return 0
@@ -482,14 +475,10 @@ def _solve(args: argparse.Namespace) -> int:
     first = {args.vary: bracket[0] if bracket else 0.0}
     base.with_changes(apply_links(base, first, links))  # a bad path fails now
     _prepare_out(args)
-    executor = _executor(args)
-    try:
+    with _executor(args) as executor:
         sols = solve_all(base, args.target, args.vary, bracket=bracket, links=links,
                          executor=executor, progress=not (args.quiet or args.json),
                          engine=args.engine, replications=args.replications)
-    finally:
-        if executor is not None:
-            executor.shutdown()
     payload = [s.as_dict() for s in sols]
     if args.json:
         print(json.dumps(_clean(payload), indent=2))
@@ -504,7 +493,8 @@ def _solve(args: argparse.Namespace) -> int:
     if args.out:
         from simkit import report
 
-        report.write_json(args.out / "solve.json", payload)
+        with report.result_set(args.out) as tmp:
+            report.write_json(tmp / "solve.json", payload)
         if not args.json:
             print(f"wrote {args.out}/solve.json")
     return 0

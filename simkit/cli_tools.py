@@ -84,6 +84,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.paths < 0:
         raise ScenarioError("--paths", "", f"must be >= 0, got {args.paths}")
     scenario = load(catalog.resolve(args.file))
+    if args.out is not None:
+        report.check_out_dir(args.out)
     try:
         cal = calibrate(scenario, rates, method=args.method, confidence=args.confidence,
                         n_paths=args.paths, seed=args.seed)
@@ -96,9 +98,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     else:
         print(cal.format_text())
     if args.out is not None:
-        report.write_json(args.out / "calibration.json", cal.summary())
-        if cal.effect:
-            report.write_csv(args.out / "effect.csv", cal.effect)
+        with report.result_set(args.out) as tmp:
+            report.write_json(tmp / "calibration.json", cal.summary())
+            if cal.effect:
+                report.write_csv(tmp / "effect.csv", cal.effect)
         if not args.json:
             print(f"wrote {args.out}/: calibration.json" + (", effect.csv" if cal.effect
                                                            else ""), file=sys.stderr)

@@ -56,11 +56,16 @@ class ClosedForm:
         """Fee income minus expected loss, shape (n_parties,), yuan per year."""
         return self.fee_income - self.expected_loss
 
-    def rows(self) -> list[dict[str, float | str]]:
-        """One dict per party, for tables and JSON."""
+    def rows(self) -> list[dict[str, float | str | None]]:
+        """One dict per party, for tables and JSON, with the key names of the Monte Carlo
+        summary (:class:`simkit.results.RunReport`): ``party``, ``el``, ``fee_income``,
+        ``net_result`` (yuan per year) and ``el_pct_guaranteed`` (per cent, None when
+        nothing is guaranteed)."""
         return [
-            {"party": p, "expected_loss": float(el), "fee_income": float(f),
-             "net_result": float(f - el)}
+            {"party": p, "el": float(el), "fee_income": float(f),
+             "net_result": float(f - el),
+             "el_pct_guaranteed": (100 * float(el) / self.guaranteed
+                                   if self.guaranteed > 0 else None)}
             for p, el, f in zip(self.parties, self.expected_loss, self.fee_income,
                                 strict=True)
         ]

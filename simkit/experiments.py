@@ -676,7 +676,7 @@ def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | No
     ``summary`` is :meth:`simkit.des.DesRuns.summary` (means over replications, ``_se``
     keys for their standard errors); ``text`` the printed report. With ``out``,
     ``des_summary.json``, ``des_series.csv`` (replication 0, monthly, tidy) and the
-    figures of replication 0 are written there.
+    figures of replication 0 are written there as one atomic set.
     """
     from simkit.des import run_des
 
@@ -684,16 +684,10 @@ def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | No
                    progress=progress)
     summary = runs.summary()
     text = format_des(scenario, summary)
-    if out is not None:
+    if out is not None:  # one atomic result set (simkit.report.save_des)
         from simkit import report
-        from simkit.des import plot_des
 
-        report.write_json(Path(out) / "des_summary.json", summary)
-        table = runs[0].to_table()
-        keys = list(table)
-        report.write_csv(Path(out) / "des_series.csv",
-                         [{k: table[k][i] for k in keys} for i in range(len(table[keys[0]]))])
-        plot_des(runs[0], Path(out))
+        report.save_des(out, summary, runs[0])
     return {"summary": summary, "text": text, "runs": runs}
 
 

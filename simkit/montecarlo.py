@@ -130,6 +130,7 @@ import scipy
 from scipy import special
 
 import simkit
+from simkit import _interrupt
 from simkit._rng import stream
 from simkit.book import Book, book_for
 from simkit.factors import BetaQuantiles, FactorModel, ar1, beta_from_table, default_threshold
@@ -1326,6 +1327,7 @@ def _simulate(
     try:
         if executor is None:
             for b in range(n_blocks):
+                _interrupt.check()  # a deferred Ctrl-C / SIGTERM ends the run here
                 parts[b] = _run_block(ctx, b)
                 if bar is not None:
                     bar.update(1)
@@ -1334,7 +1336,7 @@ def _simulate(
             chunks = [list(range(n_blocks))[i::n_tasks] for i in range(n_tasks)]
             futures = [executor.submit(_run_blocks, ctx, chunk) for chunk in chunks]
             for fut in futures:
-                for b, out in fut.result():
+                for b, out in _interrupt.result(fut):
                     parts[b] = out
                     if bar is not None:
                         bar.update(1)

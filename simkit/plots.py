@@ -93,29 +93,47 @@ def compare_bars(rows: list[dict[str, Any]], key: str = "el_pct_guaranteed", *,
     return ax
 
 
-def save_figure(ax: Any, path: Any) -> None:
-    """Save the axes' figure atomically enough for reports (write then rename) and close."""
-    import os
-    import tempfile
+def save_figure(ax: Any, path: Any, dpi: int = 120) -> Any:
+    """Save a figure atomically and close it; the one figure writer of simkit.
+
+    The image goes to a temporary file beside ``path`` that then replaces ``path``
+    (:func:`simkit.report.atomic_write`), so an interrupted save leaves the earlier file
+    intact, and a symbolic link at ``path`` is replaced, never followed.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes or Figure
+    path : str or Path
+        Target file; the format follows its suffix (PNG when it has none).
+    dpi : int
+        Resolution (dots per inch).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import sys
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
+    from simkit import _interrupt
+    from simkit.report import atomic_write
 
+    _interrupt.check()  # rendering takes a while: a deferred interrupt stops here
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = ax.figure
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    fig = ax if hasattr(ax, "savefig") else ax.figure
+    fmt = path.suffix.lstrip(".").lower() or "png"
     try:
-        fig.savefig(tmp, dpi=120)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        if not fig.get_layout_engine():
+            fig.tight_layout()
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
     finally:
-        Path(tmp).unlink(missing_ok=True)
-        plt.close(fig)
+        if "matplotlib.pyplot" in sys.modules:  # close figures that pyplot manages
+            import matplotlib.pyplot as plt
+
+            if plt.fignum_exists(getattr(fig, "number", -1)):
+                plt.close(fig)
+    return path
 
 
 # --------------------------------------------------------------------------------------

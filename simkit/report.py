@@ -1,43 +1,237 @@
-"""Report files and text tables: atomic JSON/CSV writers and readable fixed-width tables.
+"""Report files and text tables: atomic writers, atomic result sets, readable tables.
 
-Writers go through a temporary file in the target folder and ``os.replace``, so a reader
-never sees a half-written file and an interrupted run leaves earlier results intact.
+Single files go through a temporary file in the target folder and ``os.replace``
+(:func:`atomic_write`), so a reader never sees a half-written file, and a symbolic link at
+the target is replaced, never followed. A command's whole set of files goes through
+:func:`result_set`: the files are written into a temporary folder beside ``DIR`` and the
+folder is swapped in whole at the end, so ``DIR`` holds either the earlier set or the new
+one, never a mixture, and an interrupted command leaves ``DIR`` as it was and no temporary
+folder behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["atomic_write_text", "fmt_money", "format_table", "write_csv", "write_json",
-           "write_parquet"]
+__all__ = ["OutError", "atomic_write", "atomic_write_text", "check_out_dir", "fmt_money",
+           "format_table", "result_set", "save_des", "write_csv", "write_json", "write_parquet"]
+
+#: Result folders committed by this process (absolute paths), in order.
+COMMITTED: list[Path] = []
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
+class OutError(ValueError):
+    """An output folder that cannot be used (names the folder and the reason)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write a file atomically: ``write(fh)`` fills a temporary file beside ``path``,
+    which then replaces ``path`` (a symbolic link at ``path`` is replaced, not followed).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to create or replace; its folder is created if needed.
+    write : callable
+        Called with a binary file object open for writing.
+
+    Returns
+    -------
+    Path
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (temporary file + rename)."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """Check, before any work, that ``out`` can receive a result set; create nothing.
+
+    ``out`` must be a non-empty path; when it exists it must be a real folder (not a
+    symbolic link, not a file) holding files only (the set replaces the folder, so a
+    folder with sub-folders, such as a project directory, is refused); when it does not
+    exist, its nearest existing parent must be a writable folder.
+
+    Raises
+    ------
+    OutError
+        With the reason.
+    """
+    if str(out).strip() == "":
+        raise OutError(repr(str(out)), "must name a folder (got an empty path)")
+    p = Path(out)
+    if p.is_symlink():
+        raise OutError(p, "is a symbolic link; give the folder itself")
+    if p.exists():
+        if not p.is_dir():
+            raise OutError(p, "exists and is not a directory")
+        try:
+            entries = list(os.scandir(p))
+        except OSError as exc:
+            raise OutError(p, f"cannot be read: {exc.strerror or exc}") from None
+        sub = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        if sub:
+            raise OutError(p, f"holds folders ({', '.join(sorted(sub)[:3])}); a result set "
+                              "replaces the whole folder, so give a new or a results-only "
+                              "folder")
+        parent = p.absolute().parent
+    else:
+        parent = p.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise OutError(p, "cannot be created: a parent is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutError(p, f"cannot be created: {parent} is not writable")
+    return p
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False when the
+    system cannot."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):  # not Linux / no such call
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Link (or copy) the files of ``old`` that the new set does not replace into ``new``;
+    symbolic links are copied as links, never followed."""
+    for entry in os.scandir(old):
+        target = new / entry.name
+        if target.exists() or target.is_symlink():
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_file(follow_symlinks=False):
+            try:
+                os.link(entry.path, target)
+            except OSError:
+                shutil.copy2(entry.path, target, follow_symlinks=False)
+
+
+@contextlib.contextmanager
+def result_set(out: str | Path) -> Iterator[Path]:
+    """Write a whole result set atomically: yield a temporary folder beside ``out``; on
+    normal exit it replaces ``out`` in one step.
+
+    Files of an existing ``out`` that the new set does not contain are kept (linked into
+    the new folder). Any exception in the block, including ``KeyboardInterrupt``, removes
+    the temporary folder and leaves ``out`` untouched. A deferred SIGINT / SIGTERM (see
+    :mod:`simkit._interrupt`) pending at the end cancels the commit the same way.
+
+    Examples
+    --------
+    >>> with result_set("results") as tmp:
+    ...     write_json(tmp / "summary.json", {"ok": True})
+    """
+    from simkit import _interrupt
+
+    _interrupt.check()
+    dest = check_out_dir(out).absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield staging
+        _interrupt.check()  # the last moment an interrupt can cancel the set
+        mode = (stat.S_IMODE(dest.stat().st_mode) if dest.is_dir()
+                else 0o777 & ~_umask())
+        os.chmod(staging, mode)
+        if dest.is_dir():
+            _carry_over(dest, staging)
+            if not _exchange(staging, dest):
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old",
+                                            dir=dest.parent))
+                os.rename(dest, old / dest.name)
+                os.rename(staging, dest)
+                staging = old
+        else:
+            os.rename(staging, dest)
+        COMMITTED.append(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def save_des(out: str | Path, summary: Mapping[str, Any], result: Any) -> list[Path]:
+    """Write the result set of ``simkit des --out`` atomically (see :func:`result_set`).
+
+    Parameters
+    ----------
+    out : str or Path
+        The result folder.
+    summary : mapping
+        :meth:`simkit.des.DesRuns.summary` (written as ``des_summary.json``).
+    result : simkit.des.DesResult
+        Replication 0: ``des_series.csv`` (monthly, tidy) and its figures.
+
+    Returns
+    -------
+    list of Path
+        The files of the set, as they are in ``out``.
+    """
+    from simkit.des import plot_des
+
+    with result_set(out) as tmp:
+        names = [write_json(tmp / "des_summary.json", summary).name]
+        table = result.to_table()
+        keys = list(table)
+        names.append(write_csv(tmp / "des_series.csv",
+                               [{k: table[k][i] for k in keys}
+                                for i in range(len(table[keys[0]]))]).name)
+        names += [p.name for p in plot_des(result, tmp)]
+    return [Path(out) / n for n in names]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -98,8 +292,6 @@ def write_parquet(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path |
         import pyarrow.parquet as pq
     except ImportError:
         return None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     columns = {}
     for k in keys:
@@ -111,15 +303,4 @@ def write_parquet(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path |
             vals = [None if v is None else str(v) for v in vals]
         columns[k] = vals
     table = pa.table(columns)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: pq.write_table(table, fh))

@@ -236,26 +236,35 @@ class RunReport:
         return "\n".join(lines)
 
     def save(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
-        """Write ``summary.json``, ``parties.csv`` and figures into ``out_dir`` atomically."""
-        out = Path(out_dir)
-        written = [report.write_json(out / "summary.json", self.summary),
-                   report.write_csv(out / "parties.csv", self.rows())]
-        if figures:
-            from simkit import plots
+        """Write ``summary.json``, ``parties.csv`` and figures into ``out_dir`` as one
+        atomic result set (:func:`simkit.report.result_set`): ``out_dir`` ends up holding
+        either its earlier files or the complete new set, never a mixture.
 
-            r = self.result
-            ax = plots.exceedance(r.losses, r.parties, r.weights)
-            plots.save_figure(ax, out / "loss_distribution.png")
-            stats = self.summary["parties"]
-            ax = plots.party_bars(r.parties, {
-                "expected loss": np.array([stats[p]["el"] for p in r.parties]),
-                "ES 99%": np.array([stats[p]["es_99"] for p in r.parties]),
-                "fee income": np.array([stats[p]["fee_income"] for p in r.parties]),
-            })
-            ax.set_title(f"{self.scenario.name}: expected loss, tail and fees per party")
-            plots.save_figure(ax, out / "parties.png")
-            written += [out / "loss_distribution.png", out / "parties.png"]
-        return written
+        Returns
+        -------
+        list of Path
+            The files of the set, as they are in ``out_dir``.
+        """
+        names = ["summary.json", "parties.csv"]
+        with report.result_set(out_dir) as tmp:
+            report.write_json(tmp / "summary.json", self.summary)
+            report.write_csv(tmp / "parties.csv", self.rows())
+            if figures:
+                from simkit import plots
+
+                r = self.result
+                ax = plots.exceedance(r.losses, r.parties, r.weights)
+                plots.save_figure(ax, tmp / "loss_distribution.png")
+                stats = self.summary["parties"]
+                ax = plots.party_bars(r.parties, {
+                    "expected loss": np.array([stats[p]["el"] for p in r.parties]),
+                    "ES 99%": np.array([stats[p]["es_99"] for p in r.parties]),
+                    "fee income": np.array([stats[p]["fee_income"] for p in r.parties]),
+                })
+                ax.set_title(f"{self.scenario.name}: expected loss, tail and fees per party")
+                plots.save_figure(ax, tmp / "parties.png")
+                names += ["loss_distribution.png", "parties.png"]
+        return [Path(out_dir) / n for n in names]
 
 
 def _importance_note(prov: dict[str, Any]) -> str:

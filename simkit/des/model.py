@@ -153,6 +153,7 @@ import numpy as np
 import simpy
 from scipy import special
 
+from simkit import _interrupt
 from simkit._rng import stream
 from simkit.des.ledger import KIND_CODE, Ledger
 from simkit.des.parties import (
@@ -1293,6 +1294,7 @@ class Model:
         for m in range(self.n_months - 1):
             yield env.timeout((m + 1) * DAYS_PER_MONTH - env.now)
             self.snapshot(m)
+            _interrupt.check()  # a deferred Ctrl-C / SIGTERM ends the run at a month end
 
     def snapshot(self, m: int) -> None:
         """Record capital, balances, leverage and credit-line use for month ``m``."""
@@ -1324,14 +1326,27 @@ class Model:
             env.process(self.record_months())
             env.run(until=self.horizon)
             self.snapshot(self.n_months - 1)
-            if self.run_off:
-                env.run()  # no arrivals any more: loans already originated settle
+            if self.run_off:  # no arrivals any more: loans already originated settle
+                _run_to_end(env)
         finally:
             if enabled:
                 gc.enable()
         wall = time.perf_counter() - started
         simpy_events = next(env._eid)  # events scheduled by SimPy (private counter)
         return build_result(self, wall_seconds=wall, simpy_events=simpy_events)
+
+
+def _run_to_end(env: simpy.Environment, check_every: int = 4096) -> None:
+    """``env.run()`` (until no event is left), checking for a deferred interrupt every
+    ``check_every`` events."""
+    step = env.step
+    try:
+        while True:
+            for _ in range(check_every):
+                step()
+            _interrupt.check()
+    except simpy.core.EmptySchedule:
+        pass
 
 
 def _slack(room: float) -> float:

@@ -128,12 +128,19 @@ def plot_credit_lines(result: DesResult, ax: Any = None) -> Any:
 def plot_des(result: DesResult, out_dir: str | Path) -> list[Path]:
     """Write PNG figures of the main series to ``out_dir`` (created if needed).
 
+    Each file is written atomically (temporary file beside it, then renamed over it), so an
+    interrupted call leaves earlier figures intact, and a symbolic link in ``out_dir`` is
+    replaced, never followed. For a whole result set written at once, see
+    :func:`simkit.report.save_des`.
+
     Returns
     -------
     list of Path
         The files written.
     """
     from matplotlib.figure import Figure
+
+    from simkit.plots import save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +153,5 @@ def plot_des(result: DesResult, out_dir: str | Path) -> list[Path]:
     for name, fn in plots:
         fig = Figure(figsize=(7, 4), layout="constrained")
         fn(result, ax=fig.add_subplot())
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        written.append(path)
+        written.append(save_figure(fig, out / f"{name}.png", dpi=100))
     return written

@@ -389,11 +389,12 @@ def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
             ) -> tuple[dict[str, bool], dict[str, float]]:
     """Conservation of money and single bearing of each default's loss."""
     bal = ledger.balances()
-    scale = max(float(ledger.amount.sum()), 1.0)
     state = np.array([a.capital - a.initial for a in model.accounts])
+    tol_state, tol_total = _rounding_tolerances(ledger, np.array(
+        [a.initial for a in model.accounts], dtype=np.float64))
     err_state = float(np.abs(state - bal).max()) if len(bal) else 0.0
     err_total = abs(float(bal.sum()))
-    conservation = err_state <= 1e-9 * scale and err_total <= 1e-9 * scale
+    conservation = bool(np.all(np.abs(state - bal) <= tol_state)) and err_total <= tol_total
     ids = np.array([d[0] for d in model.defaults], dtype=np.int64)
     expo = np.array([d[2] for d in model.defaults])
     losses = ledger.loan_losses(ids)[:, :model.n_parties]
@@ -407,7 +408,51 @@ def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
     no_gain = min_net >= -1e-6 * max(float(expo.max()) if len(ids) else 1.0, 1.0)
     return ({"conservation": conservation, "loss_once": loss_once, "no_gain": no_gain},
             {"state_vs_ledger": err_state, "ledger_total": err_total,
+             "state_vs_ledger_tolerance": float(tol_state.max()) if len(bal) else 0.0,
              "loss_identity": err_loss, "min_party_net_loss": min_net})
+
+
+#: Rounding allowance per floating-point operation, in units of machine epsilon.
+_ULPS_PER_OP = 4.0
+
+
+def _rounding_tolerances(ledger: LedgerArrays, initial: np.ndarray
+                         ) -> tuple[np.ndarray, float]:
+    """Worst-case rounding of the running capital and of the ledger sums (yuan).
+
+    An account's capital is a running sum of its ``n_j`` flows (one at a time or in chunks)
+    that starts from its initial capital; each addition rounds by at most one ulp of the
+    running value, which never exceeds ``|initial_j| + G_j`` (``G_j``: gross flows through
+    the account), and the ledger's own balance of the account rounds by at most ``n_j`` ulps
+    of ``G_j``. The state-versus-ledger tolerance is therefore
+    ``c eps (n_j + 1) (|initial_j| + 2 G_j)`` with ``c`` = :data:`_ULPS_PER_OP`; the sum of all
+    balances (zero in exact arithmetic) is allowed ``c eps (n + n_accounts) G``. Both scale
+    with the magnitudes involved, so tiny flows next to large capital (net assets 1e15, loans
+    of 2 yuan) pass while a lost or doubled flow (an error of one flow's size) does not.
+
+    Parameters
+    ----------
+    ledger : LedgerArrays
+    initial : ndarray, shape (n_accounts,)
+        Initial capital per account (yuan).
+
+    Returns
+    -------
+    tol_state : ndarray, shape (n_accounts,)
+        Allowed ``|capital - initial - balance|`` per account (yuan).
+    tol_total : float
+        Allowed ``|sum of balances|`` (yuan).
+    """
+    n_acc = len(ledger.accounts)
+    amt = np.abs(ledger.amount)
+    ops = (np.bincount(ledger.payer, minlength=n_acc)
+           + np.bincount(ledger.payee, minlength=n_acc)).astype(np.float64)
+    gross = (np.bincount(ledger.payer, weights=amt, minlength=n_acc)
+             + np.bincount(ledger.payee, weights=amt, minlength=n_acc))
+    eps = float(np.finfo(np.float64).eps)
+    tol_state = _ULPS_PER_OP * eps * (ops + 1.0) * (np.abs(initial[:n_acc]) + 2.0 * gross)
+    tol_total = _ULPS_PER_OP * eps * (len(ledger) + n_acc) * float(amt.sum())
+    return tol_state, tol_total
 
 
 def book_from_loans(scenario: Scenario, loans: dict[str, np.ndarray]) -> Book:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
+from simkit import _interrupt
 from simkit.des.model import Model
 from simkit.des.result import DesResult, DesRuns
 
@@ -107,12 +108,12 @@ def run_des(scenario: Scenario, *, years: float | None = None, replications: int
     try:
         if executor is None:
             for i, job in enumerate(jobs):
+                _interrupt.check()  # a deferred Ctrl-C / SIGTERM ends the run here
                 results[i] = _one(job)
                 tick(i + 1)
         else:
-            from concurrent.futures import as_completed
             futures = {executor.submit(_one, job): i for i, job in enumerate(jobs)}
-            for done, fut in enumerate(as_completed(futures), start=1):
+            for done, fut in enumerate(_interrupt.as_completed(futures), start=1):
                 results[futures[fut]] = fut.result()
                 tick(done)
     finally:
