@@ -371,4 +371,8 @@ def _des(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m simkit.cli`: run the canonical module, not this `__main__` copy, so the
+    # helpers other modules import from simkit.cli share its state
+    from simkit.cli import main as _main
+
+    sys.exit(_main())

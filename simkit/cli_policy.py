@@ -35,7 +35,7 @@ def add_set(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, des: bool = True) -> None:
-    from simkit.cli import _positive_int, _seed
+    from simkit.cli import _out_dir, _positive_int, _seed
 
     p.add_argument("--paths", type=_positive_int, help="Monte Carlo paths (default: file)")
     p.add_argument("--seed", type=_seed, help="root seed of the paths (the book keeps its "
@@ -50,7 +50,8 @@ def _common(p: argparse.ArgumentParser, *, des: bool = True) -> None:
                        help="DES replications per variant (default 4), paired by "
                             "replication")
         p.add_argument("--years", type=float, help="DES horizon in years (default: file)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="write the table and figures")
+    p.add_argument("--out", type=_out_dir, metavar="DIR",
+                   help="write the table and figures (atomically)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_set(p)
@@ -61,9 +62,9 @@ def register(sub: Any) -> None:
     c = sub.add_parser(
         "compare", help="policies on one book: each party's measures and paired differences",
         description="Compare policies on BASE's book with common random numbers: each "
-                    "party's (and the guarantors' and government's) expected loss, VaR, "
-                    "ES, fees and net result per variant, and the paired difference to "
-                    "BASE with its standard error (unpaired SE alongside). Variants: "
+                    "party's (and the guarantors' and government's) expected loss, VaR and "
+                    "ES (99 %, 99.9 %), fees and net result per variant, and the paired "
+                    "difference to BASE with its standard error (unpaired SE alongside). Variants: "
                     "--policy FILE (that file's parties and agreements on BASE's book), "
                     "--set PATH=VALUE (one variant of BASE), --variant 'PATH=V; PATH=V' "
                     "(repeatable), or further FILEs on the same book. Files on other "

@@ -200,10 +200,13 @@ def test_result_set_replaces_the_folder_whole(tmp_path: Path, capsys) -> None:
     assert main(["run", path, "--analytic", "--out", str(out)]) == 0
     (out / "notes.txt").write_text("mine")
     first = (out / "summary.json").stat().st_ino
-    assert main(["compare", path, "--paths", "500", "--quiet", "--out", str(out)]) == 0
+    assert main(["compare", path, "--paths", "2000", "--quiet", "--set",
+                 "agreements[0].layers[0].share=0.3", "--set",
+                 "agreements[0].layers[1].share=0.3", "--out", str(out)]) == 0
     capsys.readouterr()
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["compare.csv", "compare.png", "notes.txt", "parties.csv", "summary.json"]
+    assert names == ["compare.csv", "compare.json", "compare.parquet", "compare.png",
+                     "notes.txt", "parties.csv", "summary.json"]
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "summary.json").stat().st_ino == first  # carried over, not rewritten
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
