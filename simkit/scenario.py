@@ -670,7 +670,8 @@ def _distribution(r: Reader, key: str, *, low: float, high: float, required: boo
     else:
         mean = d.number("mean", required=True, low=0, high=1, low_open=True, high_open=True)
         sd = d.number("sd", required=True, low=0)
-        if sd >= math.sqrt(mean * (1 - mean)):  # compare sds: sd**2 overflows for 1e200
+        if sd >= math.sqrt(mean * (1 - mean)) or min(_beta_ab(mean, sd)) <= 0:
+            # compare sds first: sd**2 overflows for sd = 1e200
             raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
         params = {"mean": mean, "sd": sd}
     d.finish()
@@ -687,7 +688,8 @@ def _lgd(r: Reader) -> Lgd:
     assert d is not None
     mean = d.number("mean", required=True, low=0, high=1)
     sd = d.number("sd", 0.0, low=0)
-    if sd > 0 and (mean in (0.0, 1.0) or sd >= math.sqrt(mean * (1 - mean))):
+    if sd > 0 and (mean in (0.0, 1.0) or sd >= math.sqrt(mean * (1 - mean))
+                   or min(_beta_ab(mean, sd)) <= 0):
         raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
     d.finish()
     return Lgd(mean, sd)

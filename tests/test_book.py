@@ -139,5 +139,5 @@ def test_corrupt_parquet_is_a_clear_error(tmp_path: Path, minimal) -> None:
     f.write_text("garbage")
     with pytest.raises(ScenarioError, match="cannot be read as Parquet"):
         read_tape(f, from_dict(minimal))
-    with pytest.raises(ScenarioError, match="cannot be read as Parquet"):
+    with pytest.raises(ScenarioError, match="missing.parquet: cannot be read: No such file"):
         read_tape(tmp_path / "missing.parquet", from_dict(minimal))
