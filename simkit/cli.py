@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Check scenario TOML files (and their loan tapes) without "
                                    "running anything. Exits 0 when all are valid, 2 otherwise.")
     v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("--strict", action="store_true",
+                   help="treat policy-rule warnings (DOMAIN.md rules) as errors")
 
     r = sub.add_parser("run", help="Monte Carlo loss distribution of every party",
                        description="Simulate correlated defaults, apply the risk-share "
@@ -72,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--analytic", action="store_true",
                    help="closed-form expected loss / fees / net result only (no simulation)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--strict", action="store_true",
+                   help="treat policy-rule warnings (DOMAIN.md rules) as errors")
 
     c = sub.add_parser("compare", help="compare several scenarios party by party",
                        description="Run the Monte Carlo on several scenarios (e.g. different "
@@ -104,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
-            return _validate(args.files)
+            return _validate(args.files, strict=args.strict)
         if args.command == "run":
             return _run(args)
         if args.command == "des":
@@ -127,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1  # pragma: no cover - argparse enforces a command
 
 
-def _validate(files: Sequence[str]) -> int:
+def _validate(files: Sequence[str], strict: bool = False) -> int:
+    """Check every file (one failing file does not stop the others); 2 if any failed."""
+    from simkit.policy_rules import policy_warnings
+
     bad = 0
     for f in files:
         try:
@@ -138,13 +145,39 @@ def _validate(files: Sequence[str]) -> int:
                 n = len(read_tape(s.tape, s))
             else:
                 n = sum(seg.count for seg in s.segments)
+            warnings = policy_warnings(s)
         except ScenarioError as exc:
             print(f"error: {exc}", file=sys.stderr)
             bad += 1
             continue
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not hide the other files
+            print(f"error: {f}: internal error while validating ({type(exc).__name__}: "
+                  f"{str(exc)[:200]}); please report it", file=sys.stderr)
+            bad += 1
+            continue
+        for w in warnings:
+            print(f"{'error' if strict else 'warning'}: {f}: {w}", file=sys.stderr)
+        if strict and warnings:
+            bad += 1
+            continue
         print(f"ok: {f} ({s.name}: {len(s.parties)} parties, {len(s.agreements)} "
-              f"agreement(s), {n:,} loans)")
+              f"agreement(s), {n:,} loans)" + (f", {len(warnings)} policy warning(s)"
+                                               if warnings else ""))
     return EXIT_INVALID if bad else 0
+
+
+def _policy_check(s: Scenario, strict: bool) -> None:
+    """Print policy-rule warnings on stderr; under ``--strict`` raise the first."""
+    from simkit.policy_rules import policy_warnings
+
+    warnings = policy_warnings(s)
+    if strict and warnings:
+        more = f"; {len(warnings) - 1} more" if len(warnings) > 1 else ""
+        raise ScenarioError(s.source, "", f"{warnings[0]} (--strict{more})")
+    for w in warnings:
+        print(f"warning: {s.source}: {w}", file=sys.stderr)
 
 
 def _load_with(args: argparse.Namespace) -> Scenario:
@@ -158,7 +191,9 @@ def _load_with(args: argparse.Namespace) -> Scenario:
         changes["run.block_size"] = args.block_size
     if getattr(args, "years", None) is not None:
         changes["des.years"] = args.years
-    return s.with_changes(changes) if changes else s
+    s = s.with_changes(changes) if changes else s
+    _policy_check(s, getattr(args, "strict", False))
+    return s
 
 
 def _executor(workers: int):
