@@ -55,7 +55,7 @@ def _fmt(value: Any) -> str:
         return repr(value) if math.isfinite(value) else str(value)
     try:
         text = repr(value)
-    except Exception:  # noqa: BLE001 - any object may end up here
+    except Exception:
         text = f"<{type(value).__name__}>"
     if len(text) > MAX_SHOWN:
         text = text[:MAX_SHOWN] + f"... ({len(text):,} characters)"
