@@ -37,7 +37,7 @@ import numpy as np
 
 from simkit._rng import stream
 from simkit._validate import ScenarioError, suggest
-from simkit.scenario import Loadings, Scenario, read_regular_file
+from simkit.scenario import MIN_BETA_SD, Loadings, Scenario, read_regular_file
 from simkit.sharing import Cells
 
 __all__ = ["TAPE_COLUMNS", "Book", "book_for", "build_book", "read_tape"]
@@ -387,6 +387,9 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
     default_prob = numbers("default_prob", 0, 1, True, True, None)
     lgd_mean = numbers("lgd", 0, 1, False, False, None)
     lgd_sd = numbers("lgd_sd", 0, 0.5, False, False, 0.0)
+    for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd < MIN_BETA_SD)):
+        raise ScenarioError(file, where(int(r) + 1, "lgd_sd"), f"must be 0 (a fixed LGD) or >= "
+                            f"{MIN_BETA_SD:g}, got {lgd_sd[r]:g}")
     for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd**2 >= lgd_mean * (1 - lgd_mean))):
         raise ScenarioError(file, where(int(r) + 1, "lgd_sd"),
                             f"must be < sqrt(lgd*(1-lgd)) for a Beta LGD, got {lgd_sd[r]:g}")

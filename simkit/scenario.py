@@ -50,6 +50,9 @@ BORROWER = "borrower"
 CAP_POOLS = ("agreement", "guarantor", "region", "segment")
 CAP_BASES = ("guaranteed", "annualised")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", re.ASCII)
+#: Smallest positive sd of a Beta (LGD or default probability): below it sd**2 underflows
+#: towards 0 and the shape parameters overflow; use 0 for a fixed value.
+MIN_BETA_SD = 1e-6
 #: Longest identifier (party, agreement, segment name) or label (region, sector).
 MAX_NAME = 64
 #: Deepest nesting of arrays / tables accepted in a scenario (a real one needs 5).
@@ -670,12 +673,19 @@ def _distribution(r: Reader, key: str, *, low: float, high: float, required: boo
     else:
         mean = d.number("mean", required=True, low=0, high=1, low_open=True, high_open=True)
         sd = d.number("sd", required=True, low=0)
+        _check_beta_sd(d, sd)
         if sd >= math.sqrt(mean * (1 - mean)) or min(_beta_ab(mean, sd)) <= 0:
             # compare sds first: sd**2 overflows for sd = 1e200
             raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
         params = {"mean": mean, "sd": sd}
     d.finish()
     return Distribution(kind, tuple(params.items()))
+
+
+def _check_beta_sd(d: Reader, sd: float) -> None:
+    if 0 < sd < MIN_BETA_SD:
+        raise d.bad("sd", sd, f"0 (a fixed value) or >= {MIN_BETA_SD:g} (smaller sds make the "
+                    "Beta shape parameters overflow)")
 
 
 def _lgd(r: Reader) -> Lgd:
@@ -688,6 +698,7 @@ def _lgd(r: Reader) -> Lgd:
     assert d is not None
     mean = d.number("mean", required=True, low=0, high=1)
     sd = d.number("sd", 0.0, low=0)
+    _check_beta_sd(d, sd)
     if sd > 0 and (mean in (0.0, 1.0) or sd >= math.sqrt(mean * (1 - mean))
                    or min(_beta_ab(mean, sd)) <= 0):
         raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")

@@ -429,6 +429,7 @@ def tape_files(draw: st.DrawFn) -> bytes:
     """The bytes of a loan tape: :data:`BASE_TAPE` with cell, header and encoding mutations."""
     header = list(BASE_TAPE[0])
     rows = [list(r) for r in BASE_TAPE[1]]
+    short = False
     for _ in range(draw(st.integers(0, 3))):
         what = draw(st.sampled_from(["cell", "cell", "cell", "dup_id", "header", "drop_col",
                                      "short_row", "extra_row"]))
@@ -441,20 +442,22 @@ def tape_files(draw: st.DrawFn) -> bytes:
             header[draw(st.integers(0, len(header) - 1))] = draw(st.sampled_from(
                 ["exposure", "expsoure", "agreement", "API_TOKEN=s3cr3t", "", "segment",
                  "x" * 300]))
-        elif what == "drop_col":
+        elif what == "drop_col" and len(header) > 1:
             j = draw(st.integers(0, len(header) - 1))
             header.pop(j)
             for r in rows:
                 r.pop(j)
         elif what == "short_row":
-            rows[0] = rows[0][:-1]
-        else:
+            short = True
+        elif what == "extra_row":
             rows.append(list(rows[0]))
             rows[-1][0] = f"{rows[-1][0]}b"
 
     def quote(c: str) -> str:
         return '"' + c.replace('"', '""') + '"' if any(x in c for x in ',"\n') else c
 
+    if short:
+        rows[0] = rows[0][:-1]
     text = "\n".join(",".join(quote(c) for c in line) for line in [header, *rows]) + "\n"
     how = draw(_tape_encodings)
     raw = text.encode("utf-8")

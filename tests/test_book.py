@@ -244,3 +244,8 @@ def test_tape_must_be_a_regular_file(tmp_path: Path, minimal, kind: str) -> None
         minimal["book"] = {"tape": str(f)}
         with pytest.raises(ScenarioError, match="is a FIFO, not a regular file"):
             read_tape(from_dict(minimal).tape, from_dict(minimal))
+
+
+def test_tape_tiny_lgd_sd(tmp_path: Path, minimal) -> None:
+    _tape_error(tmp_path, minimal, "exposure,default_prob,lgd,lgd_sd\n1e6,0.02,0.5,1e-300\n",
+                r"row 1, column lgd_sd must be 0 \(a fixed LGD\) or >= 1e-06")

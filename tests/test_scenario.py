@@ -592,3 +592,12 @@ def test_cli_des_refuses_a_tape_only_scenario(tmp_path: Path, minimal, capsys) -
 
     with pytest.raises(ScenarioError, match="segments are required by the discrete-event"):
         run_des(load(f))
+
+
+@pytest.mark.parametrize("field,value", [("lgd", {"mean": 0.5, "sd": 1e-300}),
+                                         ("default_prob", {"dist": "beta", "mean": 0.5,
+                                                           "sd": 1e-300})])
+def test_tiny_beta_sd_is_a_clear_error(minimal, field: str, value: dict) -> None:
+    # found by the fuzz battery: sd**2 underflowed to 0 -> ZeroDivisionError
+    minimal["segments"][0][field] = value
+    _error(minimal, rf"segments\[0\]\.{field}\.sd must be 0 \(a fixed value\) or >= 1e-06")
