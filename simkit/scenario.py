@@ -391,6 +391,16 @@ class Scenario:
                 return a
         raise KeyError(name)
 
+    @property
+    def cap_period_years(self) -> int:
+        """The common statistics period of every cap, in whole years (1 without caps).
+
+        Validation guarantees one whole-year period shared by all caps.
+        """
+        periods = {layer.cap.period_years for a in self.agreements for layer in a.layers
+                   if layer.cap is not None}
+        return int(next(iter(periods), 1))
+
     def with_changes(self, changes: dict[str, Any]) -> Scenario:
         """Return a copy with dotted-path ``changes`` applied and validated again.
 

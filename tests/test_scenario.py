@@ -347,7 +347,12 @@ def test_caps_need_one_common_period(minimal) -> None:
            r"agreements\[0\]\.layers\[3\]\.cap\.period_years is 1: every cap must use the "
            "same statistics period")
     minimal["agreements"][0]["layers"][3]["cap"]["period_years"] = 2.0
-    assert from_dict(minimal).agreements[0].layers[3].cap.period_years == 2.0
+    s = from_dict(minimal)
+    assert s.agreements[0].layers[3].cap.period_years == 2.0
+    assert s.cap_period_years == 2
+    from simkit.montecarlo import _cap_period
+
+    assert _cap_period(s) == s.cap_period_years  # the engine agrees with validation
 
 
 @pytest.mark.parametrize("rate", [1e308, 1e12, 1.5e7])
