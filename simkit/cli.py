@@ -145,7 +145,7 @@ def _validate(files: Sequence[str], strict: bool = False) -> int:
                 n = len(read_tape(s.tape, s))
             else:
                 n = sum(seg.count for seg in s.segments)
-            warnings = policy_warnings(s)
+            warnings = policy_warnings(s) + _memory_warnings(s)
         except ScenarioError as exc:
             print(f"error: {exc}", file=sys.stderr)
             bad += 1
@@ -166,6 +166,19 @@ def _validate(files: Sequence[str], strict: bool = False) -> int:
               f"agreement(s), {n:,} loans)" + (f", {len(warnings)} policy warning(s)"
                                                if warnings else ""))
     return EXIT_INVALID if bad else 0
+
+
+def _memory_warnings(s: Scenario) -> list[str]:
+    """Runs this machine could not hold (machine-dependent, so a warning in validate)."""
+    from simkit.resources import check_memory
+
+    out = []
+    for engine in ("montecarlo", "des") if s.segments else ("montecarlo",):
+        try:
+            check_memory(s, engine)
+        except ScenarioError as exc:
+            out.append(str(exc).removeprefix(f"{s.source}: "))
+    return out
 
 
 def _policy_check(s: Scenario, strict: bool) -> None:

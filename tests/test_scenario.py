@@ -606,3 +606,17 @@ def test_tiny_beta_sd_is_a_clear_error(minimal, field: str, value: dict) -> None
     # found by the fuzz battery: sd**2 underflowed to 0 -> ZeroDivisionError
     minimal["segments"][0][field] = value
     _error(minimal, rf"segments\[0\]\.{field}\.sd must be 0 \(a fixed value\) or >= 1e-06")
+
+
+def test_cli_validate_warns_about_runs_that_cannot_fit(tmp_path: Path, minimal, capsys) -> None:
+    minimal["segments"][0]["count"] = 10**8
+    minimal["run"].update(n_paths=10**10, block_size=10**7)
+    f = tmp_path / "big.toml"
+    f.write_text(_toml(minimal), encoding="utf-8")
+    rc, out, err = _cli(["validate", str(f)], capsys)
+    assert rc == 0 and out.startswith(f"ok: {f}")
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(x.startswith(f"warning: {f}: needs about ") for x in lines)
+    assert "Monte Carlo" in lines[0] and "discrete-event" in lines[1]
+    rc, out, err = _cli(["validate", "--strict", str(f)], capsys)
+    assert rc == 2
