@@ -45,6 +45,10 @@ __all__ = ["TAPE_COLUMNS", "Book", "book_for", "build_book", "read_tape"]
 TAPE_COLUMNS = ("exposure", "default_prob", "lgd", "lgd_sd", "agreement", "segment", "region",
                 "sector", "guarantor", "tech_tier", "tenor_years", "loan_id")
 
+#: Default probabilities are kept in [PD_FLOOR, 1 - PD_FLOOR]: the synthetic book clips its
+#: draws to this range and a tape cell outside it is an error (the engines invert and
+#: divide by probabilities; a subnormal 1e-320 overflows).
+PD_FLOOR = 1e-12
 #: Plain decimal notation, ASCII only: optional sign, digits, optional fraction, optional
 #: exponent. No ``1_0``, no ``inf``/``nan``, no Arabic-Indic or full-width digits.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
@@ -203,8 +207,8 @@ def build_book(scenario: Scenario, seed: int | None = None, cohort: int = 0) -> 
         n = seg.count
         rng = stream(seed, "book", cohort, s_idx)
         parts["exposure"].append(seg.exposure.sample(rng, n))
-        parts["default_prob"].append(np.clip(seg.default_prob.sample(rng, n), 1e-12,
-                                             1 - 1e-12))
+        parts["default_prob"].append(np.clip(seg.default_prob.sample(rng, n), PD_FLOOR,
+                                             1 - PD_FLOOR))
         parts["lgd_mean"].append(np.full(n, seg.lgd.mean))
         parts["lgd_sd"].append(np.full(n, seg.lgd.sd))
         parts["tenor"].append(np.full(n, seg.tenor_years))
@@ -385,6 +389,10 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
 
     exposure = numbers("exposure", 0, 1e12, True, False, None)
     default_prob = numbers("default_prob", 0, 1, True, True, None)
+    for r in np.flatnonzero((default_prob < PD_FLOOR) | (default_prob > 1 - PD_FLOOR)):
+        raise ScenarioError(file, where(int(r) + 1, "default_prob"),
+                            f"must be in [{PD_FLOOR:g}, 1 - {PD_FLOOR:g}] (the engines' "
+                            f"probability floor), got {default_prob[r]:.6g}")
     lgd_mean = numbers("lgd", 0, 1, False, False, None)
     lgd_sd = numbers("lgd_sd", 0, 0.5, False, False, 0.0)
     for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd < MIN_BETA_SD)):

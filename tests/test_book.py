@@ -249,3 +249,11 @@ def test_tape_must_be_a_regular_file(tmp_path: Path, minimal, kind: str) -> None
 def test_tape_tiny_lgd_sd(tmp_path: Path, minimal) -> None:
     _tape_error(tmp_path, minimal, "exposure,default_prob,lgd,lgd_sd\n1e6,0.02,0.5,1e-300\n",
                 r"row 1, column lgd_sd must be 0 \(a fixed LGD\) or >= 1e-06")
+
+
+@pytest.mark.parametrize("pd", ["1e-320", "1e-13", "0.9999999999999"])
+def test_tape_default_prob_within_the_engine_floor(tmp_path: Path, minimal, pd: str) -> None:
+    # found by the fuzz battery: a subnormal default_prob overflowed in the Monte Carlo
+    _tape_error(tmp_path, minimal, f"exposure,default_prob,lgd\n1e6,{pd},0.5\n",
+                r"row 1, column default_prob must be in \[1e-12, 1 - 1e-12\] \(the engines' "
+                "probability floor\\)")
