@@ -207,7 +207,7 @@ class Reader:
                 hint = suggest(key, sorted(self._seen))
                 where = f" in {self.path}" if self.path else ""
                 raise ScenarioError(
-                    self.file, "", f"unknown key {key!r}{where}{hint}"
+                    self.file, "", f"unknown key {_fmt(key)}{where}{hint}"
                     + (f" (allowed: {', '.join(sorted(self._seen))})" if not hint else "")
                 )
 
@@ -285,7 +285,7 @@ def check_name(
     if value not in known:
         raise ScenarioError(
             file, path,
-            f"names unknown {what} {value!r}{suggest(value, known)} "
+            f"names unknown {what} {_fmt(value)}{suggest(value, known)} "
             f"(known: {', '.join(known) if known else 'none'})",
         )
     return value

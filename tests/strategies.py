@@ -305,7 +305,8 @@ def scenario_dicts(draw: st.DrawFn) -> dict[str, Any]:
         elif action == "add":
             target = parent[key] if isinstance(parent[key], dict) else parent
             if isinstance(target, dict):
-                target[draw(st.sampled_from(["extra", "shares", "count", "tape", "x y"]))] = (
+                target[draw(st.sampled_from(["extra", "shares", "count", "tape", "x y",
+                                                 "k" * 5000, "ü"]))] = (
                     draw(values))
         else:  # an in-range perturbation that usually stays valid
             old = parent[key]

@@ -620,3 +620,13 @@ def test_cli_validate_warns_about_runs_that_cannot_fit(tmp_path: Path, minimal, 
     assert "Monte Carlo" in lines[0] and "discrete-event" in lines[1]
     rc, out, err = _cli(["validate", "--strict", str(f)], capsys)
     assert rc == 2
+
+
+def test_long_names_are_cut_in_reference_and_key_errors(minimal) -> None:
+    minimal["agreements"][0]["layers"][0]["party"] = "p" * 100_000
+    err = _error(minimal, r"agreements\[0\]\.layers\[0\]\.party names unknown party 'ppp")
+    assert len(str(err)) < 400
+    minimal["agreements"][0]["layers"][0]["party"] = "bank"
+    minimal["k" * 100_000] = 1
+    err = _error(minimal, "unknown key 'kkk")
+    assert len(str(err)) < 600
