@@ -203,13 +203,19 @@ def _tape(raw: bytes) -> None:
 # --------------------------------------------------------------------------------------
 # tests: a derandomized CI version and a slow random version of each battery
 # --------------------------------------------------------------------------------------
+#: Hypothesis warns when it builds the repr of a 100,000-character example; not a defect.
+_LARGE_REPR = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
+
 def _pair(kind: str, strategy: Any, body: Callable[..., None]) -> tuple[Any, Any]:
+    @_LARGE_REPR
     @_settings(kind, slow=False)
     @given(strategy)
     def ci(x: Any) -> None:
         body(x)
 
     @pytest.mark.slow
+    @_LARGE_REPR
     @_settings(kind, slow=True)
     @given(strategy)
     def slow(x: Any) -> None:
