@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 
 from simkit import ScenarioError, from_dict, load
 from tests.strategies import BASE, changes_calls, scenario_dicts, scenario_files, tape_files
@@ -46,8 +46,11 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_
 
 def _settings(kind: str, slow: bool) -> settings:
     total = SLOW_TOTAL if slow else CI_TOTAL
+    # no explain phase: its report imports modules that warn (DeprecationWarning), which
+    # filterwarnings=error turns into an INTERNALERROR hiding the falsifying example
     return settings(max_examples=max(1, round(total * SHARES[kind])), deadline=None,
-                    derandomize=not slow, database=None, suppress_health_check=_HEALTH)
+                    derandomize=not slow, database=None, suppress_health_check=_HEALTH,
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
 
 
 # --------------------------------------------------------------------------------------
