@@ -34,12 +34,49 @@ class ScenarioError(ValueError):
         super().__init__(f"{file}: {where}{message}")
 
 
+#: Longest excerpt of a bad value quoted in an error message (characters).
+MAX_SHOWN = 60
+
+
 def _fmt(value: Any) -> str:
+    """A short, safe rendering of a bad value for an error message.
+
+    Integers too long to print usefully are described by their digit count (a 5,000-digit
+    integer cannot even be converted to a string); long strings and containers are cut.
+    """
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        if abs(value) >= 10**30:
+            digits = int(value.bit_length() * math.log10(2)) + 1
+            return f"an integer of about {digits:,} digits"
+        return repr(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return repr(value)
-    return repr(value)
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    if len(text) > MAX_SHOWN:
+        text = text[:MAX_SHOWN] + f"... ({len(text):,} characters)"
+    return text
+
+
+def plain(value: Any) -> Any:
+    """NumPy scalars as their Python values (``np.int64(3)`` -> ``3``), anything else as is.
+
+    Lists, tuples and dicts are converted element by element, so a sweep over
+    ``np.arange`` or ``np.linspace`` values passes through :meth:`Scenario.with_changes`.
+    """
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 def join(path: str, key: str | int) -> str:
@@ -170,7 +207,7 @@ class Reader:
                 hint = suggest(key, sorted(self._seen))
                 where = f" in {self.path}" if self.path else ""
                 raise ScenarioError(
-                    self.file, "", f"unknown key {key!r}{where}{hint}"
+                    self.file, "", f"unknown key {_fmt(key)}{where}{hint}"
                     + (f" (allowed: {', '.join(sorted(self._seen))})" if not hint else "")
                 )
 
@@ -212,6 +249,7 @@ def check_number(
     """Check one number against an interval and return it (int or float)."""
     allowed = interval(low, high, low_open, high_open)
     kind = "an integer" if integer else "a number"
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ScenarioError(file, path, f"must be {kind} {allowed}, got {_fmt(value)}")
     if integer and not isinstance(value, int):
@@ -221,6 +259,13 @@ def check_number(
             raise ScenarioError(file, path, f"must be {kind} {allowed}, got {_fmt(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ScenarioError(file, path, f"must be a finite number {allowed}, got {_fmt(value)}")
+    if not integer and isinstance(value, int):
+        try:
+            value = float(value)  # an integer literal beyond float range overflows here
+        except OverflowError:
+            raise ScenarioError(file, path, f"must be a finite number {allowed}, got "
+                                f"{_fmt(value)} (beyond the float range, about 1.8e308)"
+                                ) from None
     ok = True
     if low is not None:
         ok &= value > low if low_open else value >= low
@@ -240,7 +285,7 @@ def check_name(
     if value not in known:
         raise ScenarioError(
             file, path,
-            f"names unknown {what} {value!r}{suggest(value, known)} "
+            f"names unknown {what} {_fmt(value)}{suggest(value, known)} "
             f"(known: {', '.join(known) if known else 'none'})",
         )
     return value

@@ -27,7 +27,9 @@ column            required  meaning
 from __future__ import annotations
 
 import csv
+import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +37,33 @@ import numpy as np
 
 from simkit._rng import stream
 from simkit._validate import ScenarioError, suggest
-from simkit.scenario import Loadings, Scenario
+from simkit.scenario import MIN_BETA_SD, Loadings, Scenario, read_regular_file
 from simkit.sharing import Cells
 
 __all__ = ["TAPE_COLUMNS", "Book", "book_for", "build_book", "read_tape"]
 
 TAPE_COLUMNS = ("exposure", "default_prob", "lgd", "lgd_sd", "agreement", "segment", "region",
                 "sector", "guarantor", "tech_tier", "tenor_years", "loan_id")
+
+#: Default probabilities are kept in [PD_FLOOR, 1 - PD_FLOOR]: the synthetic book clips its
+#: draws to this range and a tape cell outside it is an error (the engines invert and
+#: divide by probabilities; a subnormal 1e-320 overflows).
+PD_FLOOR = 1e-12
+#: Plain decimal notation, ASCII only: optional sign, digits, optional fraction, optional
+#: exponent. No ``1_0``, no ``inf``/``nan``, no Arabic-Indic or full-width digits.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+#: The header line must fit in this many bytes (a real one is under 200).
+MAX_HEADER_BYTES = 64 * 1024
+#: Longest cell accepted (characters); a real cell is under 100.
+MAX_CELL = 4096
+_NOT_A_TAPE = ("is not a CSV with the tape columns (a header row naming exposure, "
+               "default_prob, lgd and optional " + ", ".join(TAPE_COLUMNS[3:]) + ")")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A cell value for an error message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else (repr(text[:limit]) + f"... ({len(text):,} "
+                                                  "characters)")
 
 
 @dataclass(frozen=True)
@@ -187,8 +209,8 @@ def build_book(scenario: Scenario, seed: int | None = None, cohort: int = 0) -> 
         n = seg.count
         rng = stream(seed, "book", cohort, s_idx)
         parts["exposure"].append(seg.exposure.sample(rng, n))
-        parts["default_prob"].append(np.clip(seg.default_prob.sample(rng, n), 1e-12,
-                                             1 - 1e-12))
+        parts["default_prob"].append(np.clip(seg.default_prob.sample(rng, n), PD_FLOOR,
+                                             1 - PD_FLOOR))
         parts["lgd_mean"].append(np.full(n, seg.lgd.mean))
         parts["lgd_sd"].append(np.full(n, seg.lgd.sd))
         parts["tenor"].append(np.full(n, seg.tenor_years))
@@ -242,8 +264,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         except ImportError:  # pragma: no cover - depends on the environment
             raise ScenarioError(str(path), "", "is Parquet, which needs pyarrow "
                                 "(pip install 'simkit[parquet]')") from None
+        data = read_regular_file(path, "a loan tape (CSV or Parquet)")
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(io.BytesIO(data))
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise ScenarioError(str(path), "", f"cannot be read as Parquet: {exc}") from None
         header = list(table.column_names)
@@ -251,20 +274,42 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         rows = [["" if v is None else str(v) for v in row] for row in zip(*columns,
                                                                            strict=True)]
         return header, rows
+    file = str(path)
+    data = read_regular_file(path, "a loan tape (CSV or Parquet)")
+    first = data[:MAX_HEADER_BYTES]
+    if not data.strip():
+        raise ScenarioError(file, "", "is empty (a header row is required)")
+    if b"\n" not in first and b"\r" not in first and len(data) > MAX_HEADER_BYTES:
+        raise ScenarioError(file, "", _NOT_A_TAPE + f"; no header line in the first "
+                            f"{MAX_HEADER_BYTES:,} bytes")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:  # tolerate Excel's BOM
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise ScenarioError(str(path), "", "is empty (a header row is required)")
-            rows = list(reader)
-        while rows and not any(cell.strip() for cell in rows[-1]):
-            rows.pop()  # trailing blank lines
-    except OSError as exc:
-        raise ScenarioError(str(path), "", f"cannot be read: {exc.strerror or exc}") from None
+        text = data.decode("utf-8-sig")  # tolerate Excel's BOM
     except UnicodeDecodeError as exc:
-        raise ScenarioError(str(path), "", f"is not UTF-8 text ({exc.reason})") from None
-    return [h.strip() for h in header], rows
+        raise ScenarioError(file, "", f"is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start:,})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ScenarioError(file, "", "is empty (a header row is required)")
+        header = [h.strip() for h in header]
+        if not any(h in TAPE_COLUMNS for h in header):
+            raise ScenarioError(file, "", _NOT_A_TAPE)  # never quote a foreign file
+        rows = []
+        for row in reader:
+            for j, cell in enumerate(row):
+                if len(cell) > MAX_CELL:
+                    col = header[j] if j < len(header) else f"{j + 1}"
+                    raise ScenarioError(file, f"row {len(rows) + 1}, column {col}",
+                                        f"has {len(cell):,} characters, more than the "
+                                        f"{MAX_CELL:,} accepted in a cell")
+            rows.append(row)
+    except csv.Error as exc:  # e.g. a cell over csv's field limit, a NUL byte
+        raise ScenarioError(file, f"line {reader.line_num}", f"is not valid CSV ({exc})"
+                            ) from None
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()  # trailing blank lines
+    return header, rows
 
 
 def read_tape(path: str | Path, scenario: Scenario) -> Book:
@@ -281,6 +326,9 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
         if col in header[:i]:
             raise ScenarioError(file, "", f"has the column {col!r} twice")
         if col not in TAPE_COLUMNS:
+            if len(col) > 40 or not re.fullmatch(r"[A-Za-z0-9_ .\-]*", col, re.ASCII):
+                raise ScenarioError(file, "", f"has an unknown column (column {i + 1}, not "
+                                    f"shown) (allowed: {', '.join(TAPE_COLUMNS)})")
             raise ScenarioError(file, "", f"has unknown column {col!r}{suggest(col, TAPE_COLUMNS)}"
                                 f" (allowed: {', '.join(TAPE_COLUMNS)})")
     for col in ("exposure", "default_prob", "lgd"):
@@ -313,16 +361,16 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
             if text == "" and default is not None:
                 out[r - 1] = default
                 continue
-            try:
-                v = float(text)
-            except ValueError:
-                v = math.nan
+            v = float(text) if _NUMBER.fullmatch(text) else math.nan
             ok = math.isfinite(v) and (v > low if low_open else v >= low) and (
                 v < high if high_open else v <= high)
             if not ok:
                 allowed = (f"a number in {'(' if low_open else '['}{low:g}, "
                            f"{high:g}{')' if high_open else ']'}")
-                raise ScenarioError(file, where(r, col), f"must be {allowed}, got {text!r}")
+                note = ("" if _NUMBER.fullmatch(text) else
+                        " (plain decimal notation only, e.g. 0.02 or 1.5e6)")
+                raise ScenarioError(file, where(r, col), f"must be {allowed}, got "
+                                    f"{_shown(text)}{note}")
             out[r - 1] = v
         return out
 
@@ -336,15 +384,22 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
             if allowed is not None and v not in allowed:
                 shown = ", ".join(a for a in allowed if a) + (" or empty" if "" in allowed
                                                                else "")
-                raise ScenarioError(file, where(r, col), f"names unknown value {v!r}"
+                raise ScenarioError(file, where(r, col), f"names unknown value {_shown(v)}"
                                     f"{suggest(v, allowed)} (allowed: {shown})")
             out.append(v)
         return out
 
     exposure = numbers("exposure", 0, 1e12, True, False, None)
     default_prob = numbers("default_prob", 0, 1, True, True, None)
+    for r in np.flatnonzero((default_prob < PD_FLOOR) | (default_prob > 1 - PD_FLOOR)):
+        raise ScenarioError(file, where(int(r) + 1, "default_prob"),
+                            f"must be in [{PD_FLOOR:g}, 1 - {PD_FLOOR:g}] (the engines' "
+                            f"probability floor), got {default_prob[r]:.6g}")
     lgd_mean = numbers("lgd", 0, 1, False, False, None)
     lgd_sd = numbers("lgd_sd", 0, 0.5, False, False, 0.0)
+    for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd < MIN_BETA_SD)):
+        raise ScenarioError(file, where(int(r) + 1, "lgd_sd"), f"must be 0 (a fixed LGD) or >= "
+                            f"{MIN_BETA_SD:g}, got {lgd_sd[r]:g}")
     for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd**2 >= lgd_mean * (1 - lgd_mean))):
         raise ScenarioError(file, where(int(r) + 1, "lgd_sd"),
                             f"must be < sqrt(lgd*(1-lgd)) for a Beta LGD, got {lgd_sd[r]:g}")
@@ -365,6 +420,14 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
         if g and no_layer[a]:
             raise ScenarioError(file, where(r, "guarantor"), f"is {g!r}, but agreement "
                                 f"{ag_names[a]!r} has no guarantor-kind layer to assign it to")
+    if "loan_id" in idx:
+        first: dict[str, int] = {}
+        for r, row in enumerate(rows, start=1):
+            key = row[idx["loan_id"]].strip()
+            if key and key in first:
+                raise ScenarioError(file, where(r, "loan_id"), f"repeats {_shown(key)} of row "
+                                    f"{first[key]} (loan ids must be unique)")
+            first.setdefault(key, r)
     seg_code, seg_names = _codes(labels("segment", "tape"))
     reg_code, reg_names = _codes(labels("region", "default"))
     sec_code, sec_names = _codes(labels("sector", "general"))

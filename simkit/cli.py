@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Check scenario TOML files (and their loan tapes) without "
                                    "running anything. Exits 0 when all are valid, 2 otherwise.")
     v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("--strict", action="store_true",
+                   help="treat policy-rule warnings (DOMAIN.md rules) as errors")
 
     r = sub.add_parser("run", help="Monte Carlo loss distribution of every party",
                        description="Simulate correlated defaults, apply the risk-share "
@@ -109,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--analytic", action="store_true",
                    help="closed-form expected loss / fees / net result only (no simulation)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--strict", action="store_true",
+                   help="treat policy-rule warnings (DOMAIN.md rules) as errors")
 
     r.add_argument("--discount-rate", type=_discount_rate, metavar="R",
                    help="discount rate per year of the fiscal present value (default 0.025)")
@@ -190,7 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "validate":
-            return _validate(args.files)
+            return _validate(args.files, strict=args.strict)
         if args.command == "run":
             return _run(args)
         if args.command == "des":
@@ -221,7 +225,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 1  # pragma: no cover - argparse enforces a command
 
 
-def _validate(files: Sequence[str]) -> int:
+def _validate(files: Sequence[str], strict: bool = False) -> int:
+    """Check every file (one failing file does not stop the others); 2 if any failed."""
+    from simkit.policy_rules import policy_warnings
+
     bad = 0
     for f in files:
         try:
@@ -232,13 +239,52 @@ def _validate(files: Sequence[str]) -> int:
                 n = len(read_tape(s.tape, s))
             else:
                 n = sum(seg.count for seg in s.segments)
+            warnings = policy_warnings(s) + _memory_warnings(s)
         except ScenarioError as exc:
             print(f"error: {exc}", file=sys.stderr)
             bad += 1
             continue
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:
+            print(f"error: {f}: internal error while validating ({type(exc).__name__}: "
+                  f"{str(exc)[:200]}); please report it", file=sys.stderr)
+            bad += 1
+            continue
+        for w in warnings:
+            print(f"{'error' if strict else 'warning'}: {f}: {w}", file=sys.stderr)
+        if strict and warnings:
+            bad += 1
+            continue
         print(f"ok: {f} ({s.name}: {len(s.parties)} parties, {len(s.agreements)} "
-              f"agreement(s), {n:,} loans)")
+              f"agreement(s), {n:,} loans)" + (f", {len(warnings)} policy warning(s)"
+                                               if warnings else ""))
     return EXIT_INVALID if bad else 0
+
+
+def _memory_warnings(s: Scenario) -> list[str]:
+    """Runs this machine could not hold (machine-dependent, so a warning in validate)."""
+    from simkit.resources import check_memory
+
+    out = []
+    for engine in ("montecarlo", "des") if s.segments else ("montecarlo",):
+        try:
+            check_memory(s, engine)
+        except ScenarioError as exc:
+            out.append(str(exc).removeprefix(f"{s.source}: "))
+    return out
+
+
+def _policy_check(s: Scenario, strict: bool) -> None:
+    """Print policy-rule warnings on stderr; under ``--strict`` raise the first."""
+    from simkit.policy_rules import policy_warnings
+
+    warnings = policy_warnings(s)
+    if strict and warnings:
+        more = f"; {len(warnings) - 1} more" if len(warnings) > 1 else ""
+        raise ScenarioError(s.source, "", f"{warnings[0]} (--strict{more})")
+    for w in warnings:
+        print(f"warning: {s.source}: {w}", file=sys.stderr)
 
 
 def _load_with(args: argparse.Namespace) -> Scenario:
@@ -258,7 +304,9 @@ def _load_with(args: argparse.Namespace) -> Scenario:
         from simkit.experiments import parse_set
 
         changes.update(parse_set(args.set))
-    return s.with_changes(changes) if changes else s
+    s = s.with_changes(changes) if changes else s
+    _policy_check(s, getattr(args, "strict", False))
+    return s
 
 
 @contextmanager

@@ -34,8 +34,15 @@ __all__ = ["Comparison", "Solution", "apply_links", "compare", "design", "format
 
 def run_summary(scenario: Scenario, *, executor: Executor | None = None,
                 progress: bool = False, keep_segments: bool = True) -> RunReport:
-    """Simulate ``scenario`` and wrap the result in a :class:`RunReport`."""
+    """Simulate ``scenario`` and wrap the result in a :class:`RunReport`.
+
+    Raises :class:`~simkit.scenario.ScenarioError` before any work when the run's
+    estimated memory exceeds what the machine has (:func:`simkit.resources.check_memory`).
+    """
     from simkit.montecarlo import simulate
+    from simkit.resources import check_memory
+
+    check_memory(scenario, "montecarlo", workers=_workers(executor), keep_cells=keep_segments)
 
     result = simulate(scenario, executor=executor, progress=progress,
                       keep_cells=keep_segments)
@@ -679,7 +686,9 @@ def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | No
     figures of replication 0 are written there as one atomic set.
     """
     from simkit.des import run_des
+    from simkit.resources import check_memory
 
+    check_memory(scenario, "des", workers=_workers(executor))
     runs = run_des(scenario, replications=replications, seed=seed, executor=executor,
                    progress=progress)
     summary = runs.summary()
@@ -689,6 +698,11 @@ def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | No
 
         report.save_des(out, summary, runs[0])
     return {"summary": summary, "text": text, "runs": runs}
+
+
+def _workers(executor: Executor | None) -> int:
+    """Processes an executor runs at once (1 in-process; unknown executors count as 1)."""
+    return 1 if executor is None else int(getattr(executor, "_max_workers", 1) or 1)
 
 
 def format_des(scenario: Scenario, summary: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from simkit._validate import Reader, ScenarioError, check_name, join
+from simkit._validate import Reader, ScenarioError, check_name, join, plain
 
 __all__ = [
     "PARTY_KINDS",
@@ -50,7 +50,19 @@ PARTY_KINDS = ("bank", "guarantor", "provincial", "national_fund", "local_gov", 
 BORROWER = "borrower"
 CAP_POOLS = ("agreement", "guarantor", "region", "segment")
 CAP_BASES = ("guaranteed", "annualised")
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", re.ASCII)
+#: Smallest positive sd of a Beta (LGD or default probability): below it sd**2 underflows
+#: towards 0 and the shape parameters overflow; use 0 for a fixed value.
+MIN_BETA_SD = 1e-6
+#: Longest identifier (party, agreement, segment name) or label (region, sector).
+MAX_NAME = 64
+#: Deepest nesting of arrays / tables accepted in a scenario (a real one needs 5).
+MAX_DEPTH = 32
+#: Largest scenario file read (bytes); real scenarios are a few kilobytes.
+MAX_FILE_BYTES = 16 * 2**20
+#: Most DES applications per segment and year: ten times the 1.05 million firms NFGF
+#: served nationally in 2024 (DOMAIN.md (d), [S1]); the DES keeps arrays per application.
+MAX_APPLICATIONS_PER_YEAR = 1e7
 
 
 # --------------------------------------------------------------------------------------
@@ -402,11 +414,24 @@ class Scenario:
                 return a
         raise KeyError(name)
 
+    @property
+    def cap_period_years(self) -> int:
+        """The common statistics period of every cap, in whole years (1 without caps).
+
+        Validation guarantees one whole-year period shared by all caps.
+        """
+        periods = {layer.cap.period_years for a in self.agreements for layer in a.layers
+                   if layer.cap is not None}
+        return int(next(iter(periods), 1))
+
     def with_changes(self, changes: dict[str, Any]) -> Scenario:
         """Return a copy with dotted-path ``changes`` applied and validated again.
 
         >>> s2 = s.with_changes({"run.n_paths": 1000, "agreements[0].layers[1].share": 0.3})
         """
+        if not isinstance(changes, dict):
+            raise ScenarioError(self.source, "", "changes must be a dict of dotted field paths "
+                                f"to values, got {type(changes).__name__}")
         raw = copy.deepcopy(self.raw)
         # the world stays put: a changed run.seed (or any other edit) keeps the book's seed
         book_raw = raw.setdefault("book", {})
@@ -415,7 +440,8 @@ class Scenario:
             book_raw["seed"] = self.book_seed
         for path, value in changes.items():
             try:
-                _set_path(raw, path, value)
+                _check_depth(value, self.source, str(path))
+                _set_path(raw, path, plain(value))
             except (KeyError, IndexError, TypeError):
                 raise ScenarioError(self.source, repr(path), "is not a field path of this scenario "
                                     "(e.g. 'run.n_paths' or 'agreements[0].layers[1].share')"
@@ -456,26 +482,87 @@ def load(path: str | Path) -> Scenario:
     """
     path = Path(path)
     name = str(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(name, "", f"cannot be read: {exc.strerror or exc}") from None
+    text = read_regular_file(path, "a scenario TOML file", MAX_FILE_BYTES)
     try:
         data = tomllib.loads(text.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ScenarioError(name, "", f"is not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(name, "", f"is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(name, "", "is not valid TOML for simkit: arrays or tables nested "
+                            f"too deep (at most {MAX_DEPTH} levels)") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's 4,300-digit limit
+        raise ScenarioError(name, "", "is not valid TOML for simkit: a number literal is too "
+                            f"long ({str(exc).split(':')[0]})") from None
     return from_dict(data, source=name)
+
+
+def read_regular_file(path: Path, what: str, max_bytes: int | None = None) -> bytes:
+    """Read a regular file, refusing FIFOs, devices and directories before opening them.
+
+    Parameters
+    ----------
+    path : Path
+    what : str
+        What the file should be, for the message (``"a loan tape"``).
+    max_bytes : int, optional
+        Refuse files larger than this (bytes).
+
+    Raises
+    ------
+    ScenarioError
+        When the file is missing, unreadable, not a regular file or too large.
+    """
+    import stat
+
+    name = str(path)
+    try:
+        st = path.stat()
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(name, "", f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
+                            ) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO"
+                if stat.S_ISFIFO(st.st_mode) else "a device or other special file")
+        raise ScenarioError(name, "", f"is {kind}, not a regular file ({what} is expected)")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise ScenarioError(name, "", f"is {st.st_size:,} bytes, more than the "
+                            f"{max_bytes:,} accepted for {what}")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ScenarioError(name, "", f"cannot be read: {exc.strerror or exc}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ScenarioError(name, "", f"is more than the {max_bytes:,} bytes accepted for {what}")
+    return data
+
+
+def _check_depth(data: Any, source: str, path: str = "") -> None:
+    """Refuse arrays / tables nested deeper than :data:`MAX_DEPTH` (iteratively)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            if depth >= MAX_DEPTH:
+                raise ScenarioError(source, path, f"nests arrays or tables deeper than "
+                                    f"{MAX_DEPTH} levels")
+            values = node.values() if isinstance(node, dict) else node
+            stack.extend((v, depth + 1) for v in values)
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     """Validate a scenario given as a mapping (the parsed TOML)."""
+    _check_depth(data, source)
+    data = plain(data) if isinstance(data, dict) else data
     top = Reader(data, "", source)
     meta = top.sub("scenario")
     name, description = "scenario", ""
     if meta is not None:
         name = meta.string("name", "scenario")
+        if not name.strip() or len(name) > 200:
+            raise meta.bad("name", name, "a non-blank name of at most 200 characters")
         description = meta.string("description", "")
         meta.finish()
 
@@ -515,8 +602,20 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
 
 
 def _check_identifier(r: Reader, key: str, value: str) -> None:
-    if not _NAME.match(value):
-        raise r.bad(key, value, "a name of letters, digits, '_' or '-'")
+    """Names: ASCII letters, digits, '_' or '-' (not first), at most :data:`MAX_NAME` long."""
+    if len(value) > MAX_NAME or not _NAME.fullmatch(value):
+        raise r.bad(key, value, f"a name of at most {MAX_NAME} ASCII letters, digits, '_' or "
+                    "'-' (not starting with '-')")
+
+
+def _check_label(r: Reader, key: str, value: str | None) -> None:
+    """Labels (region, sector): non-blank, no surrounding spaces or control characters."""
+    if value is None:
+        return
+    if (not value.strip() or value != value.strip() or len(value) > MAX_NAME
+            or not value.isprintable()):
+        raise r.bad(key, value, f"a non-blank label of at most {MAX_NAME} printable "
+                    "characters without leading or trailing spaces")
 
 
 def _parties(top: Reader) -> tuple[Party, ...]:
@@ -538,7 +637,7 @@ def _parties(top: Reader) -> tuple[Party, ...]:
             kind=kind,
             net_assets=r.number("net_assets", None, low=0),
             leverage_limit=r.number("leverage_limit", None, low=0, low_open=True),
-            region=r.string("region"),
+            region=_label(r, "region", None),
             single_client_limit=r.number("single_client_limit", None, low=0, high=1,
                                          low_open=True),
         ))
@@ -618,11 +717,19 @@ def _distribution(r: Reader, key: str, *, low: float, high: float, required: boo
     else:
         mean = d.number("mean", required=True, low=0, high=1, low_open=True, high_open=True)
         sd = d.number("sd", required=True, low=0)
-        if sd**2 >= mean * (1 - mean):
+        _check_beta_sd(d, sd)
+        if sd >= math.sqrt(mean * (1 - mean)) or min(_beta_ab(mean, sd)) <= 0:
+            # compare sds first: sd**2 overflows for sd = 1e200
             raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
         params = {"mean": mean, "sd": sd}
     d.finish()
     return Distribution(kind, tuple(params.items()))
+
+
+def _check_beta_sd(d: Reader, sd: float) -> None:
+    if 0 < sd < MIN_BETA_SD:
+        raise d.bad("sd", sd, f"0 (a fixed value) or >= {MIN_BETA_SD:g} (smaller sds make the "
+                    "Beta shape parameters overflow)")
 
 
 def _lgd(r: Reader) -> Lgd:
@@ -635,7 +742,9 @@ def _lgd(r: Reader) -> Lgd:
     assert d is not None
     mean = d.number("mean", required=True, low=0, high=1)
     sd = d.number("sd", 0.0, low=0)
-    if sd > 0 and (mean in (0.0, 1.0) or sd**2 >= mean * (1 - mean)):
+    _check_beta_sd(d, sd)
+    if sd > 0 and (mean in (0.0, 1.0) or sd >= math.sqrt(mean * (1 - mean))
+                   or min(_beta_ab(mean, sd)) <= 0):
         raise d.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
     d.finish()
     return Lgd(mean, sd)
@@ -680,13 +789,13 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
             default_prob=_distribution(r, "default_prob", low=0, high=1),
             lgd=_lgd(r),
             agreement=agreement,
-            sector=r.string("sector", "general"),
-            region=r.string("region", "default"),
+            sector=_label(r, "sector", "general"),
+            region=_label(r, "region", "default"),
             guarantor=guarantor,
             tech_tier=r.number("tech_tier", 0, low=0, high=3, integer=True),
             tenor_years=r.number("tenor_years", 1.0, low=0, high=30, low_open=True),
             loadings=loadings,
-            applications_per_year=r.number("applications_per_year", None, low=0),
+            applications_per_year=_applications(r),
             interest_margin=r.number("interest_margin", 0.03, low=0, high=1),
         ))
         exposure = out[-1].exposure
@@ -694,11 +803,53 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
         if lowest is not None and exposure.param(lowest) <= 0:
             raise r.bad("exposure" if exposure.kind == "fixed" else f"exposure.{lowest}",
                         exposure.param(lowest), "> 0 yuan")
-        for label in ("sector", "region"):
-            if not getattr(out[-1], label):
-                raise r.bad(label, "", "a non-empty label")
         r.finish()
     return tuple(out)
+
+
+def _label(r: Reader, key: str, default: str | None) -> str | None:
+    value = r.string(key, default)
+    _check_label(r, key, value)
+    return value
+
+
+def _applications(r: Reader) -> float | None:
+    """``applications_per_year``: >= 0 and at most :data:`MAX_APPLICATIONS_PER_YEAR`."""
+    value = r.number("applications_per_year", None, low=0)
+    if value is not None and value > MAX_APPLICATIONS_PER_YEAR:
+        raise r.bad("applications_per_year", value,
+                    f"<= {MAX_APPLICATIONS_PER_YEAR:g} (ten times the 1.05 million firms the "
+                    "national fund served in all of China in 2024, DOMAIN.md (d); the DES "
+                    "keeps arrays per application)")
+    return value
+
+
+def _cap_period(cr: Reader) -> float:
+    """A cap's statistics period: a whole number of years in [1, 10].
+
+    The Monte Carlo engine settles caps per statistics period of whole annual cohorts,
+    so a fraction of a year cannot be represented.
+    """
+    value = cr.number("period_years", 1.0, low=0, low_open=True, high=10)
+    if value < 1 or not float(value).is_integer():
+        raise cr.bad("period_years", value, "a whole number of years in [1, 10] (caps are "
+                     "settled per statistics period of whole annual cohorts)")
+    return float(value)
+
+
+def _common_cap_period(top: Reader, agreements: tuple[Agreement, ...]) -> None:
+    """All capped layers must share one statistics period (the Monte Carlo needs one)."""
+    periods: dict[float, str] = {}
+    for i, agreement in enumerate(agreements):
+        for j, layer in enumerate(agreement.layers):
+            if layer.cap is not None:
+                periods.setdefault(layer.cap.period_years,
+                                   f"agreements[{i}].layers[{j}].cap.period_years")
+    if len(periods) > 1:
+        (p0, w0), (p1, w1) = sorted(periods.items())[:2]
+        raise ScenarioError(top.file, w1, f"is {p1:g} but {w0} is {p0:g}: every cap must use "
+                            "the same statistics period (the Monte Carlo settles all caps "
+                            "per common period)")
 
 
 def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...]:
@@ -740,7 +891,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
                     overflow=overflow,
                     base=cr.string("base", "guaranteed", choices=CAP_BASES),
                     pool=cr.string("pool", "agreement", choices=CAP_POOLS),
-                    period_years=cr.number("period_years", 1.0, low=0, low_open=True, high=10),
+                    period_years=_cap_period(cr),
                 )
                 cr.finish()
             layers.append(Layer(party, share, cap,
@@ -795,6 +946,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
             fiscal_compensation=_fiscal_compensation(r, layers, kinds),
         ))
         r.finish()
+    _common_cap_period(top, tuple(out))
     return tuple(out)
 
 

@@ -139,5 +139,121 @@ def test_corrupt_parquet_is_a_clear_error(tmp_path: Path, minimal) -> None:
     f.write_text("garbage")
     with pytest.raises(ScenarioError, match="cannot be read as Parquet"):
         read_tape(f, from_dict(minimal))
-    with pytest.raises(ScenarioError, match="cannot be read as Parquet"):
+    with pytest.raises(ScenarioError, match=r"missing\.parquet: cannot be read: No such file"):
         read_tape(tmp_path / "missing.parquet", from_dict(minimal))
+
+
+# --------------------------------------------------------------------------------------
+# issue 7: tapes that crashed, were coerced or leaked content
+# --------------------------------------------------------------------------------------
+def _tape_error(tmp_path: Path, minimal, content: str | bytes, match: str) -> str:
+    f = tmp_path / "loans.csv"
+    if isinstance(content, bytes):
+        f.write_bytes(content)
+    else:
+        f.write_text(content, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=match) as info:
+        read_tape(f, from_dict(minimal))
+    msg = str(info.value)
+    assert msg.startswith(f"{f}: ") and "\n" not in msg
+    return msg
+
+
+def test_tape_cell_over_the_csv_field_limit(tmp_path: Path, minimal) -> None:
+    # issue 7 item 8: _csv.Error for a cell longer than 131,072 characters
+    msg = _tape_error(tmp_path, minimal, "exposure,default_prob,lgd\n" + "1" * 200_000
+                      + ",0.02,0.4\n", r"line 2 is not valid CSV \(field larger than field limit")
+    assert len(msg) < 300
+
+
+def test_tape_long_cell_is_reported_without_echo(tmp_path: Path, minimal) -> None:
+    msg = _tape_error(tmp_path, minimal, "exposure,default_prob,lgd\n1e6,0.02,0.4\n1e6,0.02,"
+                      + "7" * 10_000 + "\n", r"row 2, column lgd has 10,000 characters, more "
+                      "than the 4,096 accepted")
+    assert "7777" not in msg
+
+
+def test_tape_nul_byte_is_a_clear_error(tmp_path: Path, minimal) -> None:
+    _tape_error(tmp_path, minimal, b"exposure,default_prob,lgd\n1e6,0.0\x002,0.4\n",
+                r"line 2 is not valid CSV|row 1, column default_prob must be a number")
+
+
+@pytest.mark.parametrize("cell", ["1_0", "١٠", "１０", "10\u200b", "inf", "nan", "0x1A",
+                                  "1e", "--1", "1,5"])
+def test_tape_numbers_are_plain_decimal_only(tmp_path: Path, minimal, cell: str) -> None:
+    # issue 7 item 16: float() read `1_0` as 10 and non-ASCII digits as numbers
+    _tape_error(tmp_path, minimal,
+                f'exposure,default_prob,lgd,tenor_years\n1e6,0.02,0.4,"{cell}"\n',
+                r"row 1, column tenor_years must be a number in \(0, 30\], got ")
+
+
+@pytest.mark.parametrize("cell,value", [("10", 10.0), ("+2.5", 2.5), (".5", 0.5), ("5.", 5.0),
+                                        ("1e1", 10.0), ("2.5E+0", 2.5), (" 3 ", 3.0)])
+def test_tape_plain_decimal_forms_are_read(tmp_path: Path, minimal, cell: str,
+                                           value: float) -> None:
+    f = tmp_path / "loans.csv"
+    f.write_text(f"exposure,default_prob,lgd,tenor_years\n1e6,0.02,0.4,{cell}\n")
+    assert read_tape(f, from_dict(minimal)).tenor_years[0] == value
+
+
+def test_tape_duplicate_loan_ids(tmp_path: Path, minimal) -> None:
+    # issue 7 item 16: duplicate loan_ids were accepted silently
+    _tape_error(tmp_path, minimal, "loan_id,exposure,default_prob,lgd\nA,1e6,0.02,0.4\n"
+                "B,1e6,0.02,0.4\nA,2e6,0.02,0.4\n",
+                r"row 3, column loan_id repeats 'A' of row 1 \(loan ids must be unique\)")
+    f = tmp_path / "ok.csv"
+    f.write_text("loan_id,exposure,default_prob,lgd\nA,1e6,0.02,0.4\n,1e6,0.02,0.4\n"
+                 ",1e6,0.02,0.4\n")
+    assert len(read_tape(f, from_dict(minimal))) == 3  # empty ids are not compared
+
+
+def test_tape_that_is_not_a_tape_is_not_echoed(tmp_path: Path, minimal) -> None:
+    # issue 7 item 19: the message quoted the first line of any file
+    msg = _tape_error(tmp_path, minimal, "API_TOKEN=s3cr3t,other\nmore\n",
+                      "is not a CSV with the tape columns")
+    assert "s3cr3t" not in msg and "API_TOKEN" not in msg
+    msg = _tape_error(tmp_path, minimal, "exposure,default_prob,lgd,API_TOKEN=s3cr3t\n",
+                      r"has an unknown column \(column 4, not shown\)")
+    assert "s3cr3t" not in msg
+
+
+def test_tape_without_a_header_line_is_refused_early(tmp_path: Path, minimal) -> None:
+    _tape_error(tmp_path, minimal, "x" * 200_000, "is not a CSV with the tape columns .*; no "
+                "header line in the first 65,536 bytes")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "dev"])
+def test_tape_must_be_a_regular_file(tmp_path: Path, minimal, kind: str) -> None:
+    # issue 7 item 19: /dev/zero read until memory ran out, a FIFO blocked forever
+    import os
+
+    if kind == "fifo":
+        f = tmp_path / "loans.csv"
+        os.mkfifo(f)
+    elif kind == "dir":
+        f = tmp_path / "loans.csv"
+        f.mkdir()
+    else:
+        f = Path("/dev/zero")
+    what = {"fifo": "a FIFO", "dir": "a directory", "dev": "a device or other special file"}
+    with pytest.raises(ScenarioError, match=f"^{re.escape(str(f))}: is {what[kind]}, not a "
+                       "regular file"):
+        read_tape(f, from_dict(minimal))
+    if kind == "fifo":
+        minimal.pop("segments")
+        minimal["book"] = {"tape": str(f)}
+        with pytest.raises(ScenarioError, match="is a FIFO, not a regular file"):
+            read_tape(from_dict(minimal).tape, from_dict(minimal))
+
+
+def test_tape_tiny_lgd_sd(tmp_path: Path, minimal) -> None:
+    _tape_error(tmp_path, minimal, "exposure,default_prob,lgd,lgd_sd\n1e6,0.02,0.5,1e-300\n",
+                r"row 1, column lgd_sd must be 0 \(a fixed LGD\) or >= 1e-06")
+
+
+@pytest.mark.parametrize("pd", ["1e-320", "1e-13", "0.9999999999999"])
+def test_tape_default_prob_within_the_engine_floor(tmp_path: Path, minimal, pd: str) -> None:
+    # found by the fuzz battery: a subnormal default_prob overflowed in the Monte Carlo
+    _tape_error(tmp_path, minimal, f"exposure,default_prob,lgd\n1e6,{pd},0.5\n",
+                r"row 1, column default_prob must be in \[1e-12, 1 - 1e-12\] \(the engines' "
+                "probability floor\\)")

@@ -266,3 +266,367 @@ def test_toml_with_bom(tmp_path: Path, minimal) -> None:
     f = tmp_path / "bom.toml"
     f.write_bytes(b"\xef\xbb\xbf" + (Path(SCENARIOS[0])).read_bytes())
     assert load(f).name == load(SCENARIOS[0]).name
+
+
+# --------------------------------------------------------------------------------------
+# issue 7: inputs that crashed or passed silently
+# --------------------------------------------------------------------------------------
+def _file_error(tmp_path: Path, text: str, match: str) -> ScenarioError:
+    f = tmp_path / "s.toml"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=match) as info:
+        load(f)
+    assert str(info.value).startswith(f"{f}: ")
+    return info.value
+
+
+def _toml(minimal) -> str:
+    from tests.strategies import to_toml
+
+    return to_toml(minimal)
+
+
+@pytest.mark.parametrize("text", ["x = " + "[" * 600 + "]" * 600,
+                                  "x = " + "{a = " * 400 + "1" + "}" * 400,
+                                  "x = " + "[" * 40 + "]" * 40])
+def test_deep_nesting_is_a_clear_error(tmp_path: Path, minimal, text: str) -> None:
+    # issue 7 item 5: RecursionError from tomllib
+    _file_error(tmp_path, text + "\n" + _toml(minimal), "nest")
+
+
+def test_deep_nesting_through_with_changes(minimal) -> None:
+    deep: list = []
+    for _ in range(2000):
+        deep = [deep]
+    with pytest.raises(ScenarioError, match=r"segments\[0\]\.count nests arrays or tables "
+                       "deeper than 32 levels"):
+        from_dict(minimal).with_changes({"segments[0].count": deep})
+
+
+def test_integer_beyond_float_range(tmp_path: Path, minimal) -> None:
+    # issue 7 item 6: OverflowError in check_number
+    text = _toml(minimal).replace("net_assets = 1000000000.0", "net_assets = 1" + "0" * 400)
+    assert "0" * 400 in text
+    _file_error(tmp_path, text, r"parties\.guarantor\.net_assets must be a finite number >= 0, "
+                r"got an integer of about 401 digits \(beyond the float range")
+    with pytest.raises(ScenarioError, match=r"parties\.guarantor\.net_assets must be a finite"):
+        from_dict(minimal).with_changes({"parties.guarantor.net_assets": 10**400})
+
+
+def test_integer_literal_over_the_digit_limit(tmp_path: Path, minimal) -> None:
+    # issue 7 item 6: ValueError from tomllib's 4,300-digit limit
+    text = _toml(minimal).replace("net_assets = 1000000000.0", "net_assets = 1" + "0" * 5000)
+    _file_error(tmp_path, text, "a number literal is too long")
+    with pytest.raises(ScenarioError, match="got an integer of about 5,001 digits"):
+        from_dict(minimal).with_changes({"parties.guarantor.net_assets": 10**5000})
+    with pytest.raises(ScenarioError, match="about 5,001 digits"):
+        from_dict(minimal).with_changes({"segments[0].count": 10**5000})
+
+
+@pytest.mark.parametrize("field,value", [("lgd", {"mean": 0.7, "sd": 1e200}),
+                                         ("default_prob", {"dist": "beta", "mean": 0.02,
+                                                           "sd": 1e200})])
+def test_huge_sd_is_a_clear_error(minimal, field: str, value: dict) -> None:
+    # issue 7 item 7: OverflowError from sd**2
+    minimal["segments"][0][field] = value
+    _error(minimal, rf"segments\[0\]\.{field}\.sd must be < sqrt\(mean\*\(1-mean\)\)")
+
+
+@pytest.mark.parametrize("period", [0.5, 1.5, 0.25])
+def test_cap_period_must_be_whole_years(minimal, period: float) -> None:
+    # issue 7 item 9: accepted, then montecarlo._cap_period raised ValueError
+    minimal["agreements"][0]["layers"][3]["cap"]["period_years"] = period
+    _error(minimal, r"agreements\[0\]\.layers\[3\]\.cap\.period_years must be a whole number "
+           r"of years in \[1, 10\] \(caps are settled per statistics period")
+
+
+def test_caps_need_one_common_period(minimal) -> None:
+    minimal["agreements"][0]["layers"][2]["cap"] = {"rate": 0.04, "overflow": "guarantor",
+                                                    "period_years": 2}
+    _error(minimal, r"agreements\[0\]\.layers\[2\]\.cap\.period_years is 2 but "
+           r"agreements\[0\]\.layers\[3\]\.cap\.period_years is 1: every cap must use the "
+           "same statistics period")
+    minimal["agreements"][0]["layers"][3]["cap"]["period_years"] = 2.0
+    s = from_dict(minimal)
+    assert s.agreements[0].layers[3].cap.period_years == 2.0
+    assert s.cap_period_years == 2
+    from simkit.montecarlo import _cap_period
+
+    assert _cap_period(s) == s.cap_period_years  # the engine agrees with validation
+
+
+@pytest.mark.parametrize("rate", [1e308, 1e12, 1.5e7])
+def test_applications_per_year_is_bounded(minimal, rate: float) -> None:
+    # issue 7 item 9: `lam value too large` / a 7 TiB array in the DES
+    minimal["segments"][0]["applications_per_year"] = rate
+    _error(minimal, r"segments\[0\]\.applications_per_year must be <= 1e\+07 \(ten times the "
+           r"1\.05 million firms")
+
+
+def test_memory_check_refuses_runs_that_cannot_fit(minimal) -> None:
+    # issue 7 item 9: count / block_size / n_paths at their maxima -> MemoryError
+    from simkit.experiments import run_des_summary, run_summary
+    from simkit.resources import check_memory, des_bytes, monte_carlo_bytes
+
+    minimal["segments"][0]["count"] = 10**8
+    minimal["run"].update(n_paths=10**10, block_size=10**7)
+    s = from_dict(minimal, source="big.toml")
+    assert monte_carlo_bytes(s) > 10**12  # the result arrays alone: 1e10 paths
+    assert des_bytes(s) > 10**11  # 3e8 applications
+    with pytest.raises(ScenarioError, match=r"^big\.toml: needs about [\d,.]+ GiB of memory for "
+                       "the Monte Carlo run, more than the 1 MiB available; reduce run.n_paths"):
+        check_memory(s, "montecarlo", available=2**20)
+    with pytest.raises(ScenarioError, match=r"needs about .* for the discrete-event run"):
+        check_memory(s, "des", available=2**20)
+    # the real check (this machine has far less than a terabyte) runs before any work
+    with pytest.raises(ScenarioError, match="of memory for the Monte Carlo run"):
+        run_summary(s)
+    with pytest.raises(ScenarioError, match="of memory for the discrete-event run"):
+        run_des_summary(s)
+    small = from_dict(_minimal_copy())
+    assert check_memory(small, "montecarlo", available=2**34) < 2**28
+    assert check_memory(small, "des", available=2**34) < 2**28
+
+
+def _minimal_copy() -> dict:
+    import copy
+
+    from tests.conftest import MINIMAL
+
+    return copy.deepcopy(MINIMAL)
+
+
+def test_memory_estimate_scales_with_its_drivers(minimal) -> None:
+    from simkit.resources import MC_BYTES_PER_LOAN, monte_carlo_bytes
+
+    s = from_dict(minimal)
+    more_loans = s.with_changes({"segments[0].count": 101_000})
+    assert monte_carlo_bytes(more_loans) - monte_carlo_bytes(s) == 100_000 * MC_BYTES_PER_LOAN
+    assert monte_carlo_bytes(s.with_changes({"run.n_paths": 4000})) > monte_carlo_bytes(s)
+    assert monte_carlo_bytes(s, workers=4) > monte_carlo_bytes(s)
+
+
+def test_available_bytes_is_positive() -> None:
+    from simkit.resources import available_bytes
+
+    have = available_bytes()
+    assert have is None or have > 0
+
+
+@pytest.mark.parametrize("name", ["smes\n", "a" * 65, "-x", "ünï", "a b", ""])
+def test_identifiers_are_full_matches_and_bounded(minimal, name: str) -> None:
+    # issue 7 item 17: trailing newline accepted by re.match("^...$"), 100,000 characters
+    minimal["segments"][0]["name"] = name
+    err = _error(minimal, r"segments\[0\]\.name must be a name of at most 64 ASCII letters")
+    assert len(str(err)) < 300
+
+
+def test_identifier_of_64_characters_is_fine(minimal) -> None:
+    minimal["segments"][0]["name"] = "a" * 64
+    assert from_dict(minimal).segments[0].name == "a" * 64
+
+
+@pytest.mark.parametrize("label", ["region", "sector"])
+@pytest.mark.parametrize("value", [" ", "", "\t", " north", "a\nb", "x" * 65])
+def test_labels_must_not_be_blank(minimal, label: str, value: str) -> None:
+    minimal["segments"][0][label] = value
+    _error(minimal, rf"segments\[0\]\.{label} must be a non-blank label")
+
+
+def test_party_region_label(minimal) -> None:
+    minimal["parties"]["guarantor"]["region"] = "  "
+    _error(minimal, r"parties\.guarantor\.region must be a non-blank label")
+
+
+def test_numpy_scalars_in_with_changes(minimal) -> None:
+    # issue 7 item 17: `got np.int64(1000)`
+    import numpy as np
+
+    s = from_dict(minimal)
+    for n in np.arange(1000, 3000, 1000):
+        assert s.with_changes({"run.n_paths": n}).run.n_paths == int(n)
+    s2 = s.with_changes({"agreements[0].layers[0].share": np.float64(0.25),
+                         "agreements[0].layers[1].share": np.float64(0.35),
+                         "factors.national": np.float32(0.25),
+                         "des.direct_lending": np.bool_(True),
+                         "segments[0].count": np.int32(10)})
+    assert s2.agreements[0].layers[0].share == 0.25
+    assert type(s2.run.n_paths) is int and s2.des.direct_lending is True
+    assert s2.segments[0].count == 10
+    with pytest.raises(ScenarioError, match=r"run\.n_paths must be an integer in \[1, "):
+        s.with_changes({"run.n_paths": np.int64(0)})
+
+
+def test_with_changes_needs_a_dict(minimal) -> None:
+    with pytest.raises(ScenarioError, match="changes must be a dict"):
+        from_dict(minimal).with_changes([("run.n_paths", 5)])  # type: ignore[arg-type]
+
+
+def test_long_bad_values_are_cut_in_messages(minimal) -> None:
+    minimal["segments"][0]["tenor_years"] = "x" * 100_000
+    err = _error(minimal, r"segments\[0\]\.tenor_years must be a number")
+    assert "100,002 characters" in str(err) and len(str(err)) < 300
+
+
+@pytest.mark.parametrize("kind", ["dir", "fifo"])
+def test_scenario_path_must_be_a_regular_file(tmp_path: Path, kind: str) -> None:
+    import os
+
+    f = tmp_path / "s.toml"
+    if kind == "dir":
+        f.mkdir()
+    else:
+        os.mkfifo(f)
+    what = "directory" if kind == "dir" else "FIFO"
+    with pytest.raises(ScenarioError, match=rf"s\.toml: is a {what}, not a regular file"):
+        load(f)
+
+
+# --------------------------------------------------------------------------------------
+# policy-rule warnings (issue 7 item 18)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_shipped_scenarios_follow_the_policy_rules(path: Path) -> None:
+    from simkit.policy_rules import policy_warnings
+
+    assert policy_warnings(load(path)) == []
+
+
+@pytest.mark.parametrize("changes,rule", [
+    ({"agreements[0].layers[0].share": 0.05, "agreements[0].layers[1].share": 0.55},
+     r"agreements\[0\] \(std\): the lending bank 'bank' bears 5 % .* at least 20 % .*\[S2\]\[S9\]"),
+    ({"agreements[0].fees[0].rate": 0.012},
+     r"agreements\[0\]\.fees\[0\]: guarantee fee 1\.2 % on single guarantees of at most 5 million "
+     r"yuan is above the 1 % cap .*\[S9\]"),
+    ({"agreements[0].layers[2].share": 0.1, "agreements[0].layers[1].share": 0.5},
+     r"the provincial share 10 % is below the national fund's 20 %.*\[S9\]"),
+    ({"agreements[0].layers[3].cap.rate": 0.10},
+     r"agreements\[0\]\.layers\[3\]\.cap\.rate: 10 % lies outside .* 3 % .* 5 %"),
+    ({"parties.guarantor.leverage_limit": 20},
+     r"parties\.guarantor\.leverage_limit: 20x net assets is above .*\[S16\]\[S19\]"),
+    ({"parties.guarantor.single_client_limit": 0.5},
+     r"parties\.guarantor\.single_client_limit: 50 % .* 10 % single-client .*\[S16\]"),
+    ({"agreements[0].layers[3].share": 0.3, "agreements[0].layers[2].share": 0.3,
+      "agreements[0].layers[1].share": 0.2},
+     r"national fund's share 30 % is above the 20 % of its general rule"),
+])
+def test_policy_breaches_warn_with_their_source(minimal, changes: dict, rule: str) -> None:
+    from simkit.policy_rules import policy_warnings
+
+    s = from_dict(minimal)
+    assert policy_warnings(s) == []
+    warnings = policy_warnings(s.with_changes(changes))
+    assert len(warnings) == 1, warnings
+    assert re.search(rule, warnings[0]), warnings[0]
+    assert "DOMAIN.md" in warnings[0]
+
+
+def test_tech_tier_agreements_follow_the_tech_plan(minimal) -> None:
+    from simkit.policy_rules import policy_warnings
+
+    s = from_dict(minimal).with_changes({
+        "agreements[0].layers[3].share": 0.4, "agreements[0].layers[1].share": 0.2,
+        "segments[0].tech_tier": 1})
+    assert policy_warnings(s) == []  # tier 1: fund up to 40 %, provincial >= 20 %
+    tier3 = s.with_changes({"segments[0].tech_tier": 3})
+    (w,) = policy_warnings(tier3)
+    assert "above the tech plan's 30 % for tier 3" in w
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from simkit.cli import main
+
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_prints_warnings_and_strict_fails(tmp_path: Path, minimal, capsys) -> None:
+    minimal["agreements"][0]["fees"][0]["rate"] = 0.012
+    f = tmp_path / "fee.toml"
+    f.write_text(_toml(minimal), encoding="utf-8")
+    rc, out, err = _cli(["validate", str(f)], capsys)
+    assert rc == 0 and out.startswith(f"ok: {f}") and "1 policy warning(s)" in out
+    assert err.startswith(f"warning: {f}: agreements[0].fees[0]: guarantee fee 1.2 %")
+    assert len(err.splitlines()) == 1
+    rc, out, err = _cli(["validate", "--strict", str(f)], capsys)
+    assert rc == 2 and out == "" and err.startswith(f"error: {f}: agreements[0].fees[0]")
+    rc, out, err = _cli(["run", "--strict", "--quiet", "--paths", "10", str(f)], capsys)
+    assert rc == 2 and out == ""
+    assert err.splitlines() == [f"error: {f}: " + err.split(": ", 2)[2].rstrip()]
+    assert err.rstrip().endswith("(--strict)")
+    rc, out, err = _cli(["run", "--quiet", "--paths", "200", str(f)], capsys)
+    assert rc == 0 and err.startswith(f"warning: {f}: agreements[0].fees[0]")
+
+
+def test_cli_validate_reports_every_file(tmp_path: Path, minimal, capsys, monkeypatch) -> None:
+    # issue 7 item 8: one crashing file stopped `simkit validate a b` before b
+    good = tmp_path / "good.toml"
+    good.write_text(_toml(minimal), encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("x = " + "[" * 600 + "]" * 600 + "\n", encoding="utf-8")
+    rc, out, err = _cli(["validate", str(bad), str(good)], capsys)
+    assert rc == 2
+    assert out.startswith(f"ok: {good}")
+    assert err.startswith(f"error: {bad}: ") and len(err.splitlines()) == 1
+    # even a bug in a check does not stop the other files
+    import simkit.policy_rules
+
+    def boom(s):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(simkit.policy_rules, "policy_warnings", boom)
+    rc, out, err = _cli(["validate", str(good), str(good)], capsys)
+    assert rc == 2 and err.count("internal error while validating (RuntimeError: bug)") == 2
+
+
+def test_cli_des_refuses_a_tape_only_scenario(tmp_path: Path, minimal, capsys) -> None:
+    # issue 7 item 15: 0 applications and exit 0
+    (tmp_path / "loans.csv").write_text("exposure,default_prob,lgd\n1e6,0.02,0.4\n")
+    del minimal["segments"]
+    minimal["book"] = {"tape": "loans.csv"}
+    f = tmp_path / "tape.toml"
+    f.write_text(_toml(minimal), encoding="utf-8")
+    rc, out, err = _cli(["des", "--quiet", str(f)], capsys)
+    assert rc == 2 and out == ""
+    assert err.splitlines() == [f"error: {f}: segments are required by the discrete-event "
+                                "model, which draws applicants from [[segments]]; this "
+                                "scenario has only a loan tape ([book] tape), which only "
+                                "`simkit run` (Monte Carlo) uses"]
+    from simkit.des import run_des
+
+    with pytest.raises(ScenarioError, match="segments are required by the discrete-event"):
+        run_des(load(f))
+
+
+@pytest.mark.parametrize("field,value", [("lgd", {"mean": 0.5, "sd": 1e-300}),
+                                         ("default_prob", {"dist": "beta", "mean": 0.5,
+                                                           "sd": 1e-300})])
+def test_tiny_beta_sd_is_a_clear_error(minimal, field: str, value: dict) -> None:
+    # found by the fuzz battery: sd**2 underflowed to 0 -> ZeroDivisionError
+    minimal["segments"][0][field] = value
+    _error(minimal, rf"segments\[0\]\.{field}\.sd must be 0 \(a fixed value\) or >= 1e-06")
+
+
+def test_cli_validate_warns_about_runs_that_cannot_fit(tmp_path: Path, minimal, capsys) -> None:
+    minimal["segments"][0]["count"] = 10**8
+    minimal["run"].update(n_paths=10**10, block_size=10**7)
+    f = tmp_path / "big.toml"
+    f.write_text(_toml(minimal), encoding="utf-8")
+    rc, out, err = _cli(["validate", str(f)], capsys)
+    assert rc == 0 and out.startswith(f"ok: {f}")
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(x.startswith(f"warning: {f}: needs about ") for x in lines)
+    assert "Monte Carlo" in lines[0] and "discrete-event" in lines[1]
+    rc, out, err = _cli(["validate", "--strict", str(f)], capsys)
+    assert rc == 2
+
+
+def test_long_names_are_cut_in_reference_and_key_errors(minimal) -> None:
+    minimal["agreements"][0]["layers"][0]["party"] = "p" * 100_000
+    err = _error(minimal, r"agreements\[0\]\.layers\[0\]\.party names unknown party 'ppp")
+    assert len(str(err)) < 400
+    minimal["agreements"][0]["layers"][0]["party"] = "bank"
+    minimal["k" * 100_000] = 1
+    err = _error(minimal, "unknown key 'kkk")
+    assert len(str(err)) < 600

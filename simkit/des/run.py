@@ -13,7 +13,34 @@ from simkit.des.result import DesResult, DesRuns
 if TYPE_CHECKING:
     from simkit.scenario import Scenario
 
-__all__ = ["run_des", "simulate"]
+__all__ = ["check_des_inputs", "run_des", "simulate"]
+
+
+def check_des_inputs(scenario: Scenario) -> None:
+    """Refuse a scenario the discrete-event model cannot run.
+
+    The DES draws its applicants from ``[[segments]]`` (``applications_per_year``,
+    default ``count``); a scenario with only a loan tape (``[book] tape``) or whose
+    segments draw no applications would simulate nothing.
+
+    Raises
+    ------
+    ScenarioError
+    """
+    from simkit.scenario import ScenarioError
+
+    rate = sum(seg.count if seg.applications_per_year is None else seg.applications_per_year
+               for seg in scenario.segments)
+    if rate > 0:
+        return
+    if scenario.tape is not None and not scenario.segments:
+        raise ScenarioError(scenario.source, "segments", "are required by the discrete-event "
+                            "model, which draws applicants from [[segments]]; this scenario "
+                            "has only a loan tape ([book] tape), which only `simkit run` "
+                            "(Monte Carlo) uses")
+    raise ScenarioError(scenario.source, "segments", "draw no DES applications (every "
+                        "applications_per_year / count is 0); the discrete-event model needs "
+                        "applicants")
 
 
 def simulate(scenario: Scenario, *, replication: int = 0, seed: int | None = None,
@@ -91,6 +118,7 @@ def run_des(scenario: Scenario, *, years: float | None = None, replications: int
         raise ValueError(f"replications must be an integer >= 1, got {replications!r}")
     if years is not None and not years > 0:
         raise ValueError(f"years must be > 0, got {years!r}")
+    check_des_inputs(scenario)
     seed = scenario.run.seed if seed is None else int(seed)
     jobs = [(scenario, r, seed, years, event_log, run_off) for r in range(int(replications))]
     bar = None
