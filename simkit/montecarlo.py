@@ -1289,7 +1289,7 @@ def _simulate(
     parties = scenario.party_names
     waterfall = plans[0].waterfall
     n_caps = len(waterfall.caps)
-    cap_period = _cap_period(scenario)
+    cap_period = scenario.cap_period_years
     period_waterfalls = None
     if cap_period > 1 and horizon > 1:
         if len({pl.n_cells for pl in plans}) != 1:
@@ -1478,7 +1478,7 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
                 band_has_uncovered=(np.maximum.reduceat(unc, plan.band_start) > 0
                                     if unc.size else plan.band_has_uncovered)))
     horizon = len(books)
-    cap_period = _cap_period(variant)
+    cap_period = variant.cap_period_years
     period_waterfalls = None
     if cap_period > 1 and horizon > 1:
         period_waterfalls = [
@@ -1517,33 +1517,6 @@ def _variant_result(base: LossResult, variant: Scenario, pol: _PolicyPlan, cat: 
         annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
         by_segment=cat("by_segment") if keep_cells else None, provenance=prov)
-
-
-def _cap_period(scenario: Scenario) -> int:
-    """The common cap statistics period in whole years (1 when there are no caps).
-
-    Raises
-    ------
-    ValueError
-        Naming ``agreements[i].layers[j].cap.period_years`` when a period is not a whole
-        number of years, or when capped layers use different periods.
-    """
-    periods: dict[int, str] = {}
-    for i, agreement in enumerate(scenario.agreements):
-        for j, layer in enumerate(agreement.layers):
-            if layer.cap is None:
-                continue
-            where = f"agreements[{i}].layers[{j}].cap.period_years"
-            p = float(layer.cap.period_years)
-            if not p.is_integer() or p < 1:
-                raise ValueError(f"{where} = {p:g}: the Monte Carlo engine applies caps per "
-                                 "statistics period of a whole number of years (1, 2, ...)")
-            periods.setdefault(int(p), where)
-    if len(periods) > 1:
-        raise ValueError("capped layers use different statistics periods ("
-                         + ", ".join(f"{w} = {p}" for p, w in sorted(periods.items()))
-                         + "); the Monte Carlo engine needs one common period")
-    return next(iter(periods), 1)
 
 
 def _capital(scenario: Scenario, annual: np.ndarray, fees_by_year: np.ndarray,

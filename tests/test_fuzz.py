@@ -101,24 +101,8 @@ def _run_both(s: Any) -> None:
 
 
 def _des_check(result: Any) -> None:
-    """``DesResult.check()``, but judging the state-versus-ledger gap against capital too.
-
-    Issue 7 item 20 (another branch): the check's tolerance scales with the ledger's flows
-    only, so a run whose flows are tiny next to the parties' capital (net assets 1e9,
-    single limit 1 yuan) raises a false alarm on float rounding of the capital. Until that
-    fix is merged, the gap is accepted when it is rounding of the capital: at most 1e-9 x
-    (flows + largest net assets). Every other check must pass as is.
-    """
-    try:
-        result.check()
-    except AssertionError:
-        bad = [k for k, ok in result.checks.items() if not ok]
-        flows = float(np.abs(result.ledger.amount).sum())
-        capital = max([p.net_assets or 0.0 for p in result.scenario.parties], default=0.0)
-        detail = result.check_detail
-        if bad != ["conservation"] or detail["ledger_total"] > 1e-9 * max(flows, 1.0) or (
-                detail["state_vs_ledger"] > 1e-9 * (flows + capital + 1.0)):
-            raise
+    """``DesResult.check()``: conservation, state versus ledger, each loss borne once."""
+    result.check()
 
 
 def _outcome(build: Callable[[], Any], files: set[str]) -> None:
