@@ -30,12 +30,22 @@ class ScenarioError(ValueError):
     def __init__(self, file: str, path: str, message: str):
         self.file = file
         self.path = path
-        where = f"{path} " if path else ""
+        where = f"{_short_path(path)} " if path else ""
         super().__init__(f"{file}: {where}{message}")
 
 
 #: Longest excerpt of a bad value quoted in an error message (characters).
 MAX_SHOWN = 60
+
+
+def _short_path(path: str) -> str:
+    """``path`` for a message: a key longer than :data:`MAX_SHOWN` characters (a party
+    named by 5,000 letters) is cut like a long value, so one line stays one line."""
+    if len(path) <= 2 * MAX_SHOWN:
+        return path
+    parts = path.split(".")
+    return ".".join(p if len(p) <= MAX_SHOWN else f"{p[:MAX_SHOWN]}...({len(p):,} characters)"
+                    for p in parts)
 
 
 def _fmt(value: Any) -> str:

@@ -23,6 +23,7 @@ import json
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +147,12 @@ def _import_scenario_layer() -> None:
     from simkit.scenario import Scenario, ScenarioError, load
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Print a warning raised during a command as one ``warning: ...`` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simkit`` command; returns the exit status.
 
@@ -158,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from simkit import _interrupt
 
     _interrupt.clear()
-    with _interrupt.deferred(restore=argv is not None):
+    with _interrupt.deferred(restore=argv is not None), warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
         from simkit import report
 
         committed = len(report.COMMITTED)

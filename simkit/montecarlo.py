@@ -1066,9 +1066,11 @@ class LossResult:
                             "their standard errors are unreliable")
         if problems:
             out["ok"] = False
+            mixture = self.provenance.get("importance_mixture")
+            advice = ("more paths" if mixture else "importance_sampling = true (a defensive "
+                      "mixture), a smaller shift, or more paths")
             out["warning"] = ("importance sampling: " + "; ".join(problems)
-                              + ". Use importance_sampling = true (a defensive mixture), a "
-                              "smaller shift, or more paths.")
+                              + f". Use {advice}.")
         return out
 
     def summary(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:

@@ -60,8 +60,10 @@ def _check_error(exc: ScenarioError, files: set[str]) -> None:
     msg = str(exc)
     assert exc.file in files, (exc.file, files, msg)
     assert msg.startswith(f"{exc.file}: "), msg
-    if exc.path:
-        assert msg[len(exc.file) + 2:].startswith(exc.path), msg
+    if exc.path:  # the field path leads the message (long keys cut, see _short_path)
+        from simkit._validate import _short_path
+
+        assert msg[len(exc.file) + 2:].startswith(_short_path(exc.path)), msg
     assert "\n" not in msg and "\r" not in msg, msg
     assert len(msg) < 2000, msg[:200]
 

@@ -627,3 +627,14 @@ def test_long_names_are_cut_in_reference_and_key_errors(minimal) -> None:
     minimal["k" * 100_000] = 1
     err = _error(minimal, "unknown key 'kkk")
     assert len(str(err)) < 600
+
+
+def test_long_keys_are_cut_in_the_field_path(minimal) -> None:
+    """A 5,000-character party name is cut in the field path as in the value (found by
+    the fuzz battery's random profile: the message was one 5,000-character line)."""
+    minimal["parties"]["k" * 5000] = {"kind": "other"}
+    with pytest.raises(ScenarioError) as info:
+        from_dict(minimal)
+    text = str(info.value)
+    assert len(text) < 400 and "(5,000 characters)" in text
+    assert info.value.path == "parties." + "k" * 5000  # the attribute keeps the whole path
