@@ -55,13 +55,13 @@ def main() -> None:
                 f'pool = "agreement", overflow = "{p}_guarantor" }} }},',
                 "]",
                 "fees = [",
-                f'  {{ from = "borrower", to = "{p}_guarantor", rate = 0.01, threshold = 5_000_000, '
-                'rate_above = 0.015, kind = "guarantee" },',
+                f'  {{ from = "borrower", to = "{p}_guarantor", rate = 0.01, '
+                'threshold = 5_000_000, rate_above = 0.015, kind = "guarantee" },',
                 f'  {{ from = "{p}_reguarantor", to = "national_fund", rate = 0.003, '
                 'threshold = 5_000_000, rate_above = 0.005, on_share_of = "national_fund", '
                 'kind = "reguarantee" },',
                 "]", ""]
-    out += FACTORS.splitlines() + [""]
+    out += [*FACTORS.splitlines(), ""]
     for p in PROVINCES:
         out += ["[[segments]]", f'name = "{p}"', f'agreement = "{p}"', f"count = {counts[p]}",
                 f'guarantor = "{p}_guarantor"', f'region = "{p}"', 'sector = "general"',
@@ -88,7 +88,7 @@ HEADER = """\
 
 [scenario]
 name = "nfgf_national_2024"
-description = "NFGF 2024 at national scale: 1.05 million loans, 1.41 trillion yuan, 31 provinces (2:4:2:2, 4 % cap)"
+description = "NFGF 2024: 1.05 million loans, 1.41 trillion yuan, 31 provinces (2:4:2:2, 4 % cap)"
 """
 
 FACTORS = """\
