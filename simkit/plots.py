@@ -96,7 +96,7 @@ def party_colors(parties: Iterable[str],
 
             rgb = np.array(mcolors.to_rgb(_KIND_COLORS.get(kind, "#999999")))
             out[p] = mcolors.to_hex(rgb * (0.75 ** i))
-    return out
+    return {p: c.lower() for p, c in out.items()}
 
 
 def scenario_colors(scenario: Any, extra: Iterable[str] = ("TOTAL",)) -> dict[str, str]:
