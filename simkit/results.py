@@ -200,7 +200,7 @@ class RunReport:
             basis = (f"amounts in {u}: expected loss, fee income, net result per year "
                      f"(average over the {h}-year horizon); VaR and ES of the loss over the "
                      f"whole {h}-year horizon (± Monte Carlo standard error)")
-            tail = f" {h}y"
+            tail = f" ({h} y)"
         else:
             basis = f"amounts in {u} per year (± Monte Carlo standard error)"
             tail = ""

@@ -12,20 +12,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib as mpl
 
-matplotlib.use("Agg")
+mpl.use("Agg")
 
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import simkit  # noqa: E402
-from simkit import plots  # noqa: E402
-from simkit.des import plots as des_plots  # noqa: E402
-from simkit.des import simulate  # noqa: E402
-from simkit.results import RunReport  # noqa: E402
+import simkit
+from simkit import plots
+from simkit.des import plots as des_plots
+from simkit.des import simulate
+from simkit.results import RunReport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_exceedance_range_markers_bands_and_labels() -> None:
     assert "var_99.9" not in gids  # 1 - 0.999 < p_min: below the range shown
     assert len(ax.collections) == 2  # one ±2 SE band per party
     # VaR marker at the party's VaR
-    var = [ln for ln in ax.get_lines() if ln.get_gid() == "var_99"][0]
+    var = next(ln for ln in ax.get_lines() if ln.get_gid() == "var_99")
     v0 = simkit.measures.value_at_risk(losses[:, 0], 0.99, w, n_batches=None).value
     assert var.get_xdata()[0] == pytest.approx(v0 / 1e6)
     assert var.get_ydata()[0] == pytest.approx(0.01)
@@ -115,7 +115,7 @@ def test_party_bars_error_bars_and_absent_party() -> None:
     col = plots.party_colors(parties)
     assert [_hex(b.get_facecolor()[:3]) for b in bars] == [col["bank"], col["guarantor"]]
     assert ax.get_ylabel() == "million yuan"
-    errs = [c for c in ax.containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+    errs = [c for c in ax.containers if isinstance(c, mpl.container.ErrorbarContainer)]
     assert len(errs) == 1
     seg = errs[0].lines[2][0].get_segments()
     assert [s[1, 1] - s[0, 1] for s in seg] == pytest.approx([0.4, 0.8])  # ±2 SE
@@ -259,7 +259,7 @@ def test_plot_helpers_take_ax_and_make_pyplot_figures(des_result) -> None:
     ax = des_plots.plot_claims(des_result)
     assert len(plt.get_fignums()) == n + 1  # a pyplot figure: Jupyter shows it
     assert "million yuan" in ax.get_ylabel()
-    fig, given = plt.subplots()
+    _fig, given = plt.subplots()
     assert des_plots.plot_refusals(des_result, ax=given) is given
     losses, w = _losses(500)
     assert plots.exceedance(losses, ["a", "b"], w, ax=given) is given
