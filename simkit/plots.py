@@ -112,8 +112,8 @@ def scenario_colors(scenario: Any, extra: Iterable[str] = ("TOTAL",)) -> dict[st
 
 def split_label(scenario: Any) -> str:
     """The scenario's split in a few words: ``"anhui_4321 — bank 20 / guarantor 40 /
-    provincial 30* / local_gov 10"`` (shares in %, one group per agreement, a capped layer
-    marked ``*``; with several guarantor-kind parties their layer reads ``guarantor``, as
+    provincial 30* / local_gov 10 (* capped)"`` (shares in %, one group per agreement, a
+    capped layer marked ``*``; with several guarantor-kind parties their layer reads ``guarantor``, as
     each segment's own guarantor takes it)."""
     kinds = {p.name: p.kind for p in scenario.parties}
     many = sum(k == "guarantor" for k in kinds.values()) > 1
@@ -130,7 +130,8 @@ def split_label(scenario: Any) -> str:
         groups.append(" / ".join(f"{p} {100 * s:.3g}" + ("*" if p in capped else "")
                                  for p, s in shares.items()))
     uniq = list(dict.fromkeys(groups))
-    return f"{scenario.name} — " + "; ".join(uniq)
+    note = " (* capped)" if any("*" in g for g in uniq) else ""
+    return f"{scenario.name} — " + "; ".join(uniq) + note
 
 
 def _axes(ax: Any) -> Any:
@@ -157,7 +158,7 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     VaR / ES markers.
 
     The x range ends at the largest party's loss at the smallest probability shown,
-    ``p_min = max(1e-4, 10 / n_paths)`` (the y axis starts there), not at the largest
+    ``p_min = max(1e-4, 10 / n_paths)`` (the y axis starts just below it), not at the largest
     (possibly importance-sampled) path. The band is ±2 standard errors of the weighted
     tail-probability estimate (:func:`simkit.measures.exceedance_curve`); VaR (triangle)
     and ES (diamond) at each of ``levels`` sit at height ``1 - level`` when that height
@@ -218,7 +219,7 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
             ax.axhline(1 - a, color="grey", lw=0.6, ls=":")
     ax.set_yscale("log")
     ax.set_xlim(0, x_max * 1.02 / unit)
-    ax.set_ylim(p_min, 1.0)
+    ax.set_ylim(p_min / 1.6, 1.0)  # room below p_min: markers there stay whole
     ax.set_xlabel(f"loss ({unit_label(unit)})")
     ax.set_ylabel("probability of exceeding")
     ax.grid(True, which="both", alpha=0.3)

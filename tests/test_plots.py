@@ -65,7 +65,7 @@ def test_palette_follows_kind_and_position() -> None:
 def test_split_label_states_the_split() -> None:
     sc = simkit.load(ROOT / "scenarios" / "anhui_4321.toml")
     assert plots.split_label(sc) == \
-        "anhui_4321 — bank 20 / guarantor 40 / provincial 30* / local_gov 10"
+        "anhui_4321 — bank 20 / guarantor 40 / provincial 30* / local_gov 10 (* capped)"
 
 
 # --------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_exceedance_range_markers_bands_and_labels() -> None:
                                           n_batches=None).value for j in range(2))
     assert q <= x_hi <= 1.05 * q
     assert ax.get_yscale() == "log"
-    assert ax.get_ylim()[0] == pytest.approx(p_min)
+    assert p_min / 2 < ax.get_ylim()[0] < p_min
     assert "million yuan" in ax.get_xlabel()
     gids = [ln.get_gid() for ln in ax.get_lines()]
     assert gids.count("var_99") == 2 and gids.count("es_99") == 2
