@@ -113,8 +113,8 @@ def scenario_colors(scenario: Any, extra: Iterable[str] = ("TOTAL",)) -> dict[st
 def split_label(scenario: Any) -> str:
     """The scenario's split in a few words: ``"anhui_4321 — bank 20 / guarantor 40 /
     provincial 30* / local_gov 10 (* capped)"`` (shares in %, one group per agreement, a
-    capped layer marked ``*``; with several guarantor-kind parties their layer reads ``guarantor``, as
-    each segment's own guarantor takes it)."""
+    capped layer marked ``*``; with several guarantor-kind parties their layer reads
+    ``guarantor``, as each segment's own guarantor takes it)."""
     kinds = {p.name: p.kind for p in scenario.parties}
     many = sum(k == "guarantor" for k in kinds.values()) > 1
     groups = []

@@ -2,9 +2,10 @@
 
 :class:`RunReport` wraps a :class:`simkit.montecarlo.LossResult` with its scenario and
 derives everything people read: per-party expected loss, SD, VaR and ES at 99 % and
-99.9 % (or the ``levels`` asked) with standard errors, fee income, expected net result, the probability that each
-cap binds, which segments drive each party's tail, and (multi-year runs) the probability
-that a party's capital is exhausted or its leverage limit breached.
+99.9 % (or the ``levels`` asked) with standard errors, fee income, expected net result,
+the probability that each cap binds, which segments drive each party's tail, and
+(multi-year runs) the probability that a party's capital is exhausted or its leverage
+limit breached.
 
 Summary JSON (``simkit run --json`` and ``summary.json``)::
 
