@@ -72,6 +72,22 @@ def _discount_rate(text: str) -> float:
     return value
 
 
+def _levels(text: str) -> tuple[float, ...]:
+    """``--levels``: comma-separated confidence levels, each in (0, 1), at most 6; returned
+    sorted and without repeats (e.g. ``0.95,0.99,0.999``)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"must be comma-separated levels in (0, 1), e.g. "
+                                         f"0.95,0.99,0.999, got {text!r}")
+    levels = tuple(sorted(set(values)))
+    if len(levels) > 6:
+        raise argparse.ArgumentTypeError(f"at most 6 levels, got {len(levels)} in {text!r}")
+    return levels
+
+
 def _out_dir(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"must name a folder, got {text!r}")
@@ -99,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="Monte Carlo loss distribution of every party",
                        description="Simulate correlated defaults, apply the risk-share "
                                    "waterfall and print each party's expected loss, VaR and "
-                                   "ES (99 %, 99.9 %) with Monte Carlo standard errors.")
+                                   "ES (at --levels, default 99 %, 99.9 %) with Monte "
+                                   "Carlo standard errors.")
     r.add_argument("file", metavar="FILE")
     r.add_argument("--paths", type=_positive_int, help="number of scenarios (default: file)")
     r.add_argument("--seed", type=_seed, help="root seed (default: file)")
@@ -110,7 +127,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="write summary.json, parties.csv and figures to DIR (atomically)")
     r.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     r.add_argument("--analytic", action="store_true",
-                   help="closed-form expected loss / fees / net result only (no simulation)")
+                   help="closed-form expected loss / fees / net result only (no simulation; "
+                        "an approximation when the scenario has caps)")
+    r.add_argument("--levels", type=_levels, metavar="A,B,..", default=(0.99, 0.999),
+                   help="confidence levels of VaR and ES, each in (0, 1), at most 6 "
+                        "(default 0.99,0.999)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--strict", action="store_true",
                    help="treat policy-rule warnings (DOMAIN.md rules) as errors")
@@ -356,6 +377,13 @@ def _check_out(out: Path | None) -> None:
         check_out_dir(out)
 
 
+#: Printed (and in the JSON) when ``run --analytic`` meets a scenario with caps.
+ANALYTIC_CAP_NOTE = ("the scenario has portfolio caps; the closed form treats each capped "
+                     "pool as one large homogeneous portfolio (Vasicek), so expected losses "
+                     "of capped layers and their overflow are approximate; run the Monte "
+                     "Carlo for exact figures")
+
+
 def _run(args: argparse.Namespace) -> int:
     from simkit import _interrupt, report
 
@@ -365,19 +393,30 @@ def _run(args: argparse.Namespace) -> int:
         from simkit.estimate import expected_results
 
         est = expected_results(scenario)
+        capped = any(layer.cap is not None for a in scenario.agreements for layer in a.layers)
         payload = {"scenario": scenario.name, "source": scenario.source, "method": "closed-form",
-                   "n_loans": est.n_loans, "guaranteed": est.guaranteed,
+                   "unit": "yuan per year", "n_loans": est.n_loans,
+                   "guaranteed": est.guaranteed, "approximation": capped,
                    "parties": {r["party"]: r for r in est.rows()}}
+        if capped:
+            payload["note"] = ANALYTIC_CAP_NOTE
         if args.json:
             print(json.dumps(report._jsonable(payload), indent=2))
         else:
+            from simkit.results import NET_RESULT_NOTE
+            from simkit.results import UNIT_LABEL as u
+
             print(f"simkit {scenario.name}: closed-form estimate, {est.n_loans:,} loans, "
-                  f"{est.guaranteed / 1e8:,.2f} 亿 yuan guaranteed (amounts in million yuan/yr)")
+                  f"{report.fmt_money(est.guaranteed, digits=1)} {u} guaranteed "
+                  f"(amounts in {u} per year)")
+            if capped:
+                print(f"approximation: {ANALYTIC_CAP_NOTE}")
+            print(NET_RESULT_NOTE)
             rows = [(r["party"], report.fmt_money(r["el"]),
                      report.fmt_money(r["fee_income"]), report.fmt_money(r["net_result"]))
                     for r in est.rows()]
-            print(report.format_table(rows, ["party", "expected loss", "fee income",
-                                             "net result"]))
+            print(report.format_table(rows, ["party", f"expected loss ({u})",
+                                             f"fee income ({u})", f"net result ({u})"]))
         if args.out:
             with report.result_set(args.out) as tmp:
                 report.write_json(tmp / "summary.json", payload)
@@ -392,6 +431,7 @@ def _run(args: argparse.Namespace) -> int:
                              progress=not (args.quiet or args.json))
     if args.discount_rate is not None:  # before the summary is built
         result.discount_rate = args.discount_rate
+    result.levels = tuple(args.levels)  # before the summary is built
     _interrupt.check()
     wall = time.perf_counter() - t0
     summary = result.summary

@@ -720,11 +720,11 @@ def format_des(scenario: Scenario, summary: dict[str, Any]) -> str:
         f"mode {scenario.des.mode}",
         f"  applications {pm('applications')}, approved {pm('approvals')}, "
         f"firms served {pm('firms_served')}",
-        f"  credit supplied {pm('credit_supplied', 1e8, ',.2f')} 亿 yuan "
-        f"(guaranteed {pm('guaranteed_supplied', 1e8, ',.2f')} 亿), "
+        f"  credit supplied {pm('credit_supplied', 1e6, ',.1f')} million yuan "
+        f"(guaranteed {pm('guaranteed_supplied', 1e6, ',.1f')} million yuan), "
         f"defaults {pm('defaults')}",
         *([f"  direct (unguaranteed) loans {pm('direct_loans')}, credit "
-           f"{pm('direct_credit', 1e8, ',.2f')} 亿; additionality "
+           f"{pm('direct_credit', 1e6, ',.1f')} million yuan; additionality "
            f"{summary['additionality']:.1%} of firms served needed the guarantee"]
           if summary.get("direct_loans") else []),
         "  refusals by reason: " + (", ".join(
@@ -740,9 +740,11 @@ def format_des(scenario: Scenario, summary: dict[str, Any]) -> str:
             for p in parties]
     lines.append("per party, million yuan (mean over replications; loans originated in the "
                  "horizon, settled through the run-off)")
-    lines.append(report.format_table(rows, ["party", "compensation", "recoveries",
-                                            "net loss", "fees net", "injections",
-                                            "capital end", "max leverage"]))
+    u = "million yuan"
+    lines.append(report.format_table(rows, ["party", f"compensation ({u})",
+                                            f"recoveries ({u})", f"net loss ({u})",
+                                            f"fees net ({u})", f"injections ({u})",
+                                            f"capital end ({u})", "max leverage (x)"]))
     binding = {**summary.get("cap_binding_months", {}),
                **summary.get("limit_binding_months", {})}
     if binding:

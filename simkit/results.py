@@ -2,9 +2,10 @@
 
 :class:`RunReport` wraps a :class:`simkit.montecarlo.LossResult` with its scenario and
 derives everything people read: per-party expected loss, SD, VaR and ES at 99 % and
-99.9 % with standard errors, fee income, expected net result, the probability that each
-cap binds, which segments drive each party's tail, and (multi-year runs) the probability
-that a party's capital is exhausted or its leverage limit breached.
+99.9 % (or the ``levels`` asked) with standard errors, fee income, expected net result,
+the probability that each cap binds, which segments drive each party's tail, and
+(multi-year runs) the probability that a party's capital is exhausted or its leverage
+limit breached.
 
 Summary JSON (``simkit run --json`` and ``summary.json``)::
 
@@ -52,7 +53,13 @@ from simkit.scenario import Scenario
 
 __all__ = ["RunReport"]
 
+#: Default confidence levels of VaR and ES.
 LEVELS = (0.99, 0.999)
+#: The one money unit of the text report.
+UNIT_LABEL = "million yuan"
+#: What "net result" means, printed with every table that shows it.
+NET_RESULT_NOTE = ("net result = fee income minus expected loss; it leaves out the bank's "
+                   "interest margin, operating costs and the cost of capital")
 
 
 class RunReport:
@@ -62,21 +69,29 @@ class RunReport:
     ----------
     scenario : Scenario
     result : simkit.montecarlo.LossResult
+    discount_rate : float
+        Discount rate per year of the fiscal present value.
+    levels : sequence of float
+        Confidence levels of VaR and ES (each in (0, 1), default 99 % and 99.9 %); the
+        summary, text, CSV and figures use them.
     """
 
     def __init__(self, scenario: Scenario, result: Any, *,
-                 discount_rate: float = fiscal.DEFAULT_DISCOUNT_RATE):
+                 discount_rate: float = fiscal.DEFAULT_DISCOUNT_RATE,
+                 levels: tuple[float, ...] = LEVELS):
         self.scenario = scenario
         self.result = result
         #: discount rate of the fiscal present value (``summary["fiscal"]``)
         self.discount_rate = discount_rate
+        #: confidence levels of VaR / ES (set before :attr:`summary` is first read)
+        self.levels = tuple(float(a) for a in levels)
 
     @cached_property
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary (see the module docstring for the keys)."""
         r = self.result
         parties = list(r.parties)
-        base = r.summary(LEVELS)
+        base = r.summary(self.levels)
         h = int(base["horizon_years"])
         stats = base["parties"]
         cohorts = [float(g) for g in r.provenance.get("guaranteed", [np.nan])]
@@ -111,7 +126,7 @@ class RunReport:
             horizon["caps"][name] = {"expected_overflow": total_over}
         notes = [f"var_{lab}_se and es_{lab}_se are null: not enough paths "
                  f"({base['n_paths']:,} < 1 / (1 - {a:g}) = {1 / (1 - a):,.0f})"
-                 for a in LEVELS if not measures.enough_paths(base["n_paths"], a)
+                 for a in self.levels if not measures.enough_paths(base["n_paths"], a)
                  for lab in [measures.level_label(a)]]
         if base["importance"]["warning"]:
             notes.append(base["importance"]["warning"])
@@ -154,12 +169,14 @@ class RunReport:
         return rows
 
     def format_text(self, wall_seconds: float | None = None) -> str:
-        """A readable report: header, per-party table (million yuan), caps, capital."""
+        """A readable report: header, per-party table, caps, capital; every amount in
+        million yuan (:data:`UNIT_LABEL`), named in the header and in each money column."""
         s = self.summary
         prov = s["provenance"]
         h = int(s["time_basis"]["horizon_years"])
+        u = UNIT_LABEL
         head = (f"simkit run {s['scenario']}: {s['n_loans']:,} loans, "
-                f"{s['guaranteed'] / 1e8:,.1f} 亿 yuan guaranteed"
+                f"{report.fmt_money(s['guaranteed'], digits=1)} {u} guaranteed"
                 + (" per year" if h > 1 else "") + f", {s['n_paths']:,} paths "
                 f"(seed {prov.get('seed')}"
                 + _importance_note(prov)
@@ -171,29 +188,31 @@ class RunReport:
                 return f"{report.fmt_money(v)} (not enough paths)"
             return f"{report.fmt_money(v)} ± {report.fmt_money(se)}"
 
+        tail_keys = [f"{m}_{measures.level_label(a)}" for a in self.levels
+                     for m in ("var", "es")]
         rows = []
         for party, st in s["parties"].items():
-            rows.append([party, pm(st, "el"), pm(st, "var_99"), pm(st, "es_99"),
-                         pm(st, "var_99.9"), pm(st, "es_99.9"),
+            rows.append([party, pm(st, "el"), *(pm(st, k) for k in tail_keys),
                          report.fmt_money(st["fee_income"]),
                          report.fmt_money(st["net_result"])])
         t = s["total_loss"]
-        rows.append(["TOTAL", pm(t, "el"), pm(t, "var_99"), pm(t, "es_99"), pm(t, "var_99.9"),
-                     pm(t, "es_99.9"), "", ""])
+        rows.append(["TOTAL", pm(t, "el"), *(pm(t, k) for k in tail_keys), "", ""])
         if h > 1:
-            basis = (f"expected loss, fee income, net result: million yuan per year (average "
-                     f"over the {h}-year horizon); VaR and ES: million yuan, loss over the "
+            basis = (f"amounts in {u}: expected loss, fee income, net result per year "
+                     f"(average over the {h}-year horizon); VaR and ES of the loss over the "
                      f"whole {h}-year horizon (± Monte Carlo standard error)")
             tail = f" ({h} y)"
         else:
-            basis = "amounts in million yuan per year (± Monte Carlo standard error)"
+            basis = f"amounts in {u} per year (± Monte Carlo standard error)"
             tail = ""
-        lines = [head, basis, "",
-                 report.format_table(rows, ["party", "expected loss", f"VaR 99%{tail}",
-                                            f"ES 99%{tail}", f"VaR 99.9%{tail}",
-                                            f"ES 99.9%{tail}", "fee income", "net result"])]
+        tail_heads = [f"{m} {measures.level_label(a)}%{tail}" for a in self.levels
+                      for m in ("VaR", "ES")]
+        lines = [head, basis, NET_RESULT_NOTE, "",
+                 report.format_table(rows, ["party", f"expected loss ({u})",
+                                            *(f"{x} ({u})" for x in tail_heads),
+                                            f"fee income ({u})", f"net result ({u})"])]
         if h > 1:
-            lines += ["", f"horizon totals over {h} years (million yuan): expected loss, "
+            lines += ["", f"horizon totals over {h} years ({u}): expected loss, "
                       "fee income, net result"]
             lines += [f"  {p}: {report.fmt_money(c['el'])}, {report.fmt_money(c['fee_income'])}"
                       f", {report.fmt_money(c['net_result'])}"
@@ -217,10 +236,10 @@ class RunReport:
                 lines.append(f"  {p}: " + ", ".join(f"{n} {f:.0%}" for n, f in top))
         if s["caps"]:
             lines += ["", "portfolio caps: probability the cap binds"
-                      + (f" within {h} years" if h > 1 else "") + ", expected overflow"
-                      + (" per year" if h > 1 else "")]
+                      + (f" within {h} years" if h > 1 else "") + f", expected overflow ({u}"
+                      + (" per year)" if h > 1 else ")")]
             lines += [f"  {name}: {c['p_binding']:.2%} ± {c['p_binding_se']:.2%}, "
-                      f"{report.fmt_money(c['expected_overflow'])} m"
+                      f"{report.fmt_money(c['expected_overflow'])} {u}"
                       for name, c in s["caps"].items()]
         if "capital" in s:
             lines += ["", f"capital over {prov.get('horizon_years')} years: probability of "
@@ -234,6 +253,15 @@ class RunReport:
         if fiscal_lines:
             lines += ["", *fiscal_lines]
         return "\n".join(lines)
+
+    def titles(self) -> tuple[str, str]:
+        """The scenario's split (:func:`simkit.plots.split_label`) and the time basis of
+        the tail measures, for figure titles."""
+        from simkit.plots import split_label
+
+        h = int(self.summary["time_basis"]["horizon_years"])
+        basis = "loss in one year" if h <= 1 else f"loss over the {h}-year horizon"
+        return split_label(self.scenario), basis
 
     def save(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
         """Write ``summary.json``, ``parties.csv`` and figures into ``out_dir`` as one
@@ -253,15 +281,31 @@ class RunReport:
                 from simkit import plots
 
                 r = self.result
-                ax = plots.exceedance(r.losses, r.parties, r.weights)
+                split, basis = self.titles()
+                h = int(self.summary["time_basis"]["horizon_years"])
+                colors = plots.scenario_colors(self.scenario)
+                ax = plots.exceedance(r.losses, r.parties, r.weights, levels=self.levels,
+                                      colors=colors,
+                                      title=f"{split}\nprobability of exceeding a {basis}")
                 plots.save_figure(ax, tmp / "loss_distribution.png")
                 stats = self.summary["parties"]
-                ax = plots.party_bars(r.parties, {
-                    "expected loss": np.array([stats[p]["el"] for p in r.parties]),
-                    "ES 99%": np.array([stats[p]["es_99"] for p in r.parties]),
-                    "fee income": np.array([stats[p]["fee_income"] for p in r.parties]),
-                })
-                ax.set_title(f"{self.scenario.name}: expected loss, tail and fees per party")
+                top = min(self.levels, key=lambda a: abs(a - 0.99))  # nearest 99 %
+                es_key = f"es_{measures.level_label(top)}"
+
+                def col(key: str) -> np.ndarray:
+                    return np.array([np.nan if stats[p].get(key) is None else stats[p][key]
+                                     for p in r.parties], dtype=float)
+
+                per_year = "per year" if h <= 1 else f"per year (average of {h})"
+                ax = plots.party_bars(
+                    r.parties,
+                    {f"expected loss {per_year}": col("el"),
+                     f"ES {measures.level_label(top)}% ({basis})": col(es_key),
+                     f"fee income {per_year}": col("fee_income")},
+                    errors={f"expected loss {per_year}": col("el_se"),
+                            f"ES {measures.level_label(top)}% ({basis})": col(f"{es_key}_se")},
+                    colors=colors,
+                    title=f"{split}\nexpected loss, tail and fees per party (±2 SE)")
                 plots.save_figure(ax, tmp / "parties.png")
                 names += ["loss_distribution.png", "parties.png"]
         return [Path(out_dir) / n for n in names]

@@ -1304,9 +1304,16 @@ class Model:
             self.stocks["outstanding"][m, j] = a.outstanding
             self.stocks["weighted_outstanding"][m, j] = a.weighted
             self.stocks["leverage"][m, j] = a.leverage()
+        now = min(self.env.now, self.horizon - 1e-9)
         for k, line in enumerate(self.lines):
-            line.roll(min(self.env.now, self.horizon - 1e-9))
-            self.line_use[m, k] = line.used
+            line.roll(now)
+            # peak use within the month: a period that ended during it (the annual reset
+            # falls on a month end) counts with its full use, so exhaustion shows
+            peak = line.used
+            start = line.period * line.period_days
+            if start > now - DAYS_PER_MONTH and line.period - 1 in line.history:
+                peak = max(peak, line.history[line.period - 1])
+            self.line_use[m, k] = peak
 
     # ==================================================================================
     # run

@@ -1,7 +1,10 @@
 """Figures of a DES run. matplotlib is imported inside the functions, never at import.
 
-Every ``plot_*`` function takes ``ax=`` (a matplotlib Axes; a new Figure without pyplot
-when omitted) and returns the Axes. :func:`plot_des` writes PNG files of the main series.
+Every ``plot_*`` function takes ``ax=`` (a matplotlib Axes; a new pyplot figure when
+omitted, so it displays in Jupyter) and returns the Axes. Parties keep the colours of
+:func:`simkit.plots.scenario_colors`, money is in million yuan, titles state the split
+(:func:`simkit.plots.split_label`) and the time basis. :func:`plot_des` writes PNG files
+of the main series.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from simkit.plots import UNIT, unit_label
 
 if TYPE_CHECKING:
     from simkit.des.result import DesResult
@@ -21,16 +26,33 @@ __all__ = ["plot_capital", "plot_claims", "plot_credit_lines", "plot_credit_supp
 def _axes(ax: Any) -> Any:
     if ax is not None:
         return ax
-    from matplotlib.figure import Figure
-    return Figure(figsize=(7, 4), layout="constrained").add_subplot()
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    return ax
 
 
 def _months(result: DesResult) -> np.ndarray:
     return result.months / 365.0 * 12.0
 
 
-def _active(result: DesResult, arr: np.ndarray) -> list[int]:
-    return [j for j in range(arr.shape[1]) if np.any(arr[:, j] != 0)]
+def _colors(result: DesResult) -> dict[str, str]:
+    from simkit.plots import scenario_colors
+
+    return scenario_colors(result.scenario)
+
+
+def _title(result: DesResult, what: str, basis: str) -> str:
+    from simkit.plots import split_label
+
+    return f"{what}, {basis} over the {result.years:g}-year horizon\n{split_label(result.scenario)}"
+
+
+def _plain_axis(ax: Any) -> None:
+    """No offset or scientific notation on the y axis (plain numbers in the unit)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.6g}"))
 
 
 def plot_credit_supply(result: DesResult, ax: Any = None) -> Any:
@@ -45,7 +67,7 @@ def plot_credit_supply(result: DesResult, ax: Any = None) -> Any:
     ax.plot(m, sum(a.sum(axis=1) for a in result.refusals.values()), label="refusals")
     ax.set_xlabel("month")
     ax.set_ylabel("count per month")
-    ax.set_title("Credit supply")
+    ax.set_title(_title(result, "Credit supply", "per month"), fontsize="medium")
     ax.legend(fontsize="small")
     return ax
 
@@ -60,68 +82,90 @@ def plot_refusals(result: DesResult, ax: Any = None) -> Any:
         ax.legend(fontsize="small", loc="upper left")
     ax.set_xlabel("month")
     ax.set_ylabel("refusals per month")
-    ax.set_title("Refusals by reason")
+    ax.set_title(_title(result, "Refusals by reason", "per month"), fontsize="medium")
     return ax
 
 
 def plot_capital(result: DesResult, ax: Any = None) -> Any:
-    """Month-end capital of every party that holds any (yuan)."""
+    """Month-end capital (million yuan) of the parties that hold capital (``net_assets``
+    set in the scenario); parties without capital are absent."""
     ax = _axes(ax)
     m = _months(result)
     cap = result.series["capital"]
-    for j in _active(result, cap):
-        ax.plot(m, cap[:, j], label=result.parties[j])
+    col = _colors(result)
+    held = {p.name for p in result.scenario.parties if p.net_assets is not None}
+    for j, p in enumerate(result.parties):
+        if p in held:
+            ax.plot(m, cap[:, j] / UNIT, label=p, color=col[p])
     ax.set_xlabel("month")
-    ax.set_ylabel("capital (yuan)")
-    ax.set_title("Capital")
-    ax.legend(fontsize="small")
-    return ax
-
-
-def plot_leverage(result: DesResult, ax: Any = None) -> Any:
-    """Month-end leverage (risk-weighted liability / capital) of constrained parties."""
-    ax = _axes(ax)
-    m = _months(result)
-    lev = result.series["leverage"]
-    for j in range(lev.shape[1]):
-        col = lev[:, j]
-        if np.isfinite(col).any() and np.nanmax(np.where(np.isfinite(col), col, 0)) > 0:
-            ax.plot(m, col, label=result.parties[j])
-    ax.set_xlabel("month")
-    ax.set_ylabel("weighted liability / capital")
-    ax.set_title("Leverage")
+    ax.set_ylabel(f"capital ({unit_label()})")
+    _plain_axis(ax)
+    ax.set_title(_title(result, "Capital", "month-end"), fontsize="medium")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
     return ax
 
 
+def plot_leverage(result: DesResult, ax: Any = None) -> Any:
+    """Month-end leverage (risk-weighted liability / capital) of constrained parties, each
+    with its leverage-limit line (dashed, same colour)."""
+    ax = _axes(ax)
+    m = _months(result)
+    lev = result.series["leverage"]
+    col = _colors(result)
+    limits = {p.name: p.leverage_limit for p in result.scenario.parties}
+    for j, p in enumerate(result.parties):
+        c = lev[:, j]
+        if not (np.isfinite(c).any() and np.nanmax(np.where(np.isfinite(c), c, 0)) > 0):
+            continue
+        ax.plot(m, c, label=p, color=col[p])
+        if limits.get(p) is not None:
+            ax.axhline(limits[p], color=col[p], ls="--", lw=1.0, gid=f"limit:{p}",
+                       label=f"{p} limit {limits[p]:g}x")
+    ax.set_xlabel("month")
+    ax.set_ylabel("weighted liability / capital (x)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(_title(result, "Leverage and its limits", "month-end"), fontsize="medium")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small")
+    return ax
+
+
 def plot_claims(result: DesResult, ax: Any = None) -> Any:
-    """Compensation paid, reimbursements received and recoveries per month (yuan)."""
+    """Compensation paid, reimbursements received and recoveries per month (million
+    yuan)."""
     ax = _axes(ax)
     m = _months(result)
     s = result.series
     for key in ("compensation_paid", "reimbursements_received", "recoveries"):
-        ax.plot(m, s[key].sum(axis=1), label=key.replace("_", " "))
+        ax.plot(m, s[key].sum(axis=1) / UNIT, label=key.replace("_", " "))
     if result.cap_refused.size:
-        ax.plot(m, result.cap_refused.sum(axis=1), label="refused by caps", linestyle="--")
+        ax.plot(m, result.cap_refused.sum(axis=1) / UNIT, label="refused by caps",
+                linestyle="--")
     ax.set_xlabel("month")
-    ax.set_ylabel("yuan per month")
-    ax.set_title("Claims")
+    ax.set_ylabel(f"{unit_label()} per month")
+    _plain_axis(ax)
+    ax.set_title(_title(result, "Claims", "per month"), fontsize="medium")
     ax.legend(fontsize="small")
     return ax
 
 
 def plot_credit_lines(result: DesResult, ax: Any = None) -> Any:
-    """Use of each credit line in its current period at month end (share of the line)."""
+    """Peak use of each credit line in each month (share of the line, its period's use
+    before any reset within the month), with the 100 % line."""
     ax = _axes(ax)
     m = _months(result)
+    col = _colors(result)
     for k, label in enumerate(result.credit_lines):
-        ax.plot(m, result.credit_line_use[:, k] / result.credit_line_amount[k], label=label)
+        holder = label.split("->")[-1]
+        ax.plot(m, 100 * result.credit_line_use[:, k] / result.credit_line_amount[k],
+                label=label, color=col.get(holder))
+    ax.axhline(100, color="black", lw=1.0, ls="--", gid="limit:100%", label="line exhausted")
     ax.set_xlabel("month")
-    ax.set_ylabel("share of the line used")
-    ax.set_title("Credit lines")
-    if result.credit_lines:
-        ax.legend(fontsize="small")
+    ax.set_ylabel("share of the line used (%)")
+    ax.set_ylim(0, 110)
+    ax.set_title(_title(result, "Credit lines", "peak use per month"), fontsize="medium")
+    ax.legend(fontsize="small")
     return ax
 
 
@@ -151,7 +195,7 @@ def plot_des(result: DesResult, out_dir: str | Path) -> list[Path]:
     if result.credit_lines:
         plots.append(("des_credit_lines", plot_credit_lines))
     for name, fn in plots:
-        fig = Figure(figsize=(7, 4), layout="constrained")
+        fig = Figure(figsize=(7, 4.2), layout="constrained")  # no pyplot: nothing to close
         fn(result, ax=fig.add_subplot())
         written.append(save_figure(fig, out / f"{name}.png", dpi=100))
     return written
