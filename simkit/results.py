@@ -170,7 +170,7 @@ class RunReport:
 
     def format_text(self, wall_seconds: float | None = None) -> str:
         """A readable report: header, per-party table, caps, capital; every amount in
-        million yuan (:data:`UNIT_LABEL`), named in the header and in each money column."""
+        million yuan (:data:`UNIT_LABEL`), named once in the line above the table."""
         s = self.summary
         prov = s["provenance"]
         h = int(s["time_basis"]["horizon_years"])
@@ -208,9 +208,8 @@ class RunReport:
         tail_heads = [f"{m} {measures.level_label(a)}%{tail}" for a in self.levels
                       for m in ("VaR", "ES")]
         lines = [head, basis, NET_RESULT_NOTE, "",
-                 report.format_table(rows, ["party", f"expected loss ({u})",
-                                            *(f"{x} ({u})" for x in tail_heads),
-                                            f"fee income ({u})", f"net result ({u})"])]
+                 report.format_table(rows, ["party", "expected loss", *tail_heads,
+                                            "fee income", "net result"])]
         if h > 1:
             lines += ["", f"horizon totals over {h} years ({u}): expected loss, "
                       "fee income, net result"]

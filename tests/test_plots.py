@@ -321,7 +321,8 @@ def test_text_report_one_unit_and_net_result_defined() -> None:
     assert "million yuan guaranteed" in head and "亿" not in head
     assert "net result = fee income minus expected loss" in text
     assert "interest margin" in text
-    assert "VaR 95% (million yuan)" in text and "ES 99.9% (million yuan)" in text
+    assert "amounts in million yuan per year" in text  # the unit, once, above the table
+    assert "VaR 95%" in text and "ES 99.9%" in text
     assert " m\n" not in text + "\n" and "million yuan" in text.split("portfolio caps")[1]
     assert "not enough paths" in text  # 50 paths for a 99.9 % VaR: caveat, not a number
     assert "WARNING: importance sampling" in text  # the ESS warning is kept
