@@ -8,7 +8,9 @@ guide says which sections it shows with a comment of its own line::
     <!-- readme: Results | intro -->           only its text before its first sub-heading
 
 Headings inside a lifted section move up so that the section's own level becomes ``##``
-(the page title is the ``#``), links into ``docs/`` are rewritten relative to the page and the source keys of\nDOMAIN.md / POLICY.md (``[S24]``) are kept as text.
+(the page title is the ``#``), links into ``docs/`` are rewritten relative to the page,
+links to other repository files and to README anchors become plain text, and the source
+keys of DOMAIN.md / POLICY.md (``[S24]``) are kept as text.
 A section that the README no longer has fails the build (``mkdocs build --strict``).
 """
 
@@ -21,6 +23,10 @@ from typing import Any
 _README = Path(__file__).resolve().parent.parent / "README.md"
 _DIRECTIVE = re.compile(r"^<!-- readme: (?P<title>[^|>]+?)\s*(?:\|\s*(?P<flag>intro)\s*)?-->$",
                         re.MULTILINE)
+# [text](#anchor): a README section that may be on another page here -> the text alone
+_README_ANCHOR = re.compile(r"(?<!!)\[([^\]]+)\]\(#[^)]*\)")
+# [text](path) to a repository file outside docs/ -> the text and the path
+_REPO_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?!https?:|mailto:|#|docs/|\.\./)([^)\s]+)\)")
 _SOURCE_KEY = re.compile(r"\[(S\d+)\]")
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$")
 
@@ -62,6 +68,8 @@ def _lift(title: str, intro: bool, depth: int) -> str:
             m = _HEADING.match(line)
             if m and shift > 0:
                 line = "#" * max(2, len(m.group(1)) - shift) + " " + m.group(2)
+            line = _README_ANCHOR.sub(r"\1", line)
+            line = _REPO_LINK.sub(r"\1 (`\2` in the repository)", line)
             line = line.replace("](docs/", "](" + prefix)
             line = _SOURCE_KEY.sub(r"\\[\1\\]", line)  # [S24]: a source key, not a link
         out.append(line)
