@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 __all__ = ["Reader", "ScenarioError"]
 
@@ -156,6 +156,16 @@ class Reader:
             raise self.bad(key, value, "an array of tables")
         path = join(self.path, key)
         return [Reader(item, join(path, i), self.file) for i, item in enumerate(value)]
+
+    @overload
+    def string(self, key: str, default: str, *, required: bool = ...,
+               choices: Iterable[str] | None = ...) -> str: ...
+    @overload
+    def string(self, key: str, default: None = ..., *, required: Literal[True],
+               choices: Iterable[str] | None = ...) -> str: ...
+    @overload
+    def string(self, key: str, default: None = ..., *, required: bool = ...,
+               choices: Iterable[str] | None = ...) -> str | None: ...
 
     def string(
         self,

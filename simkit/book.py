@@ -289,10 +289,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
                             f"{exc.start:,})") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader, None)
-        if header is None:
+        first_row = next(reader, None)
+        if first_row is None:
             raise ScenarioError(file, "", "is empty (a header row is required)")
-        header = [h.strip() for h in header]
+        header = [h.strip() for h in first_row]
         if not any(h in TAPE_COLUMNS for h in header):
             raise ScenarioError(file, "", _NOT_A_TAPE)  # never quote a foreign file
         rows = []
@@ -341,6 +341,7 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
         raise ScenarioError(file, "", "has no loans")
     idx = {c: i for i, c in enumerate(header)}
     n = len(rows)
+    r: int | np.integer  # a row number below: from enumerate, then from np.flatnonzero
     for r, row in enumerate(rows, start=1):
         if len(row) != len(header):
             raise ScenarioError(file, f"row {r}", f"has {len(row)} fields, the header "

@@ -17,6 +17,7 @@ dispersion are ignored) that the Monte Carlo refines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class ClosedForm:
         """Fee income minus expected loss, shape (n_parties,), yuan per year."""
         return self.fee_income - self.expected_loss
 
-    def rows(self) -> list[dict[str, float | str | None]]:
+    def rows(self) -> list[dict[str, Any]]:
         """One dict per party, for tables and JSON, with the key names of the Monte Carlo
         summary (:class:`simkit.results.RunReport`): ``party``, ``el``, ``fee_income``,
         ``net_result`` (yuan per year) and ``el_pct_guaranteed`` (per cent, None when
@@ -97,7 +98,7 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
             continue
         el[col[agreement.lender]] += unc_net[mine].sum()
         for layer in agreement.layers:
-            def party_of(c: int, name: str) -> str:
+            def party_of(c: int | np.integer, name: str) -> str:
                 return resolve_party(name, kinds, cells.guarantor[c])
 
             if layer.cap is None:

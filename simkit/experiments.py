@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -199,7 +199,7 @@ def evaluate_link(expr: str, where: str, lookup: Any) -> float:
         if isinstance(node, ast.Expression):
             return ev(node.body)
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(cast(float, node.value))  # numbers only, checked by _compile_expr
         if isinstance(node, ast.Name):
             return values[node.id]
         if isinstance(node, ast.UnaryOp):

@@ -369,6 +369,7 @@ def beta_from_table(table: np.ndarray, w: np.ndarray, row: np.ndarray | None = N
     if row is None:
         r0 = table[0]
         return r0[k] + f * (r0[k + 1] - r0[k])
+    assert lam is not None  # given with row
     a = table[row, k] + f * (table[row, k + 1] - table[row, k])
     b = table[row + 1, k] + f * (table[row + 1, k + 1] - table[row + 1, k])
     return lam * a + (1.0 - lam) * b

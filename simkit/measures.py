@@ -223,7 +223,7 @@ def _fmt(value: Any) -> str:
     return repr(value)
 
 
-def _fmt_index(index: tuple[int, ...]) -> str:
+def _fmt_index(index: tuple[int | np.integer, ...]) -> str:
     return str(int(index[0])) if len(index) == 1 else str(tuple(int(i) for i in index))
 
 

@@ -123,7 +123,7 @@ import platform
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy
@@ -720,7 +720,8 @@ class _Accounts:
             self.by_seg += np.einsum("ncp,cs->nsp", alloc.by_cell, onehot).astype(np.float32)
 
     def out(self) -> dict[str, np.ndarray]:
-        out = {"paid": self.paid, "recovered": self.recovered, "overflow": self.overflow}
+        out: dict[str, np.ndarray] = {"paid": self.paid, "recovered": self.recovered,
+                                      "overflow": self.overflow}
         if self.annual is not None and self.annual_paid is not None:
             out["annual"], out["annual_paid"] = self.annual, self.annual_paid
         if self.by_seg is not None:
@@ -1359,7 +1360,7 @@ def _simulate(
     capital, breach, limited = _capital(scenario, annual, fees_by_year, exposure)
     prov = {
         "seed": seed,
-        "entropy": int(np.random.SeedSequence(seed).entropy),
+        "entropy": int(cast(int, np.random.SeedSequence(seed).entropy)),
         "block_size": block_size,
         "n_paths": n_paths,
         "n_blocks": n_blocks,

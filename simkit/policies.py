@@ -187,7 +187,7 @@ def simulate_policies(base: Scenario, variants: Sequence[Scenario], *,
     from simkit.montecarlo import _simulate, simulate
 
     shared = [v for v in variants if same_world(base, v)]
-    kwargs = {"executor": executor, "progress": progress, "keep_cells": keep_cells,
+    kwargs: dict[str, Any] = {"executor": executor, "progress": progress, "keep_cells": keep_cells,
               "engine": engine, "n_paths": n_paths, "seed": seed}
     try:
         results = _simulate(base, variants=shared, **kwargs)

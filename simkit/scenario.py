@@ -17,7 +17,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -632,6 +632,7 @@ def _parties(top: Reader) -> tuple[Party, ...]:
         assert r is not None
         default_kind = name if name in PARTY_KINDS else None
         kind = r.string("kind", default_kind, required=default_kind is None, choices=PARTY_KINDS)
+        assert kind is not None  # required when there is no default
         out.append(Party(
             name=name,
             kind=kind,
@@ -695,7 +696,8 @@ def _distribution(r: Reader, key: str, *, low: float, high: float, required: boo
     d = Reader(value, path, r.file)
     kind = d.string("dist", required=True,
                     choices=("fixed", "uniform", "loguniform", "lognormal", "beta"))
-    unit_open = dict(low=low, high=high, low_open=low == 0 and high == 1, high_open=high == 1)
+    unit_open: dict[str, Any] = dict(low=low, high=high, low_open=low == 0 and high == 1,
+                                     high_open=high == 1)
     if kind == "beta" and high > 1:
         raise d.bad("dist", kind, "fixed, uniform, loguniform or lognormal for an amount")
     if kind == "fixed":
@@ -807,7 +809,10 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
     return tuple(out)
 
 
-def _label(r: Reader, key: str, default: str | None) -> str | None:
+_D = TypeVar("_D", str, None)
+
+
+def _label(r: Reader, key: str, default: _D) -> str | _D:
     value = r.string(key, default)
     _check_label(r, key, value)
     return value
@@ -866,6 +871,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
             raise r.bad("name", name, "unique among agreements")
         banks = [p.name for p in parties if p.kind == "bank"]
         lender = r.string("lender", banks[0] if banks else None, required=not banks)
+        assert lender is not None  # required when there is no bank
         check_name(lender, party_names, r.file, join(r.path, "lender"), "party")
         layers = []
         for lr in r.table_list("layers", required=True):

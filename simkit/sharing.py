@@ -182,7 +182,7 @@ class Waterfall:
         n_cells, n_parties = len(cells), len(parties)
         shares = np.zeros((n_cells, n_parties))
         lender = np.zeros(n_cells, dtype=np.intp)
-        cap_rows: list[tuple[np.ndarray, int, int, np.ndarray, np.ndarray, CapSpec]] = []
+        cap_rows: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, CapSpec]] = []
         comp_frac = np.zeros(n_cells)
         comp_from = np.zeros(n_cells, dtype=np.intp)
         comp_to = np.zeros(n_cells, dtype=np.intp)

@@ -194,7 +194,7 @@ def _cell(key: str, stats: dict[str, Any], col: str) -> dict[str, Any]:
     v = stats.get(col)
     se = stats.get(f"{col}_se")
     ok = isinstance(v, int | float) and math.isfinite(v)
-    return {"key": f"{key}.{col}", "value": repr(float(v)) if ok else "",
+    return {"key": f"{key}.{col}", "value": repr(float(v)) if ok and v is not None else "",
             "text": _money(v), "se": _money(se) if isinstance(se, int | float) and
             math.isfinite(se) else ""}
 

@@ -181,7 +181,8 @@ class Ledger:
         # the order of recording is deterministic: a stable sort by time keeps it
         order = np.argsort(cols[0], kind="stable")
         cols = [c[order] for c in cols]
-        self._frozen = LedgerArrays(*cols, accounts=self.accounts)
+        self._frozen = LedgerArrays(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
+                                    accounts=self.accounts)
         self._rows = []
         self._chunks = []
         return self._frozen

@@ -145,7 +145,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -259,6 +259,13 @@ class Model:
         settled (default). ``False`` stops everything at the horizon.
     """
 
+    # the refusal queue (``refusal = "queue"``), set by _clear_queue and underwrite_guarantee
+    q_app: np.ndarray
+    q_since: np.ndarray
+    q_reason: np.ndarray
+    q_party: np.ndarray
+    q_need: np.ndarray
+
     def __init__(self, scenario: Scenario, *, seed: int, replication: int = 0,
                  years: float | None = None, event_log: bool = False, run_off: bool = True):
         self.scenario = scenario
@@ -331,7 +338,8 @@ class Model:
         self._injector = {}
         for a in self.institutions:
             same = [g for g in local if a.region is not None and g.region == a.region]
-            self._injector[a.index] = (same or local or [self.accounts[self.fiscal]])[0].index
+            pick: Sequence[Account] = same or local or [self.accounts[self.fiscal]]
+            self._injector[a.index] = pick[0].index
 
         # -- random streams and pre-drawn inputs ----------------------------------------
         self._draw_factors()
@@ -407,7 +415,8 @@ class Model:
                                           cap.period_years * DAYS_PER_YEAR, layer.lag_days))
                 overflow = resolve(cap.overflow)
             frac = compensation_fraction(ag, layer.party)
-            budget = col[ag.fiscal_compensation.from_party] if frac > 0 else -1
+            budget = (col[ag.fiscal_compensation.from_party]
+                      if frac > 0 and ag.fiscal_compensation is not None else -1)
             if c == holder and cap_id < 0:
                 if budget >= 0:  # the budget reimburses the holder's own compensated share
                     steps.append(_Step(budget, layer.share * frac, -1, layer.lag_days,
@@ -485,6 +494,7 @@ class Model:
         season = 1.0 + des.seasonality * np.sin(2 * np.pi * (days + 0.5) / DAYS_PER_YEAR)
         parts: list[tuple[np.ndarray, ...]] = []
         self._seg_n: list[int] = []
+        seg: Any  # an EnterpriseSegment in the loop, then each application's segment index
         for s, seg in enumerate(self.segments):
             rng = stream(self.seed, "des.arrivals", self.replication, s)
             counts = rng.poisson(seg.rate_per_day * season)
@@ -733,6 +743,7 @@ class Model:
             if self.des.refusal == "queue":
                 self.q_app, self.q_since = r_app, since[r_pos]
                 self.q_reason, self.q_party = r_reason, r_party
+                assert need is not None  # computed above for the queue
                 self.q_need = need[r_pos]
                 new = ~queued[r_pos]
                 if new.any():

@@ -18,6 +18,9 @@ Parties without ``net_assets`` or ``leverage_limit`` are not leverage-constraine
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import numpy as np
 
 from simkit.scenario import CreditLine, Party
 
@@ -247,6 +250,32 @@ class EnterpriseSegment:
         "single_limit",
         "tenor_days",
     )
+    # set by the model when it compiles the segment (simkit.des.model.Model._compile_segment)
+    agreement: int
+    caps: Any
+    coef: np.ndarray
+    fee_rate: float
+    fees: tuple[Any, ...]
+    front: int
+    front_share: float
+    gfactor: int
+    index: int
+    layers: tuple[Any, ...]
+    lender: int
+    lender_share: float
+    lgd_mean: float
+    lgd_sd: float
+    lines: list[int]
+    loadings: tuple[float, ...]
+    margin: float
+    name: str
+    rate_per_day: float
+    recovery_lag_days: float
+    region: int
+    sector: int
+    segment: Any
+    single_limit: float
+    tenor_days: float
 
     def __init__(self, index: int, segment: object):
         self.index = index

@@ -516,6 +516,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     refusals = {r: int(a.sum()) for r, a in model.refusals.items()}
     renewal_refusals = {r: int(a.sum()) for r, a in model.renewal_refusals.items()}
     limit_months: dict[str, int] = {}
+    j: int | np.integer  # a party column below: from np.flatnonzero, then from enumerate
     for reason in ("leverage", "credit_line", "single_client"):
         arr = (model.refusals[reason] + model.renewal_refusals[reason])[:model.n_months]
         for j in np.flatnonzero(arr.sum(axis=0)):
