@@ -94,8 +94,9 @@ def party_colors(parties: Iterable[str],
         else:  # a second party of the same kind: a darker shade of it
             import matplotlib.colors as mcolors
 
-            rgb = np.array(mcolors.to_rgb(_KIND_COLORS.get(kind, "#999999")))
-            out[p] = mcolors.to_hex(rgb * (0.75 ** i))
+            r, g, b = mcolors.to_rgb(_KIND_COLORS.get(kind, "#999999"))
+            f = 0.75 ** i
+            out[p] = mcolors.to_hex((r * f, g * f, b * f))
     return {p: c.lower() for p, c in out.items()}
 
 
