@@ -583,7 +583,8 @@ def _read_parquet(path: Path) -> tuple[list[str], list[_Column]]:
 def _read_csv_arrow(data: bytes, header: list[str]) -> list[_Column] | None:
     """The data rows of a plain CSV through pyarrow, as columns; ``None`` when the file
     needs the :mod:`csv` module (quotes, NUL bytes, blank lines inside, a row of another
-    width, an overlong cell, invalid UTF-8...), which then gives the exact message."""
+    width, an overlong cell, invalid UTF-8...), which then gives the exact message.
+    ``data`` is not copied."""
     arrow = _arrow()
     if arrow is None:
         return None
@@ -591,17 +592,20 @@ def _read_csv_arrow(data: bytes, header: list[str]) -> list[_Column] | None:
     import pyarrow.csv as pacsv
 
     width = len(header)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    body = data.rstrip(b"\r\n")
-    eol = min((i for i in (body.find(b"\n"), body.find(b"\r")) if i >= 0), default=len(body))
-    rest = body[eol:]  # quotes in the header line are read alike by both parsers
-    if b'"' in rest or b"\x00" in body or b"\n\n" in rest or b"\r\r" in rest or (
-            b"\n\r" in rest):
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    end = len(data)
+    while end > start and data[end - 1] in b"\r\n":
+        end -= 1
+    eol = min((i for i in (data.find(b"\n", start, end), data.find(b"\r", start, end))
+               if i >= 0), default=end)
+    # quotes in the header line are read alike by both parsers
+    if data.find(b'"', eol, end) >= 0 or data.find(b"\x00", start, end) >= 0 or any(
+            data.find(blank, eol, end) >= 0 for blank in (b"\n\n", b"\r\r", b"\n\r")):
         return None
+    body = pa.BufferReader(pa.py_buffer(data).slice(start, end - start))
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            body,
             read_options=pacsv.ReadOptions(autogenerate_column_names=True),
             parse_options=pacsv.ParseOptions(ignore_empty_lines=False,
                                              newlines_in_values=False),
@@ -630,17 +634,43 @@ def _read_csv_arrow(data: bytes, header: list[str]) -> list[_Column] | None:
     return columns
 
 
+def _read_plain_csv(data: bytes) -> tuple[list[str], list[_Column], list[list[str]]] | None:
+    """A CSV whose header line has no quotes or NUL bytes, read through pyarrow without
+    decoding the file in Python; ``None`` when the :mod:`csv` path must read it."""
+    if _arrow() is None:
+        return None
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    eol = min((i for i in (data.find(b"\n", start, MAX_HEADER_BYTES),
+                           data.find(b"\r", start, MAX_HEADER_BYTES)) if i >= 0),
+              default=-1)
+    line = data[start:eol]
+    if eol < 0 or b'"' in line or b"\x00" in line:
+        return None
+    try:
+        raw_header = line.decode("utf-8").split(",")  # as csv reads a line without quotes
+    except UnicodeDecodeError:
+        return None
+    header = [h.strip() for h in raw_header]
+    if not any(h in TAPE_COLUMNS for h in header):
+        return None  # the csv path refuses it without quoting it
+    columns = _read_csv_arrow(data, raw_header)
+    return None if columns is None else (header, columns, [])
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[_Column] | None, list[list[str]]]:
     """``(header, columns, rows)``: columns from pyarrow, or ``None`` and the rows from the
     :mod:`csv` module."""
     file = str(path)
     data = read_regular_file(path, "a loan tape (CSV or Parquet)")
     first = data[:MAX_HEADER_BYTES]
-    if not data.strip():
+    if not data or data.isspace():
         raise ScenarioError(file, "", "is empty (a header row is required)")
     if b"\n" not in first and b"\r" not in first and len(data) > MAX_HEADER_BYTES:
         raise ScenarioError(file, "", _NOT_A_TAPE + f"; no header line in the first "
                             f"{MAX_HEADER_BYTES:,} bytes")
+    plain = _read_plain_csv(data)
+    if plain is not None:
+        return plain
     try:
         text = data.decode("utf-8-sig")  # tolerate Excel's BOM
     except UnicodeDecodeError as exc:
