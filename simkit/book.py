@@ -500,7 +500,8 @@ class _ArrowNumbers(_Column):
         import pyarrow.compute as pc
 
         blank = self.array.is_null().to_numpy(zero_copy_only=False)
-        values = pc.fill_null(self.array.cast(pa.float64()), math.nan).to_numpy(
+        # not the "safe" cast, which refuses integers above 2**53 (rounded, as float())
+        values = pc.fill_null(self.array.cast(pa.float64(), safe=False), math.nan).to_numpy(
             zero_copy_only=False)
         return values, blank, np.isfinite(values)
 

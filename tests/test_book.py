@@ -406,6 +406,8 @@ def test_parquet_typed_columns(tmp_path: Path, minimal) -> None:
                                 "'True' (plain decimal notation only"),
     ("default_prob", [0.02, 1.5], "row 2, column default_prob must be a number in (0, 1), "
                                   "got '1.5'"),
+    ("exposure", [1_000_000, 2**60], "row 2, column exposure must be a number in "
+                                     "(0, 1e+12], got '1152921504606846976'"),
     ("loan_id", [7, 7], "row 2, column loan_id repeats '7' of row 1"),
     ("loan_id", ["A", " A"], "row 2, column loan_id repeats 'A' of row 1"),
     ("region", ["east", None], None),
