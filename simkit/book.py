@@ -625,14 +625,15 @@ def _read_csv_arrow(data: bytes, header: list[str]) -> list[_Column] | None:
         if len(col) and (pc.max(pc.binary_length(col)).as_py() > MAX_CELL
                          and pc.max(pc.utf8_length(col)).as_py() > MAX_CELL):
             return None
-    columns = [_ArrowText(table.column(i)) for i in range(width)]
+    columns: list[_ArrowText] = [_ArrowText(table.column(i)) for i in range(width)]
     n = table.num_rows
     while n and all(col.cells[n - 1].as_py() == "" for col in columns):
         n -= 1
     if n < table.num_rows:  # trailing blank rows, as the csv path drops them
         for col in columns:
             col.cells, col.n = col.cells.slice(0, n), n
-    return columns
+    out: list[_Column] = list(columns)
+    return out
 
 
 def _read_plain_csv(data: bytes) -> tuple[list[str], list[_Column], list[list[str]]] | None:
@@ -688,7 +689,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[_Column] | None, list[list[st
         columns = _read_csv_arrow(data, raw_header)
         if columns is not None:
             return header, columns, []
-        rows = []
+        rows: list[list[str]] = []
         for row in reader:
             for j, cell in enumerate(row):
                 if len(cell) > MAX_CELL:
