@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=_out_dir, metavar="DIR",
                    help="write summary.json, parties.csv and figures to DIR (atomically)")
     r.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
+    r.add_argument("--save-paths", action="store_true",
+                   help="also write each path's losses and weight to DIR/paths.parquet "
+                        "(needs --out and pyarrow)")
     r.add_argument("--analytic", action="store_true",
                    help="closed-form expected loss / fees / net result only (no simulation; "
                         "an approximation when the scenario has caps)")
@@ -389,6 +392,8 @@ def _run(args: argparse.Namespace) -> int:
 
     scenario = _load_with(args)
     _check_out(args.out)
+    if args.save_paths:  # refused before any work
+        _check_save_paths(args, scenario)
     if args.analytic:
         from simkit.estimate import expected_results
 
@@ -420,7 +425,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.out:
             with report.result_set(args.out) as tmp:
                 report.write_json(tmp / "summary.json", payload)
-                report.write_csv(tmp / "parties.csv", est.rows())
+                report.write_csv(tmp / "parties.csv",
+                                 report.closed_form_rows(scenario.name, est))
         return 0
 
     from simkit.experiments import run_summary
@@ -442,10 +448,31 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(result.format_text(wall))
     if args.out:
-        files = result.save(args.out)
+        files = result.save(args.out, paths=args.save_paths)
         if not args.json:
             print(f"wrote {args.out}/: " + ", ".join(f.name for f in files))
     return 0
+
+
+def _check_save_paths(args: argparse.Namespace, scenario: Scenario) -> None:
+    """``--save-paths`` needs ``--out``, a simulation, pyarrow and party names that are
+    not the fixed columns of ``paths.parquet``."""
+    from simkit.montecarlo import LossResult
+    from simkit.report import require_pyarrow
+
+    why = ("needs --out DIR" if args.out is None else
+           "has no paths to save with --analytic" if args.analytic else None)
+    if why is None:
+        try:
+            require_pyarrow()
+        except ImportError as exc:
+            why = str(exc)
+    clash = [p for p in scenario.party_names if p in LossResult.PATH_COLUMNS]
+    if why is None and clash:
+        why = (f"cannot name a column after party {clash[0]!r} (path, weight and total "
+               "are the fixed columns of paths.parquet)")
+    if why is not None:
+        raise ScenarioError("--save-paths", "", why)
 
 
 def _des(args: argparse.Namespace) -> int:

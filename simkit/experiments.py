@@ -680,10 +680,12 @@ def run_des_summary(scenario: Scenario, *, replications: int = 1, seed: int | No
                     out: Path | None = None) -> dict[str, Any]:
     """Run the discrete-event model; return ``{"summary", "text", "runs"}``.
 
-    ``summary`` is :meth:`simkit.des.DesRuns.summary` (means over replications, ``_se``
-    keys for their standard errors); ``text`` the printed report. With ``out``,
-    ``des_summary.json``, ``des_series.csv`` (replication 0, monthly, tidy) and the
-    figures of replication 0 are written there as one atomic set.
+    ``summary`` is :meth:`simkit.des.DesRuns.summary` (scenario, source, means over
+    replications with ``_se`` keys for their standard errors, integer counts,
+    provenance); ``text`` the printed report. With ``out``, ``des_summary.json``,
+    ``des_series.csv`` (replication 0, monthly, long format with scenario, replication,
+    month, series, party, value and unit columns) and the figures of replication 0 are
+    written there as one atomic set (:func:`simkit.report.save_des`).
     """
     from simkit.des import run_des
     from simkit.resources import check_memory

@@ -1137,6 +1137,79 @@ class LossResult:
             "provenance": dict(self.provenance),
         }
 
+    #: Fixed columns of :meth:`path_columns` (a party may not be named so there).
+    PATH_COLUMNS = ("path", "weight", "total")
+
+    def path_columns(self) -> dict[str, np.ndarray]:
+        """The per-path losses as columns (the layout of ``paths.parquet`` and of
+        :meth:`to_frame`), each of shape ``(n_paths,)``.
+
+        Returns
+        -------
+        dict
+            ``path`` (int64, 0-based), ``weight`` (float64 likelihood ratio; 1 for plain
+            Monte Carlo), one float64 column per party (net loss, yuan, summed over the
+            ``H``-year horizon, named as the party) and ``total`` (the book's net loss,
+            yuan; equals the sum of the party columns).
+
+        Raises
+        ------
+        ValueError
+            When a party is named ``path``, ``weight`` or ``total`` (use
+            ``to_frame(shape="long")``).
+        """
+        clash = [p for p in self.parties if p in self.PATH_COLUMNS]
+        if clash:
+            raise ValueError(f"party {clash[0]!r} has the name of a fixed column "
+                             f"({', '.join(self.PATH_COLUMNS)}); use to_frame(shape='long')")
+        n = self.n_paths
+        out: dict[str, np.ndarray] = {
+            "path": np.arange(n, dtype=np.int64),
+            "weight": (np.ones(n) if self.weights is None
+                       else np.asarray(self.weights, dtype=np.float64)),
+        }
+        for j, p in enumerate(self.parties):
+            out[p] = np.asarray(self.losses[:, j], dtype=np.float64)
+        out["total"] = np.asarray(self.total_loss, dtype=np.float64)
+        return out
+
+    def to_frame(self, shape: str = "wide") -> Any:
+        """The per-path losses as a pandas DataFrame (pandas is an optional extra).
+
+        Parameters
+        ----------
+        shape : {"wide", "long"}
+            ``"wide"``: one row per path, columns ``path``, ``weight``, one column per
+            party (net loss in yuan over the horizon) and ``total``
+            (:meth:`path_columns`), shape ``(n_paths, n_parties + 3)``. ``"long"``: one
+            row per path x party, columns ``path``, ``weight``, ``party``, ``loss``
+            (yuan), shape ``(n_paths * n_parties, 4)``, paths outer and parties inner.
+
+        Weighted means (``(frame.weight * frame.bank).mean()``) give the expected loss
+        under importance sampling; divide by ``horizon`` for per-year figures.
+
+        Raises
+        ------
+        ImportError
+            "pandas is needed: pip install 'simkit[pandas]'" when pandas is missing.
+        """
+        from simkit.report import require_pandas
+
+        if shape not in ("wide", "long"):
+            raise ValueError(f"shape must be 'wide' or 'long', got {shape!r}")
+        pd = require_pandas()
+        if shape == "wide":
+            return pd.DataFrame(self.path_columns())
+        n, k = self.losses.shape
+        weight = np.ones(n) if self.weights is None else np.asarray(self.weights, float)
+        return pd.DataFrame({
+            "path": np.repeat(np.arange(n, dtype=np.int64), k),
+            "weight": np.repeat(weight, k),
+            "party": pd.Categorical(np.tile(np.array(self.parties, dtype=object), n),
+                                    categories=list(self.parties)),
+            "loss": np.asarray(self.losses, dtype=np.float64).reshape(-1),
+        })
+
     def to_json_dict(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
         """A JSON-serialisable summary (no per-path arrays)."""
         out = self.summary(levels)

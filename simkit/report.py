@@ -25,8 +25,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["OutError", "atomic_write", "atomic_write_text", "check_out_dir", "fmt_money",
-           "format_table", "result_set", "save_des", "write_csv", "write_json", "write_parquet"]
+__all__ = ["PANDAS_MISSING", "PYARROW_MISSING", "OutError", "atomic_write",
+           "atomic_write_text", "check_out_dir", "closed_form_rows", "fmt_money",
+           "format_table", "long_rows", "require_pandas", "require_pyarrow", "result_set",
+           "save_des", "write_columns_parquet", "write_csv", "write_json", "write_parquet"]
+
+#: The message of the ImportError raised where pandas is needed and missing.
+PANDAS_MISSING = "pandas is needed: pip install 'simkit[pandas]'"
+#: The message of the ImportError raised where pyarrow is needed and missing.
+PYARROW_MISSING = "pyarrow is needed to write Parquet: pip install 'simkit[parquet]'"
 
 #: Result folders committed by this process (absolute paths), in order.
 COMMITTED: list[Path] = []
@@ -204,6 +211,107 @@ def result_set(out: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def require_pandas() -> Any:
+    """The pandas module, or ``ImportError(PANDAS_MISSING)`` when it is not installed."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError(PANDAS_MISSING) from None
+    return pd
+
+
+def require_pyarrow() -> Any:
+    """The pyarrow module, or ``ImportError(PYARROW_MISSING)`` when it is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(PYARROW_MISSING) from None
+    del pq  # checked here, imported again by the caller
+    return pa
+
+
+def long_rows(stats: Mapping[str, Mapping[str, Any]], units: Mapping[str, str],
+              basis: Mapping[str, str] | None = None, **fixed: Any) -> list[dict[str, Any]]:
+    """Tidy rows, one per party x measure, for CSVs and data frames.
+
+    Parameters
+    ----------
+    stats : mapping of party to mapping of measure to value
+        E.g. ``summary["parties"]`` plus ``{"TOTAL": ...}``; a measure's standard error is
+        the value of ``"<measure>_se"`` when present (empty otherwise).
+    units : mapping of measure to unit
+        The measures to write, in order, and their units (``"yuan"``, ``"probability"``,
+        ``"percent"``...); measures a party lacks are skipped.
+    basis : mapping of measure to str, optional
+        Time basis per measure (``"per_year"`` or ``"horizon"``); adds a ``basis`` column.
+    **fixed
+        Leading columns with the same value in every row (``scenario``, ``seed``...).
+
+    Returns
+    -------
+    list of dict
+        Keys: the ``fixed`` ones, ``unit``, ``party``, ``measure``, ``value``, ``se``
+        (``None`` when none), then ``basis`` when given.
+    """
+    rows = []
+    for party, st in stats.items():
+        for measure, unit in units.items():
+            if measure not in st or isinstance(st[measure], Mapping):
+                continue
+            row = {**fixed, "unit": unit, "party": party, "measure": measure,
+                   "value": st[measure], "se": st.get(f"{measure}_se")}
+            if basis is not None:
+                row["basis"] = basis.get(measure, "")
+            rows.append(row)
+    return rows
+
+
+def closed_form_rows(scenario: str, estimate: Any) -> list[dict[str, Any]]:
+    """The long-format ``parties.csv`` of ``simkit run --analytic`` (the columns of
+    :meth:`simkit.results.RunReport.long_rows`; ``seed`` empty, no standard errors).
+
+    Parameters
+    ----------
+    scenario : str
+        The scenario's name.
+    estimate : simkit.estimate.ClosedForm
+    """
+    stats: dict[str, Any] = {r["party"]: r for r in estimate.rows()}
+    stats["TOTAL"] = {"el": float(sum(r["el"] for r in estimate.rows())),
+                      "fee_income": float(sum(r["fee_income"] for r in estimate.rows()))}
+    units = {"el": "yuan", "fee_income": "yuan", "net_result": "yuan",
+             "el_pct_guaranteed": "percent"}
+    return long_rows(stats, units, dict.fromkeys(units, "per_year"), scenario=scenario,
+                     seed=None, horizon_years=1)
+
+
+def write_columns_parquet(path: str | Path, columns: Mapping[str, Any],
+                          metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write equal-length arrays as one Parquet table atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    columns : mapping of column name to array, each shape (n,)
+    metadata : mapping, optional
+        Written as JSON strings in the file's key-value metadata.
+
+    Raises
+    ------
+    ImportError
+        :data:`PYARROW_MISSING` when pyarrow is not installed.
+    """
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    table = pa.table(dict(columns))
+    if metadata:
+        table = table.replace_schema_metadata({k: json.dumps(_jsonable(v))
+                                               for k, v in metadata.items()})
+    return atomic_write(path, lambda fh: pq.write_table(table, fh))
+
+
 def save_des(out: str | Path, summary: Mapping[str, Any], result: Any) -> list[Path]:
     """Write the result set of ``simkit des --out`` atomically (see :func:`result_set`).
 
@@ -214,7 +322,8 @@ def save_des(out: str | Path, summary: Mapping[str, Any], result: Any) -> list[P
     summary : mapping
         :meth:`simkit.des.DesRuns.summary` (written as ``des_summary.json``).
     result : simkit.des.DesResult
-        Replication 0: ``des_series.csv`` (monthly, tidy) and its figures.
+        Replication 0: ``des_series.csv`` (monthly, long format:
+        :meth:`simkit.des.DesResult.to_table`) and its figures.
 
     Returns
     -------

@@ -157,16 +157,75 @@ class RunReport:
         out["provenance"] = base["provenance"]
         return out
 
+    def _fixed(self) -> dict[str, Any]:
+        """The columns every row of the tables carries."""
+        s = self.summary
+        return {"scenario": s["scenario"], "seed": s["provenance"].get("seed"),
+                "horizon_years": s["time_basis"]["horizon_years"]}
+
+    def long_rows(self) -> list[dict[str, Any]]:
+        """The per-party table in long (tidy) format: one row per party x measure
+        (``parties.csv``, :meth:`to_frame`).
+
+        Columns: ``scenario``, ``seed`` (root seed of the paths), ``horizon_years``,
+        ``unit`` (``"yuan"``, ``"percent"`` or ``"probability"``), ``party``, ``measure``
+        (``el``, ``sd``, ``var_99``, ``es_99``, ``var_99.9``, ``es_99.9``, ``fee_income``,
+        ``net_result``, ``el_pct_guaranteed``; with a horizon over one year also
+        ``p_exhausted`` and ``p_leverage_breach``), ``value``, ``se`` (Monte Carlo
+        standard error; empty where the summary has none, e.g. for fees) and ``basis``
+        (``per_year`` or ``horizon``, see ``time_basis``). The last rows, party
+        ``TOTAL``, are the whole book's loss measures and the fees borrowers pay.
+        """
+        s = self.summary
+        units = {k: "yuan" for k in ("el", "sd")}
+        for a in LEVELS:
+            lab = measures.level_label(a)
+            units[f"var_{lab}"] = units[f"es_{lab}"] = "yuan"
+        units.update(fee_income="yuan", net_result="yuan", el_pct_guaranteed="percent",
+                     p_exhausted="probability", p_leverage_breach="probability")
+        per_year = set(s["time_basis"]["per_year"])
+        basis = {k: "per_year" if k in per_year else "horizon" for k in units}
+        stats = {p: {**st, **s.get("capital", {}).get(p, {})} for p, st in s["parties"].items()}
+        stats = {p: {k: v for k, v in st.items() if v is not None or k.endswith("_se")}
+                 for p, st in stats.items()}
+        total = dict(s["total_loss"])
+        total["fee_income"] = total.pop("fee_income_borrowers", None)
+        stats["TOTAL"] = total
+        return report.long_rows(stats, units, basis, **self._fixed())
+
     def rows(self) -> list[dict[str, Any]]:
-        """One flat row per party (for CSV): ``party``, ``horizon_years`` and the party's
-        measures (per-year EL and fees, horizon VaR/ES; see ``time_basis``)."""
+        """The per-party table in wide format, one row per party and a last ``TOTAL`` row
+        (``parties_wide.csv``): ``scenario``, ``seed``, ``horizon_years``, ``party`` and
+        the summary's measures (per-year EL and fees, horizon VaR/ES; see
+        ``time_basis``)."""
         rows = []
-        h = self.summary["time_basis"]["horizon_years"]
+        fixed = self._fixed()
         for party, s in self.summary["parties"].items():
-            row = {"party": party, "horizon_years": h}
+            row = {**fixed, "party": party}
             row.update({k: v for k, v in s.items() if not isinstance(v, dict)})
             rows.append(row)
+        total = dict(self.summary["total_loss"])
+        total["fee_income"] = total.pop("fee_income_borrowers", None)
+        rows.append({**fixed, "party": "TOTAL", **{k: total.get(k) for k in rows[0]
+                                                  if k not in fixed and k != "party"}})
         return rows
+
+    def to_frame(self) -> Any:
+        """:meth:`long_rows` as a pandas DataFrame (pandas is an optional extra).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per party x measure (and the ``TOTAL`` rows); columns as in
+            :meth:`long_rows`.
+
+        Raises
+        ------
+        ImportError
+            "pandas is needed: pip install 'simkit[pandas]'" when pandas is missing.
+        """
+        pd = report.require_pandas()
+        return pd.DataFrame(self.long_rows())
 
     def format_text(self, wall_seconds: float | None = None) -> str:
         """A readable report: header, per-party table, caps, capital; every amount in
@@ -262,20 +321,33 @@ class RunReport:
         basis = "loss in one year" if h <= 1 else f"loss over the {h}-year horizon"
         return split_label(self.scenario), basis
 
-    def save(self, out_dir: str | Path, figures: bool = True) -> list[Path]:
-        """Write ``summary.json``, ``parties.csv`` and figures into ``out_dir`` as one
-        atomic result set (:func:`simkit.report.result_set`): ``out_dir`` ends up holding
-        either its earlier files or the complete new set, never a mixture.
+    def save(self, out_dir: str | Path, figures: bool = True, paths: bool = False
+             ) -> list[Path]:
+        """Write ``summary.json``, ``parties.csv`` (long format, :meth:`long_rows`),
+        ``parties_wide.csv`` (:meth:`rows`), figures and, with ``paths``,
+        ``paths.parquet`` (per-path losses and weights,
+        :meth:`simkit.montecarlo.LossResult.path_columns`; needs pyarrow) into ``out_dir``
+        as one atomic result set (:func:`simkit.report.result_set`): ``out_dir`` ends up
+        holding either its earlier files or the complete new set, never a mixture.
 
         Returns
         -------
         list of Path
             The files of the set, as they are in ``out_dir``.
         """
-        names = ["summary.json", "parties.csv"]
+        names = ["summary.json", "parties.csv", "parties_wide.csv"]
+        if paths:
+            report.require_pyarrow()  # before any file is written
+            columns = self.result.path_columns()
         with report.result_set(out_dir) as tmp:
             report.write_json(tmp / "summary.json", self.summary)
-            report.write_csv(tmp / "parties.csv", self.rows())
+            report.write_csv(tmp / "parties.csv", self.long_rows())
+            report.write_csv(tmp / "parties_wide.csv", self.rows())
+            if paths:
+                report.write_columns_parquet(tmp / "paths.parquet", columns, {
+                    **self._fixed(), "unit": "yuan", "source": self.scenario.source,
+                    "losses": "net loss per party over the horizon; total = their sum"})
+                names.append("paths.parquet")
             if figures:
                 from simkit import plots
 

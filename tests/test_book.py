@@ -257,3 +257,182 @@ def test_tape_default_prob_within_the_engine_floor(tmp_path: Path, minimal, pd: 
     _tape_error(tmp_path, minimal, f"exposure,default_prob,lgd\n1e6,{pd},0.5\n",
                 r"row 1, column default_prob must be in \[1e-12, 1 - 1e-12\] \(the engines' "
                 "probability floor\\)")
+
+
+# --------------------------------------------------------------------------------------
+# issue 10 item 7: vectorised checks; pyarrow and the pure-Python path agree
+# --------------------------------------------------------------------------------------
+def _outcome(path: Path, scenario) -> tuple[str, object]:
+    """``("error", message)`` or ``("book", arrays)`` of reading ``path``."""
+    try:
+        book = read_tape(path, scenario)
+    except ScenarioError as exc:
+        return "error", str(exc)
+    return "book", (book.exposure.tolist(), book.default_prob.tolist(), book.lgd_mean.tolist(),
+                    book.lgd_sd.tolist(), book.tenor_years.tolist(), book.tech_tier.tolist(),
+                    book.agreement.tolist(), book.guarantor.tolist(), book.guarantor_names,
+                    book.region.tolist(), book.region_names, book.segment_names,
+                    book.segment.tolist(), book.sector_names, book.cell.tolist())
+
+
+def _both(path: Path, scenario, monkeypatch) -> tuple[tuple[str, object], tuple[str, object]]:
+    import simkit.book as book_module
+
+    fast = _outcome(path, scenario)
+    with monkeypatch.context() as m:
+        m.setattr(book_module, "USE_ARROW", False)
+        slow = _outcome(path, scenario)
+    return fast, slow
+
+
+TRICKY = [
+    GOOD,
+    GOOD.replace("\n", "\r\n"),
+    GOOD.replace("\n", "\r"),
+    GOOD + "\n\n , ,,, ,\n",                       # trailing blank rows, some with commas
+    GOOD.replace("a,1000000", "a,\u3000 1000000\x1c"),  # Unicode spaces around a number
+    GOOD.replace("east", " east ").replace("west", "east\t"),
+    "loan_id,exposure,default_prob,lgd\nA,1e6,0.02,0.4\n A ,1e6,0.02,0.4\n",
+    "loan_id,exposure,default_prob,lgd\n1,1e6,0.02,0.4\n,1e6,0.02,0.4\n01,1e6,0.02,0.4\n",
+    'exposure,default_prob,lgd,region\n1e6,0.02,0.4,"a, b"\n1e6,0.02,0.4,"a, b"\n',
+    '"exposure","default_prob","lgd"\n1e6,0.02,0.4\n',
+    "exposure,default_prob,lgd\n1e6,0.02,0.4\n\n1e6,0.02,0.4\n",  # blank line inside
+    "exposure,default_prob,lgd\n1e6,0.02,0.4,9\n",
+    "exposure,default_prob,lgd,lgd_sd\n1e6,0.02,0.4,\n2e6,0.03,0.5,0.1\n",
+    "exposure,default_prob,lgd,tech_tier\n1e6,0.02,0.4,1.5\n",
+    "exposure,default_prob,lgd,tenor_years\n1e6,0.02,0.4,\u0661\n",
+    "exposure,default_prob,lgd\n1e6,0.02,\n",
+    "exposure,default_prob,lgd\n1e6,0.02,0.4\n1e400,0.02,0.4\n",
+    "exposure,default_prob,lgd,segment,sector\n1e6,0.02,0.4,,x\n1e6,0.02,0.4,tape,\n",
+    "exposure,default_prob,lgd,guarantor\n1e6,0.02,0.4,\n1e6,0.02,0.4, guarantor\n",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_arrow_and_python_paths_agree(tmp_path: Path, minimal, text: str,
+                                      monkeypatch) -> None:
+    pytest.importorskip("pyarrow")
+    f = tmp_path / "loans.csv"
+    f.write_text(text, encoding="utf-8", newline="")
+    fast, slow = _both(f, from_dict(minimal), monkeypatch)
+    assert fast == slow
+
+
+def test_arrow_and_python_paths_agree_on_random_tapes(tmp_path: Path, minimal,
+                                                      monkeypatch) -> None:
+    """A differential check on generated tapes: same book or same message."""
+    pytest.importorskip("pyarrow")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    cells = st.sampled_from(["", " ", "1e6", "2.5e6", "0.02", "0.4", "1", "3", "-1", "abc",
+                             "1_0", "nan", " 0.1 ", "\u30000.3", "x", "east", "guarantor",
+                             "std", "0", ".5", "5.", "A", "B", "1,5", '"q"'])
+    columns = st.lists(st.sampled_from(["exposure", "default_prob", "lgd", "lgd_sd",
+                                        "region", "tenor_years", "tech_tier", "loan_id",
+                                        "guarantor", "segment", "agreement"]),
+                       min_size=3, max_size=6)
+    s = from_dict(minimal)
+
+    @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+    @given(columns, st.data())
+    def check(header: list[str], data) -> None:
+        n = data.draw(st.integers(1, 4))
+        rows = [[data.draw(cells) for _ in header] for _ in range(n)]
+        text = ",".join(header) + "\n" + "".join(",".join(r) + "\n" for r in rows)
+        f = tmp_path / "loans.csv"
+        f.write_text(text, encoding="utf-8", newline="")
+        fast, slow = _both(f, s, monkeypatch)
+        assert fast == slow, text
+
+    check()
+
+
+def test_python_strip_set_is_complete() -> None:
+    from simkit.book import _SPACES
+
+    assert "".join(c for c in map(chr, range(0x110000)) if c.isspace()) == _SPACES
+
+
+def test_cell_keys_match_numpy_unique() -> None:
+    from simkit.book import _cell_keys
+
+    rng = np.random.default_rng(3)
+    for highs in [(2, 3, 5, 7), (1, 1, 1, 1), (3, 4, 1000, 1000)]:
+        cols = [rng.integers(-1 if i == 1 else 0, k, 3000) for i, k in enumerate(highs)]
+        uniq, cell = _cell_keys(*cols)
+        ref, inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+        np.testing.assert_array_equal(uniq, ref)
+        np.testing.assert_array_equal(cell, inv.reshape(-1))
+
+
+def _parquet(tmp_path: Path, columns: dict) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "loans.parquet"
+    pq.write_table(pa.table(columns), f)
+    return f
+
+
+def test_parquet_typed_columns(tmp_path: Path, minimal) -> None:
+    pa = pytest.importorskip("pyarrow")
+    f = _parquet(tmp_path, {
+        "loan_id": pa.array([5, 6, 7], pa.int64()),
+        "exposure": pa.array([1_000_000, 2_000_000, 3_000_000], pa.int32()),
+        "default_prob": pa.array([0.01, 0.02, 0.03], pa.float32()),
+        "lgd": pa.array(["0.4", " 0.5", "0.6"], pa.large_string()),
+        "lgd_sd": pa.array([None, 0.1, None]),
+        "region": pa.array(["east", None, " east"]).dictionary_encode(),
+        "guarantor": pa.array(["guarantor", "", None]),
+    })
+    book = read_tape(f, from_dict(minimal))
+    assert book.exposure.tolist() == [1e6, 2e6, 3e6]
+    assert book.default_prob.tolist() == np.array([0.01, 0.02, 0.03], np.float32
+                                                  ).astype(float).tolist()
+    assert book.lgd_mean.tolist() == [0.4, 0.5, 0.6]
+    assert book.lgd_sd.tolist() == [0.0, 0.1, 0.0]
+    assert book.region_names == ("east", "default")
+    assert book.region.tolist() == [0, 1, 0]
+    assert book.guarantor.tolist() == [0, -1, -1]
+
+
+@pytest.mark.parametrize(("column", "values", "message"), [
+    ("exposure", [1e6, float("nan")], "row 2, column exposure must be a number in (0, 1e+12], "
+                                      "got 'nan' (plain decimal notation only"),
+    ("exposure", [1e6, None], "row 2, column exposure must be a number in (0, 1e+12], "
+                              "got '' (plain decimal notation only"),
+    ("exposure", [True, False], "row 1, column exposure must be a number in (0, 1e+12], got "
+                                "'True' (plain decimal notation only"),
+    ("default_prob", [0.02, 1.5], "row 2, column default_prob must be a number in (0, 1), "
+                                  "got '1.5'"),
+    ("exposure", [1_000_000, 2**60], "row 2, column exposure must be a number in "
+                                     "(0, 1e+12], got '1152921504606846976'"),
+    ("loan_id", [7, 7], "row 2, column loan_id repeats '7' of row 1"),
+    ("loan_id", ["A", " A"], "row 2, column loan_id repeats 'A' of row 1"),
+    ("region", ["east", None], None),
+    ("guarantor", ["guarantor", "nobody"], "row 2, column guarantor names unknown value "
+                                           "'nobody'"),
+])
+def test_parquet_cells_name_row_and_column(tmp_path: Path, minimal, column: str,
+                                           values: list, message: str | None) -> None:
+    base = {"exposure": [1e6, 2e6], "default_prob": [0.02, 0.03], "lgd": [0.4, 0.5]}
+    base[column] = values
+    f = _parquet(tmp_path, base)
+    if message is None:
+        assert read_tape(f, from_dict(minimal)).region_names == ("east", "default")
+        return
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        read_tape(f, from_dict(minimal))
+
+
+def test_plain_csv_goes_through_pyarrow_quoted_through_csv() -> None:
+    pytest.importorskip("pyarrow")
+    from simkit.book import _read_csv_arrow
+
+    header = ["loan_id", "exposure", "default_prob", "lgd", "region", "guarantor"]
+    columns = _read_csv_arrow(GOOD.encode(), header)
+    assert columns is not None and [c.n for c in columns] == [2] * 6
+    assert _read_csv_arrow(GOOD.replace("east", '"east"').encode(), header) is None
+    assert _read_csv_arrow((GOOD + "c,1,0.1,0.2\n").replace("c,1", "c,1,9").encode(),
+                           header) is None

@@ -61,7 +61,9 @@ def test_analytic_table_and_json(tmp_path: Path, capsys) -> None:
     saved = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert payload == saved
     assert payload["n_loans"] == 126_700
-    assert (tmp_path / "o" / "parties.csv").read_text().startswith("party,el,fee_income")
+    lines = (tmp_path / "o" / "parties.csv").read_text().splitlines()
+    assert lines[0] == "scenario,seed,horizon_years,unit,party,measure,value,se,basis"
+    assert lines[1].startswith("anhui_4321,,1,yuan,bank,el,")
 
 
 def test_closed_form_without_caps_is_exact_share(minimal) -> None:

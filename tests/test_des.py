@@ -685,7 +685,7 @@ def test_result_series_book_and_table() -> None:
     table = r.to_table()
     n = len(table["value"])
     assert all(len(v) == n for v in table.values())
-    sel = (table["variable"] == "approvals")
+    sel = (table["series"] == "approvals")
     assert table["value"][sel].sum() == s["approvals"]
     assert set(KINDS) >= set(LOSS_KINDS)
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from simkit.des.model import Model
     from simkit.scenario import Scenario
 
-__all__ = ["SERIES", "DesResult", "DesRuns", "book_from_loans", "build_result"]
+__all__ = ["SERIES", "DesResult", "DesRuns", "book_from_loans", "build_result", "series_unit"]
 
 #: Monthly series of :attr:`DesResult.series` (all shape ``(n_months, n_parties)``):
 #: counts are attributed to the loan's original guarantor (to the lender for direct,
@@ -174,17 +174,23 @@ class DesResult:
         return dict(zip(self.ledger.accounts, self.ledger.balances().tolist(), strict=True))
 
     def to_table(self) -> dict[str, np.ndarray]:
-        """Tidy long table of every monthly series, without pandas.
+        """Every monthly series as one long (tidy) table, without pandas
+        (``des_series.csv``).
 
         Returns
         -------
-        dict with arrays ``month`` (int), ``time_days``, ``party`` (str), ``variable``
-        (str; refusals as ``"refusals:<reason>"``, caps as ``"cap_refused"`` with the cap
-        label as party, lines as ``"credit_line_use"``) and ``value``.
+        dict of str to ndarray, all shape ``(n_rows,)``
+            ``scenario`` (str), ``replication`` (int), ``month`` (int, 0-based),
+            ``time_days`` (month end, days), ``series`` (str: a key of :data:`SERIES`;
+            refusals as ``"refusals:<reason>"``, caps as ``"cap_refused"`` with the cap
+            label as party, credit lines as ``"credit_line_use"`` with the line as
+            party), ``party`` (str), ``value`` and ``unit`` (:func:`series_unit`:
+            ``"count"``, ``"yuan"`` or ``"ratio"``). Rows run series by series, month
+            by month, party by party.
         """
         cols: dict[str, list[np.ndarray]] = {k: [] for k in
-                                             ("month", "time_days", "party", "variable",
-                                              "value")}
+                                             ("month", "time_days", "series", "party",
+                                              "value", "unit")}
         n = len(self.months)
 
         def add(name: str, arr: np.ndarray, labels: tuple[str, ...]) -> None:
@@ -192,8 +198,9 @@ class DesResult:
             cols["month"].append(np.repeat(np.arange(n), k))
             cols["time_days"].append(np.repeat(self.months, k))
             cols["party"].append(np.tile(np.array(labels, dtype=object), n))
-            cols["variable"].append(np.full(n * k, name, dtype=object))
+            cols["series"].append(np.full(n * k, name, dtype=object))
             cols["value"].append(arr.reshape(-1))
+            cols["unit"].append(np.full(n * k, series_unit(name), dtype=object))
 
         for name, arr in self.series.items():
             add(name, arr, self.parties)
@@ -203,16 +210,23 @@ class DesResult:
             add("cap_refused", self.cap_refused, self.caps)
         if self.credit_lines:
             add("credit_line_use", self.credit_line_use, self.credit_lines)
-        return {k: np.concatenate(v) for k, v in cols.items()}
+        body = {k: np.concatenate(v) for k, v in cols.items()}
+        rows = len(body["value"])
+        return {"scenario": np.full(rows, self.scenario_name, dtype=object),
+                "replication": np.full(rows, self.replication, dtype=np.int64), **body}
 
     def to_frame(self) -> Any:
-        """:meth:`to_table` as a pandas DataFrame when pandas is installed, else the dict."""
-        table = self.to_table()
-        try:
-            import pandas as pd
-        except ImportError:
-            return table
-        return pd.DataFrame(table)
+        """:meth:`to_table` as a pandas DataFrame (pandas is an optional extra).
+
+        Raises
+        ------
+        ImportError
+            "pandas is needed: pip install 'simkit[pandas]'" when pandas is missing.
+        """
+        from simkit.report import require_pandas
+
+        pd = require_pandas()
+        return pd.DataFrame(self.to_table())
 
     def annual_loss(self) -> dict[str, float]:
         """Net default loss per party per year of the horizon (yuan/year)."""
@@ -256,20 +270,93 @@ class DesRuns:
                                                                      strict=True))
 
     def summary(self) -> dict[str, Any]:
-        """Across-replication means (and standard errors) of the scalar summary items."""
-        out: dict[str, Any] = {"replications": len(self.results)}
-        first = self.results[0].summary
+        """Across-replication means and standard errors of the summary items
+        (``des_summary.json``).
+
+        Returns
+        -------
+        dict
+            ``scenario``, ``source``, ``replications``, ``years``; for every numeric
+            item of :attr:`DesResult.summary` its mean over the replications and, with
+            several replications, ``<key>_se`` (standard error of the mean); per-party
+            (and per-cap, per-limit) items as ``{name: mean}`` with ``<key>_se``
+            ``{name: se}`` likewise. Counts (integers in every replication) are written
+            as integers when their mean is whole (always with one replication).
+            ``checks_ok`` is true when every replication passed its checks. Identifiers
+            (``seed``, ``replication``) are never averaged: they are in ``provenance``
+            (the root ``seed``: replication ``i`` draws from its streams keyed by ``i``;
+            ``replications``, ``years``, ``mode``, ``run_off`` and the simkit, numpy,
+            simpy and Python versions).
+        """
+        results = self.results
+        first = results[0].summary
+        n = len(results)
+        out: dict[str, Any] = {"scenario": results[0].scenario_name,
+                               "source": results[0].scenario.source,
+                               "replications": n, "years": results[0].years}
+
+        def mean_se(vals: np.ndarray, counts: bool) -> tuple[Any, float | None]:
+            mean = float(vals.mean())
+            if counts and mean.is_integer():
+                mean = int(mean)
+            return mean, (float(vals.std(ddof=1) / math.sqrt(n)) if n > 1 else None)
+
         for key, value in first.items():
+            if key in _IDENTIFIERS or key in out:
+                continue
             if isinstance(value, int | float) and not isinstance(value, bool):
-                vals = np.array([r.summary[key] for r in self.results], dtype=float)
-                out[key] = float(vals.mean())
-                if len(vals) > 1:
-                    out[f"{key}_se"] = float(vals.std(ddof=1) / math.sqrt(len(vals)))
+                vals = np.array([r.summary[key] for r in results], dtype=float)
+                out[key], se = mean_se(vals, all(isinstance(r.summary[key], int)
+                                                 for r in results))
+                if se is not None:
+                    out[f"{key}_se"] = se
             elif isinstance(value, dict) and all(isinstance(v, int | float)
                                                  for v in value.values()):
-                out[key] = {k: float(np.mean([r.summary[key].get(k, 0.0)
-                                              for r in self.results])) for k in value}
+                names = list(dict.fromkeys(k for r in results for k in r.summary[key]))
+                means, ses = {}, {}
+                for k in names:
+                    got = [r.summary[key].get(k, 0) for r in results]
+                    means[k], ses[k] = mean_se(np.array(got, dtype=float),
+                                               all(isinstance(v, int) for v in got))
+                out[key] = means
+                if n > 1:
+                    out[f"{key}_se"] = ses
+        out["checks_ok"] = all(bool(r.summary.get("checks_ok", True)) for r in results)
+        out["provenance"] = _provenance(self)
         return out
+
+
+#: Summary items that identify a replication; never averaged.
+_IDENTIFIERS = frozenset({"seed", "replication", "scenario"})
+
+
+def _provenance(runs: DesRuns) -> dict[str, Any]:
+    """Seeds, replications, horizon and library versions of a set of DES runs."""
+    import platform
+
+    import simpy
+
+    import simkit
+
+    r0 = runs.results[0]
+    return {"seed": int(r0.seed), "replications": len(runs.results), "years": float(r0.years),
+            "mode": r0.scenario.des.mode, "run_off": bool(r0.run_off),
+            "simkit": simkit.__version__, "numpy": np.__version__,
+            "simpy": getattr(simpy, "__version__", "unknown"),
+            "python": platform.python_version()}
+
+
+def series_unit(name: str) -> str:
+    """The unit of a series of :meth:`DesResult.to_table`: ``"count"``, ``"yuan"`` or
+    ``"ratio"`` (leverage)."""
+    if name.startswith("refusals:"):
+        return "count"
+    if name in ("cap_refused", "credit_line_use"):
+        return "yuan"
+    text = SERIES.get(name, "")
+    if "(count" in text:
+        return "count"
+    return "yuan" if "yuan" in text else "ratio"
 
 
 def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> DesResult:
