@@ -133,7 +133,20 @@ import simkit
 from simkit import _interrupt
 from simkit._rng import stream
 from simkit.book import Book, book_for
-from simkit.factors import BetaQuantiles, FactorModel, ar1, beta_from_table, default_threshold
+from simkit.factors import (
+    BetaQuantiles,
+    FactorModel,
+    ar1,
+    beta_concentration,
+    beta_from_table,
+    beta_shape,
+    conditional_default_prob,
+    default_threshold,
+    downturn_lgd_mean,
+    idiosyncratic_sd,
+    systematic_part,
+    t_scale,
+)
 from simkit.measures import effective_sample_size
 from simkit.scenario import Scenario
 from simkit.sharing import Allocation, Waterfall, fee_flows
@@ -229,9 +242,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
 
     thr = default_threshold(pd_sorted, copula, dof)
     lgd_mean = book.lgd_mean[order]
-    lgd_sd = book.lgd_sd[order]
-    safe_sd = np.where(lgd_sd > 0, lgd_sd, 1.0)
-    nu = np.where(lgd_sd > 0, lgd_mean * (1 - lgd_mean) / safe_sd**2 - 1, np.inf)
+    nu = beta_concentration(lgd_mean, book.lgd_sd[order])
     uncovered = (book.exposure - book.guaranteed)[order]
     first = band_start
     last = band_stop - 1
@@ -276,7 +287,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
 # --------------------------------------------------------------------------------------
 def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarray,
                   pos0: np.ndarray, p_max: np.ndarray, p_min: np.ndarray, m: np.ndarray,
-                  scale: np.ndarray, thr: np.ndarray, sd_idio: float, n_loans: int,
+                  scale: np.ndarray, thr: np.ndarray, r_squared: float, n_loans: int,
                   equal: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geometric skips and acceptance for one chunk (NumPy engine).
 
@@ -290,6 +301,8 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
         accepts without computing ``p_i``), systematic part and Student-t scale.
     thr : (n_loans,)
         Thresholds of the band's loans.
+    r_squared : float
+        The band's sum of squared loadings.
 
     Returns
     -------
@@ -314,15 +327,15 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
         rest = np.flatnonzero(~ok)
         if rest.size:
             sr = sidx[rest]
-            c = thr[loan[rest]] * scale[sr]
-            ok[rest] = vp[rest] < special.ndtr((c - m[sr]) / sd_idio)
+            ok[rest] = vp[rest] < conditional_default_prob(thr[loan[rest]], r_squared,
+                                                           m[sr], scale[sr])
         sidx, loan = sidx[ok], loan[ok]
     return sidx, loan, pos[seg_end]
 
 
 def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.ndarray,
                       m: np.ndarray,
-                      scale: np.ndarray, thr: np.ndarray, sd_idio: float, equal: bool,
+                      scale: np.ndarray, thr: np.ndarray, r_squared: float, equal: bool,
                       ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """Exact Bernoulli(``p_i(Z)``) defaults of one band for every scenario (NumPy engine).
 
@@ -357,7 +370,7 @@ def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.nda
             act = active[lo:hi]
             args = (u, v, kk, log_q[act], pos0[lo:hi], p_max[act], p_min[act], m[act],
                     scale[act], thr,
-                    sd_idio, n_loans, equal)
+                    r_squared, n_loans, equal)
             sidx, loan, last = _sample_numpy(*args)
             yield act[sidx], loan
             more = last < n_loans
@@ -373,9 +386,7 @@ def _draw_lgd(rng: np.random.Generator, mean: np.ndarray, nu: np.ndarray) -> np.
     out = np.array(mean, dtype=np.float64, copy=True)
     beta = np.isfinite(nu)
     if beta.any():
-        m = mean[beta]
-        a = np.maximum(m * nu[beta], 1e-12)
-        b = np.maximum((1.0 - m) * nu[beta], 1e-12)
+        a, b = beta_shape(mean[beta], nu[beta], floor=1e-12)
         out[beta] = rng.beta(a, b)
     return out
 
@@ -414,7 +425,7 @@ def _lgd_spec(mean0: float, nu0: float, model: FactorModel, national: np.ndarray
     zeros_i = np.zeros(n, dtype=np.int64)
     ones = np.ones(n)
     if model.downturn_lgd > 0:
-        mean = _downturn(mean0, model.downturn_lgd, national)
+        mean = downturn_lgd_mean(mean0, model.downturn_lgd, national)
     else:
         mean = np.full(n, mean0)
     empty = np.zeros((1, 2))
@@ -524,23 +535,16 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
         start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
         b = plan.band_loadings[k]
         r2 = float(b @ b)
-        sd_idio = math.sqrt(1.0 - r2)
-        m = b[0] * national
-        if b[1]:
-            m = m + b[1] * draw.regional[:, plan.band_region[k]]
-        if b[2]:
-            m = m + b[2] * draw.sector[:, plan.band_sector[k]]
-        if b[3]:
-            m = m + b[3] * draw.guarantor[:, plan.band_gcol[k]]
+        sd_idio = idiosyncratic_sd(r2)
+        m = systematic_part(b, national, draw, int(plan.band_region[k]),
+                            int(plan.band_sector[k]), int(plan.band_gcol[k]))
         c_max = plan.thr[stop - 1]
-        c_s = c_max * scale if student else c_max
-        p_max = special.ndtr((c_s - m) / sd_idio)
+        p_max = conditional_default_prob(c_max, r2, m, scale)
         equal = bool(plan.band_equal_pd[k])
         if equal:
             p_min = p_max
         else:
-            c_lo = plan.thr[start] * scale if student else plan.thr[start]
-            p_min = special.ndtr((c_lo - m) / sd_idio)
+            p_min = conditional_default_prob(plan.thr[start], r2, m, scale)
         rng = stream(seed, "defaults", block, year, k)
         cell = int(plan.band_cell[k])
         has_unc = bool(plan.band_has_uncovered[k])
@@ -568,7 +572,7 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
                           cov_rec, unc, unc_rec, n)
             continue
         for scen, pos in _defaults_in_band(rng, p_max, p_min, m, scale_arr, plan.thr[start:stop],
-                                           sd_idio, equal):
+                                           r2, equal):
             if scen.size == 0:
                 continue
             loan = pos + start
@@ -598,7 +602,7 @@ def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
     g = plan.guaranteed[loan]
     mean = plan.lgd_mean[loan]
     if model.downturn_lgd > 0:
-        mean = _downturn(mean, model.downturn_lgd, national[scen])
+        mean = downturn_lgd_mean(mean, model.downturn_lgd, national[scen])
     rec = 1.0 - _draw_lgd(rng, mean, plan.lgd_nu[loan])
     cov[:, cell] += np.bincount(scen, weights=g, minlength=n)
     cov_rec[:, cell] += np.bincount(scen, weights=g * rec, minlength=n)
@@ -606,13 +610,6 @@ def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
         u_amt = plan.uncovered[loan]
         unc[:, cell] += np.bincount(scen, weights=u_amt, minlength=n)
         unc_rec[:, cell] += np.bincount(scen, weights=u_amt * rec, minlength=n)
-
-
-def _downturn(mean: np.ndarray | float, downturn: float, national: np.ndarray) -> np.ndarray:
-    mean = np.asarray(mean, dtype=np.float64)
-    inner = np.clip(mean, 1e-300, 1 - 1e-16)
-    out = special.ndtr(special.ndtri(inner) - downturn * national)
-    return np.where((mean <= 0) | (mean >= 1), mean, out)
 
 
 # --------------------------------------------------------------------------------------
@@ -846,7 +843,7 @@ def _tilt_mixing(rng: np.random.Generator, draw: Any, dof: float, theta: float) 
     log_ratio = -0.5 * dof * math.log(theta) - 0.5 * w * (1.0 / theta - 1.0)
     draw.log_weight = draw.log_weight - np.logaddexp(math.log(q),
                                                      math.log(1.0 - q) + log_ratio)
-    draw.scale = np.sqrt(w / dof)
+    draw.scale = t_scale(w, dof)
 
 
 def auto_probs(k: int, plain: float | None = None) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from simkit._validate import Reader, ScenarioError, check_name, check_number, join, plain
+from simkit.factors import beta_concentration, beta_shape
 
 __all__ = [
     "PARTY_KINDS",
@@ -191,11 +192,12 @@ def _beta_sd_ok(obj: Any, mean: float, sd: float, name: str) -> None:
 
 
 def _beta_ab(mean: float, sd: float) -> tuple[float, float]:
-    """Beta shape parameters from mean and standard deviation (inf when sd == 0)."""
+    """Beta shape parameters from mean and standard deviation (inf when sd == 0), by the
+    credit model's rule (:func:`simkit.factors.beta_concentration`, ``beta_shape``)."""
     if sd == 0:
         return math.inf, math.inf
-    nu = mean * (1 - mean) / sd**2 - 1
-    return mean * nu, (1 - mean) * nu
+    a, b = beta_shape(mean, beta_concentration(mean, sd))
+    return float(a), float(b)
 
 
 @dataclass(frozen=True, slots=True)
