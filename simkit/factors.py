@@ -271,7 +271,7 @@ def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian"
     return special.ndtri(p)
 
 
-def conditional_default_prob(threshold: np.ndarray | float, r_squared: float,
+def conditional_default_prob(threshold: np.ndarray | float, r_squared: float | np.ndarray,
                              systematic: np.ndarray, scale: np.ndarray | None = None,
                              ) -> np.ndarray:
     """Conditional default probability of loans given the factors.
