@@ -1227,6 +1227,73 @@ def _common_cap_period(top: Reader, agreements: tuple[Agreement, ...]) -> None:
                             "per common period)")
 
 
+def _layers(r: Reader, party_names: list[str], kinds: dict[str, str]) -> list[Layer]:
+    """``agreements[i].layers``: party, share, optional cap and lag of each layer."""
+    layers = []
+    for lr in r.table_list("layers", required=True):
+        party = lr.string("party", required=True)
+        check_name(party, party_names, lr.file, join(lr.path, "party"), "party")
+        share = lr.number("share", required=True, low=0, high=1)
+        cap = None
+        cr = lr.sub("cap")
+        if cr is not None:
+            overflow = cr.string("overflow")
+            if overflow is None:
+                raise cr.error("overflow", "is required: name the party that absorbs "
+                               "what the cap refuses (e.g. the original guarantor)")
+            check_name(overflow, party_names, cr.file, join(cr.path, "overflow"), "party")
+            if overflow == party:
+                raise cr.bad("overflow", overflow, "a party other than the capped one")
+            if kinds[party] == "guarantor" and kinds[overflow] == "guarantor":
+                raise cr.bad("overflow", overflow, "a party not of guarantor kind (a "
+                             "guarantor-kind layer and overflow both map to the loan's "
+                             "own guarantor)")
+            cap = Cap(
+                rate=cr.number("rate", required=True, low=0, high=1, low_open=True),
+                overflow=overflow,
+                base=cr.string("base", "guaranteed", choices=CAP_BASES),
+                pool=cr.string("pool", "agreement", choices=CAP_POOLS),
+                period_years=_cap_period(cr),
+            )
+            cr.finish()
+        layers.append(Layer(party, share, cap,
+                            lr.number("lag_days", 0.0, low=0, high=3650)))
+        lr.finish()
+    return layers
+
+
+def _fees(r: Reader, party_names: list[str], layer_parties: set[str]) -> list[Fee]:
+    """``agreements[i].fees``: from, to, rate, optional share, threshold and kind."""
+    seen = layer_parties
+    fees = []
+    for fr in r.table_list("fees"):
+        frm = fr.string("from", required=True)
+        check_name(frm, [*party_names, BORROWER], fr.file, join(fr.path, "from"), "party")
+        to = fr.string("to", required=True)
+        check_name(to, party_names, fr.file, join(fr.path, "to"), "party")
+        if to == frm:
+            raise fr.bad("to", to, "a party other than 'from'")
+        on = fr.string("on_share_of")
+        if on is not None and on not in seen:
+            check_name(on, sorted(seen), fr.file, join(fr.path, "on_share_of"),
+                       "layer party")
+        rate = fr.number("rate", required=True, low=0, high=0.2)
+        if fr.has("rate_above") != fr.has("threshold"):
+            missing = "threshold" if fr.has("rate_above") else "rate_above"
+            raise fr.error(missing, "is required when "
+                           f"{'rate_above' if missing == 'threshold' else 'threshold'} "
+                           "is given")
+        fees.append(Fee(
+            from_party=frm, to_party=to, rate=rate, on_share_of=on,
+            threshold=fr.number("threshold", math.inf, low=0),
+            rate_above=fr.number("rate_above", None, low=0, high=0.2),
+            kind=fr.string("kind", "fee", choices=("guarantee", "reguarantee", "subsidy",
+                                                   "fee")),
+        ))
+        fr.finish()
+    return fees
+
+
 def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...]:
     rows = top.table_list("agreements", required=True)
     if not rows:
@@ -1242,36 +1309,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
         banks = [p.name for p in parties if p.kind == "bank"]
         lender = r.string("lender", banks[0] if banks else None, required=not banks)
         check_name(lender, party_names, r.file, join(r.path, "lender"), "party")
-        layers = []
-        for lr in r.table_list("layers", required=True):
-            party = lr.string("party", required=True)
-            check_name(party, party_names, lr.file, join(lr.path, "party"), "party")
-            share = lr.number("share", required=True, low=0, high=1)
-            cap = None
-            cr = lr.sub("cap")
-            if cr is not None:
-                overflow = cr.string("overflow")
-                if overflow is None:
-                    raise cr.error("overflow", "is required: name the party that absorbs "
-                                   "what the cap refuses (e.g. the original guarantor)")
-                check_name(overflow, party_names, cr.file, join(cr.path, "overflow"), "party")
-                if overflow == party:
-                    raise cr.bad("overflow", overflow, "a party other than the capped one")
-                if kinds[party] == "guarantor" and kinds[overflow] == "guarantor":
-                    raise cr.bad("overflow", overflow, "a party not of guarantor kind (a "
-                                 "guarantor-kind layer and overflow both map to the loan's "
-                                 "own guarantor)")
-                cap = Cap(
-                    rate=cr.number("rate", required=True, low=0, high=1, low_open=True),
-                    overflow=overflow,
-                    base=cr.string("base", "guaranteed", choices=CAP_BASES),
-                    pool=cr.string("pool", "agreement", choices=CAP_POOLS),
-                    period_years=_cap_period(cr),
-                )
-                cr.finish()
-            layers.append(Layer(party, share, cap,
-                                lr.number("lag_days", 0.0, low=0, high=3650)))
-            lr.finish()
+        layers = _layers(r, party_names, kinds)
         if not layers:
             raise r.error("layers", "must have at least one layer")
         seen: set[str] = set()
@@ -1287,32 +1325,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
         if sum(kinds[layer.party] == "guarantor" for layer in layers) > 1:
             raise r.error("layers", "may have at most one guarantor-kind layer "
                           "(segments choose the original guarantor)")
-        fees = []
-        for fr in r.table_list("fees"):
-            frm = fr.string("from", required=True)
-            check_name(frm, [*party_names, BORROWER], fr.file, join(fr.path, "from"), "party")
-            to = fr.string("to", required=True)
-            check_name(to, party_names, fr.file, join(fr.path, "to"), "party")
-            if to == frm:
-                raise fr.bad("to", to, "a party other than 'from'")
-            on = fr.string("on_share_of")
-            if on is not None and on not in seen:
-                check_name(on, sorted(seen), fr.file, join(fr.path, "on_share_of"),
-                           "layer party")
-            rate = fr.number("rate", required=True, low=0, high=0.2)
-            if fr.has("rate_above") != fr.has("threshold"):
-                missing = "threshold" if fr.has("rate_above") else "rate_above"
-                raise fr.error(missing, "is required when "
-                               f"{'rate_above' if missing == 'threshold' else 'threshold'} "
-                               "is given")
-            fees.append(Fee(
-                from_party=frm, to_party=to, rate=rate, on_share_of=on,
-                threshold=fr.number("threshold", math.inf, low=0),
-                rate_above=fr.number("rate_above", None, low=0, high=0.2),
-                kind=fr.string("kind", "fee", choices=("guarantee", "reguarantee", "subsidy",
-                                                       "fee")),
-            ))
-            fr.finish()
+        fees = _fees(r, party_names, seen)
         out.append(Agreement(
             name=name, layers=tuple(layers), lender=lender,
             single_limit=r.number("single_limit", math.inf, low=0, low_open=True),
