@@ -697,6 +697,9 @@ class Scenario:
             out["book"] = book
         if self.segments:
             out["segments"] = [_segment_dict(seg) for seg in self.segments]
+            if len(self.agreements) == 1:  # implicit, as in a file: renaming it keeps them
+                for seg in out["segments"]:
+                    seg.pop("agreement", None)
         if self.credit_lines:
             out["credit_lines"] = [{"from": c.from_party, "to": c.to_party,
                                     "amount": c.amount, "period_years": c.period_years}

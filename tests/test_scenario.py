@@ -754,3 +754,9 @@ def test_validated_variants_run_in_both_engines(minimal) -> None:
         changes[f"agreements[0].layers[{i}].cap.period_years"] = 2
         changes[f"agreements[0].layers[{i}].cap.base"] = "annualised"
     _run_both(s.with_changes(changes))
+
+
+def test_with_changes_renames_the_only_agreement(minimal) -> None:
+    """Segments of a one-agreement scenario follow it (the file leaves them implicit)."""
+    s = from_dict(minimal).with_changes({"agreements[0].name": "renamed"})
+    assert [seg.agreement for seg in s.segments] == ["renamed"] * len(s.segments)
