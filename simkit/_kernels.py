@@ -3,6 +3,13 @@
 Kept in its own module so that ``import simkit`` does not import Numba, and defined at
 module level so that Numba can cache the compiled code on disk (``cache=True``): only the
 first run on a machine pays the compilation.
+
+The kernel needs its own compiled copies of two rules of the credit model
+(:mod:`simkit.factors`): the conditional default probability (:func:`cond_default_prob`,
+the copy of :func:`simkit.factors.conditional_default_prob`, with the normal CDF
+:func:`ndtr`) and the Beta quantile-table interpolation (:func:`table_lgd`, the copy of
+:func:`simkit.factors.beta_from_table`). ``tests/test_factors.py`` holds each copy to its
+reference over a grid of inputs (1e-15, bit for bit for the table).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ _SQRTH = math.sqrt(0.5)
 
 
 @numba.njit(cache=True, nogil=True)
-def _ndtr(x: float) -> float:  # pragma: no cover - compiled
+def ndtr(x: float) -> float:  # pragma: no cover - compiled
+    """Standard normal CDF (the copy of ``scipy.special.ndtr``, same branches)."""
     t = x * _SQRTH
     z = abs(t)
     if z < _SQRTH:
@@ -26,11 +34,33 @@ def _ndtr(x: float) -> float:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def cond_default_prob(c: float, scale: float, m: float,
+                      sd_idio: float) -> float:  # pragma: no cover - compiled
+    """``Phi((c s - m) / sqrt(1 - R^2))``: :func:`simkit.factors.conditional_default_prob`."""
+    return ndtr((c * scale - m) / sd_idio)
+
+
+@numba.njit(cache=True, nogil=True)
+def table_lgd(table, kind: int, r: int, lam: float,
+              w: float) -> float:  # pragma: no cover - compiled
+    """Beta draw from the uniform ``w`` by a quantile table: row 0 (``kind == 1``) or rows
+    ``r`` and ``r + 1`` mixed by ``lam`` (:func:`simkit.factors.beta_from_table`)."""
+    size = table.shape[1] - 1
+    t = w * size
+    k = min(int(t), size - 1)
+    f = t - k
+    if kind == 1:
+        return table[0, k] + f * (table[0, k + 1] - table[0, k])
+    a = table[r, k] + f * (table[r, k + 1] - table[r, k])
+    b = table[r + 1, k] + f * (table[r + 1, k + 1] - table[r + 1, k])
+    return lam * a + (1.0 - lam) * b
+
+
+@numba.njit(cache=True, nogil=True)
 def band(rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, thr, sd_idio, equal,
          kind, mean, table, row, lam, guaranteed, uncovered, has_unc, cell,
          cnt, cov, cov_rec, unc, unc_rec):  # pragma: no cover - compiled
     n_loans = thr.size
-    size = table.shape[1] - 1
     collect = kind < 0
     cap = 16 if collect else 1
     out_s = np.empty(cap, dtype=np.int64)
@@ -65,7 +95,7 @@ def band(rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, thr, sd_idio, equal
                         ch = chord[s]
                         if ch >= 0.0 and not vp < pmin + ch * d:  # above the chord
                             continue
-                        p_i = _ndtr((thr[i] * sc - m[s]) / sd_idio)
+                        p_i = cond_default_prob(thr[i], sc, m[s], sd_idio)
                         if not vp < p_i:
                             continue
                         w = (vp - lo) / (p_i - lo)
@@ -87,17 +117,7 @@ def band(rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, thr, sd_idio, equal
             else:
                 if not 0.0 <= w < 1.0:
                     w = rng.random()
-                t = w * size
-                k = min(int(t), size - 1)
-                f = t - k
-                if kind == 1:
-                    lgd = table[0, k] + f * (table[0, k + 1] - table[0, k])
-                else:
-                    r = row[s]
-                    a = table[r, k] + f * (table[r, k + 1] - table[r, k])
-                    b = table[r + 1, k] + f * (table[r + 1, k + 1] - table[r + 1, k])
-                    lgd = lam[s] * a + (1.0 - lam[s]) * b
-                rec = 1.0 - lgd
+                rec = 1.0 - table_lgd(table, kind, row[s], lam[s], w)
             g = guaranteed[i]
             cov[s, cell] += g
             cov_rec[s, cell] += g * rec

@@ -22,7 +22,8 @@ class ScenarioError(ValueError):
     Attributes
     ----------
     file : str
-        The file (or ``"<dict>"`` for in-memory input).
+        The file (or ``"<dict>"`` for in-memory input; ``""`` for a value object checking
+        itself on construction, whose path then starts with its class name).
     path : str
         Dotted field path, e.g. ``"agreements[0].layers[2].share"``.
     """
@@ -31,7 +32,8 @@ class ScenarioError(ValueError):
         self.file = file
         self.path = path
         where = f"{_short_path(path)} " if path else ""
-        super().__init__(f"{file}: {where}{message}")
+        # a value object checking itself names no file: "Layer.share must be ..."
+        super().__init__(f"{file}: {where}{message}" if file else f"{where}{message}")
 
 
 #: Longest excerpt of a bad value quoted in an error message (characters).

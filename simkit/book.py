@@ -39,9 +39,8 @@ import numpy as np
 from simkit._rng import stream
 from simkit._validate import ScenarioError, suggest
 from simkit.scenario import MIN_BETA_SD, Loadings, Scenario, read_regular_file
-from simkit.sharing import Cells
 
-__all__ = ["TAPE_COLUMNS", "Book", "book_for", "build_book", "read_tape"]
+__all__ = ["TAPE_COLUMNS", "Book", "Cells", "book_for", "build_book", "read_tape"]
 
 TAPE_COLUMNS = ("exposure", "default_prob", "lgd", "lgd_sd", "agreement", "segment", "region",
                 "sector", "guarantor", "tech_tier", "tenor_years", "loan_id")
@@ -65,6 +64,34 @@ def _shown(text: str, limit: int = 40) -> str:
     """A cell value for an error message, cut to ``limit`` characters."""
     return repr(text) if len(text) <= limit else (repr(text[:limit]) + f"... ({len(text):,} "
                                                   "characters)")
+
+
+@dataclass(frozen=True)
+class Cells:
+    """The cells of a book: loans of one agreement with one guarantor, region, segment.
+
+    Attributes
+    ----------
+    agreement : ndarray of int, shape (n_cells,)
+        Index into ``scenario.agreements``.
+    guarantor : tuple of (str or None), length n_cells
+        Original guarantor party replacing the agreement's guarantor-kind layer.
+    region, segment : tuple of str, length n_cells
+    guaranteed : ndarray, shape (n_cells,)
+        Guaranteed principal of the cell's loans (yuan): ``sum(min(exposure, limit))``.
+    annualised : ndarray, shape (n_cells,)
+        ``sum(guaranteed x tenor_years)`` (yuan-years).
+    """
+
+    agreement: np.ndarray
+    guarantor: tuple[str | None, ...]
+    region: tuple[str, ...]
+    segment: tuple[str, ...]
+    guaranteed: np.ndarray
+    annualised: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.agreement)
 
 
 @dataclass(frozen=True)

@@ -171,13 +171,13 @@ def _effective_lgd(scenario: Scenario, book: Book, n_nodes: int = 48) -> np.ndar
     mean = book.lgd_mean
     if d == 0 or scenario.factors.copula != "gaussian":
         return mean
-    from scipy.special import ndtr, ndtri
+    from simkit.factors import conditional_default_prob, default_threshold, downturn_lgd_mean
 
     z, w = np.polynomial.hermite_e.hermegauss(n_nodes)
     w = w / w.sum()
     b = book.loadings[:, 0:1]
-    p = ndtr((ndtri(book.default_prob)[:, None] - b * z[None, :]) / np.sqrt(1 - b**2))
-    with np.errstate(divide="ignore"):
-        m = ndtr(ndtri(mean)[:, None] - d * z[None, :])
+    p = conditional_default_prob(default_threshold(book.default_prob)[:, None], b**2,
+                                 b * z[None, :])
+    m = downturn_lgd_mean(mean[:, None], d, z[None, :])
     joint = (p * m) @ w
     return np.where((mean > 0) & (mean < 1), joint / book.default_prob, mean)

@@ -44,22 +44,31 @@ All arrays are float64 unless stated; ``n`` is the number of scenarios (paths) i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special, stats
 
-from simkit.scenario import Factors
+if TYPE_CHECKING:  # the scenario imports the Beta rule from here: no import at run time
+    from simkit.scenario import Factors
 
 __all__ = [
     "BetaQuantiles",
     "FactorDraw",
     "FactorModel",
     "ar1",
+    "beta_concentration",
+    "beta_from_table",
+    "beta_shape",
     "conditional_default_prob",
     "default_threshold",
     "downturn_lgd_mean",
+    "idiosyncratic_sd",
+    "systematic_part",
+    "t_scale",
 ]
 
 
@@ -167,7 +176,7 @@ class FactorModel:
             z += shift[None, :]
             log_w = -(z @ shift) + 0.5 * float(shift @ shift)
         if self.copula == "student_t":
-            scale = np.sqrt(rng.chisquare(self.dof, n) / self.dof)
+            scale = t_scale(rng.chisquare(self.dof, n), self.dof)
         else:
             scale = np.ones(n)
         r0 = 1
@@ -211,15 +220,46 @@ class FactorDraw:
         region, sector, guarantor_col : int
             Factor columns of the group.
         """
-        b = np.asarray(loadings, dtype=np.float64)
-        m = b[0] * self.national
-        if b[1]:
-            m = m + b[1] * self.regional[:, region]
-        if b[2]:
-            m = m + b[2] * self.sector[:, sector]
-        if b[3]:
-            m = m + b[3] * self.guarantor[:, guarantor_col]
-        return m
+        return systematic_part(loadings, self.national, self, region, sector, guarantor_col)
+
+
+def systematic_part(loadings: np.ndarray, national: np.ndarray, draw: FactorDraw,
+                    region: int, sector: int, guarantor_col: int) -> np.ndarray:
+    """Systematic part ``m = b . Z`` of a group of loans, shape (n,).
+
+    Parameters
+    ----------
+    loadings : array_like, shape (4,)
+        National, regional, sector and guarantor loadings of the group.
+    national : ndarray, shape (n,)
+        The national factor of the year (after :func:`ar1`; ``draw.national`` is the
+        year's innovation).
+    draw : FactorDraw
+        The regional, sector and guarantor factors.
+    region, sector, guarantor_col : int
+        Factor columns of the group.
+    """
+    b = np.asarray(loadings, dtype=np.float64)
+    m = b[0] * national
+    if b[1]:
+        m = m + b[1] * draw.regional[:, region]
+    if b[2]:
+        m = m + b[2] * draw.sector[:, sector]
+    if b[3]:
+        m = m + b[3] * draw.guarantor[:, guarantor_col]
+    return m
+
+
+def t_scale(mixing: np.ndarray, dof: float) -> np.ndarray:
+    """Student-t scale ``s = sqrt(W / dof)`` of a chi-square mixing variable ``W``."""
+    return np.sqrt(mixing / dof)
+
+
+def idiosyncratic_sd(r_squared: float | np.ndarray) -> float | np.ndarray:
+    """Standard deviation ``sqrt(1 - R^2)`` of the idiosyncratic part of the latent value."""
+    if isinstance(r_squared, float):
+        return math.sqrt(1.0 - r_squared)
+    return np.sqrt(1.0 - np.asarray(r_squared, dtype=np.float64))
 
 
 def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian",
@@ -231,7 +271,7 @@ def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian"
     return special.ndtri(p)
 
 
-def conditional_default_prob(threshold: np.ndarray | float, r_squared: float,
+def conditional_default_prob(threshold: np.ndarray | float, r_squared: float | np.ndarray,
                              systematic: np.ndarray, scale: np.ndarray | None = None,
                              ) -> np.ndarray:
     """Conditional default probability of loans given the factors.
@@ -253,20 +293,43 @@ def conditional_default_prob(threshold: np.ndarray | float, r_squared: float,
     c = np.asarray(threshold, dtype=np.float64)
     if scale is not None:
         c = c * scale
-    return special.ndtr((c - systematic) / np.sqrt(1.0 - r_squared))
+    return special.ndtr((c - systematic) / idiosyncratic_sd(r_squared))
 
 
 def downturn_lgd_mean(mean: np.ndarray | float, downturn: float, national: np.ndarray,
                       ) -> np.ndarray:
     """LGD mean in the state ``Z_nat``: ``Phi(Phi^-1(mean) - downturn * Z_nat)``.
 
-    Means of exactly 0 or 1 stay where they are.
+    Means of exactly 0 or 1 (or outside [0, 1]) stay where they are; means within
+    ``1e-300`` of 0 or ``1e-16`` of 1 are moved from the nearest representable inner
+    point. Broadcasts ``mean`` against ``national``.
     """
     mean = np.asarray(mean, dtype=np.float64)
     if downturn == 0:
         return np.broadcast_to(mean, np.broadcast_shapes(mean.shape, np.shape(national)))
-    with np.errstate(divide="ignore"):
-        return special.ndtr(special.ndtri(mean) - downturn * np.asarray(national))
+    inner = np.clip(mean, 1e-300, 1 - 1e-16)
+    out = special.ndtr(special.ndtri(inner) - downturn * np.asarray(national))
+    return np.where((mean <= 0) | (mean >= 1), mean, out)
+
+
+def beta_concentration(mean: np.ndarray | float, sd: np.ndarray | float) -> np.ndarray:
+    """Concentration ``nu = a + b = mean (1 - mean) / sd^2 - 1`` of a Beta with ``mean``
+    and ``sd`` (``inf`` where ``sd == 0``: a fixed value), elementwise."""
+    mean = np.asarray(mean, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    safe = np.where(sd > 0, sd, 1.0)
+    return np.where(sd > 0, mean * (1 - mean) / safe**2 - 1, np.inf)
+
+
+def beta_shape(mean: np.ndarray | float, nu: np.ndarray | float, floor: float = 0.0,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Beta shape parameters ``(a, b) = (mean nu, (1 - mean) nu)``, each at least ``floor``
+    (the samplers use ``1e-12`` so that a mean of 0 or 1 stays a valid Beta)."""
+    mean = np.asarray(mean, dtype=np.float64)
+    a, b = mean * nu, (1.0 - mean) * nu
+    if floor:
+        a, b = np.maximum(a, floor), np.maximum(b, floor)
+    return a, b
 
 
 def ar1(previous: np.ndarray | None, innovation: np.ndarray, phi: float) -> np.ndarray:
@@ -293,8 +356,7 @@ LGD_X_MAX = 8.0
 @lru_cache(maxsize=4096)
 def _quantile_row(mean: float, nu: float, size: int) -> np.ndarray:
     """Exact Beta(mean nu, (1 - mean) nu) quantiles at ``k / size``, k = 0..size."""
-    a = max(mean * nu, 1e-12)
-    b = max((1.0 - mean) * nu, 1e-12)
+    a, b = beta_shape(mean, nu, floor=1e-12)
     q = np.arange(size + 1, dtype=np.float64) / size
     row = special.betaincinv(a, b, q)
     row[0], row[-1] = 0.0, 1.0

@@ -117,12 +117,11 @@ arrays (``n_paths x P`` float64 for each of losses / paid / recovered).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import platform
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -133,7 +132,27 @@ import simkit
 from simkit import _interrupt
 from simkit._rng import stream
 from simkit.book import Book, book_for
-from simkit.factors import BetaQuantiles, FactorModel, ar1, beta_from_table, default_threshold
+from simkit.factors import (
+    BetaQuantiles,
+    FactorModel,
+    ar1,
+    beta_concentration,
+    beta_from_table,
+    beta_shape,
+    conditional_default_prob,
+    default_threshold,
+    downturn_lgd_mean,
+    idiosyncratic_sd,
+    systematic_part,
+    t_scale,
+)
+from simkit.lossresult import (
+    MIN_ESS,
+    MIN_TAIL_ESS,
+    ImportanceSamplingWarning,
+    LossResult,
+    time_basis,
+)
 from simkit.measures import effective_sample_size
 from simkit.scenario import Scenario
 from simkit.sharing import Allocation, Waterfall, fee_flows
@@ -141,7 +160,8 @@ from simkit.sharing import Allocation, Waterfall, fee_flows
 __all__ = ["BAND_MAX_LOANS", "BAND_RATIO", "MAX_SLOTS", "MIN_ESS", "MIN_TAIL_ESS",
            "MIX_PLAIN_PROB",
            "ImportanceSamplingWarning", "LossResult", "auto_probs", "auto_shift",
-           "auto_shifts", "mixing_tilt", "simulate", "time_basis"]
+           "auto_shifts", "choose_engine", "mixing_tilt", "simulate", "simulate_all",
+           "time_basis"]
 
 #: Largest ratio between the highest and lowest default probability within a band.
 BAND_RATIO = 1.1
@@ -229,9 +249,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
 
     thr = default_threshold(pd_sorted, copula, dof)
     lgd_mean = book.lgd_mean[order]
-    lgd_sd = book.lgd_sd[order]
-    safe_sd = np.where(lgd_sd > 0, lgd_sd, 1.0)
-    nu = np.where(lgd_sd > 0, lgd_mean * (1 - lgd_mean) / safe_sd**2 - 1, np.inf)
+    nu = beta_concentration(lgd_mean, book.lgd_sd[order])
     uncovered = (book.exposure - book.guaranteed)[order]
     first = band_start
     last = band_stop - 1
@@ -276,7 +294,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
 # --------------------------------------------------------------------------------------
 def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarray,
                   pos0: np.ndarray, p_max: np.ndarray, p_min: np.ndarray, m: np.ndarray,
-                  scale: np.ndarray, thr: np.ndarray, sd_idio: float, n_loans: int,
+                  scale: np.ndarray, thr: np.ndarray, r_squared: float, n_loans: int,
                   equal: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geometric skips and acceptance for one chunk (NumPy engine).
 
@@ -290,6 +308,8 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
         accepts without computing ``p_i``), systematic part and Student-t scale.
     thr : (n_loans,)
         Thresholds of the band's loans.
+    r_squared : float
+        The band's sum of squared loadings.
 
     Returns
     -------
@@ -314,15 +334,15 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
         rest = np.flatnonzero(~ok)
         if rest.size:
             sr = sidx[rest]
-            c = thr[loan[rest]] * scale[sr]
-            ok[rest] = vp[rest] < special.ndtr((c - m[sr]) / sd_idio)
+            ok[rest] = vp[rest] < conditional_default_prob(thr[loan[rest]], r_squared,
+                                                           m[sr], scale[sr])
         sidx, loan = sidx[ok], loan[ok]
     return sidx, loan, pos[seg_end]
 
 
 def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.ndarray,
                       m: np.ndarray,
-                      scale: np.ndarray, thr: np.ndarray, sd_idio: float, equal: bool,
+                      scale: np.ndarray, thr: np.ndarray, r_squared: float, equal: bool,
                       ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """Exact Bernoulli(``p_i(Z)``) defaults of one band for every scenario (NumPy engine).
 
@@ -357,7 +377,7 @@ def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.nda
             act = active[lo:hi]
             args = (u, v, kk, log_q[act], pos0[lo:hi], p_max[act], p_min[act], m[act],
                     scale[act], thr,
-                    sd_idio, n_loans, equal)
+                    r_squared, n_loans, equal)
             sidx, loan, last = _sample_numpy(*args)
             yield act[sidx], loan
             more = last < n_loans
@@ -373,9 +393,7 @@ def _draw_lgd(rng: np.random.Generator, mean: np.ndarray, nu: np.ndarray) -> np.
     out = np.array(mean, dtype=np.float64, copy=True)
     beta = np.isfinite(nu)
     if beta.any():
-        m = mean[beta]
-        a = np.maximum(m * nu[beta], 1e-12)
-        b = np.maximum((1.0 - m) * nu[beta], 1e-12)
+        a, b = beta_shape(mean[beta], nu[beta], floor=1e-12)
         out[beta] = rng.beta(a, b)
     return out
 
@@ -414,7 +432,7 @@ def _lgd_spec(mean0: float, nu0: float, model: FactorModel, national: np.ndarray
     zeros_i = np.zeros(n, dtype=np.int64)
     ones = np.ones(n)
     if model.downturn_lgd > 0:
-        mean = _downturn(mean0, model.downturn_lgd, national)
+        mean = downturn_lgd_mean(mean0, model.downturn_lgd, national)
     else:
         mean = np.full(n, mean0)
     empty = np.zeros((1, 2))
@@ -524,23 +542,13 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
         start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
         b = plan.band_loadings[k]
         r2 = float(b @ b)
-        sd_idio = math.sqrt(1.0 - r2)
-        m = b[0] * national
-        if b[1]:
-            m = m + b[1] * draw.regional[:, plan.band_region[k]]
-        if b[2]:
-            m = m + b[2] * draw.sector[:, plan.band_sector[k]]
-        if b[3]:
-            m = m + b[3] * draw.guarantor[:, plan.band_gcol[k]]
+        sd_idio = float(idiosyncratic_sd(r2))
+        m = systematic_part(b, national, draw, int(plan.band_region[k]),
+                            int(plan.band_sector[k]), int(plan.band_gcol[k]))
         c_max = plan.thr[stop - 1]
-        c_s = c_max * scale if student else c_max
-        p_max = special.ndtr((c_s - m) / sd_idio)
+        p_max = conditional_default_prob(c_max, r2, m, scale)
         equal = bool(plan.band_equal_pd[k])
-        if equal:
-            p_min = p_max
-        else:
-            c_lo = plan.thr[start] * scale if student else plan.thr[start]
-            p_min = special.ndtr((c_lo - m) / sd_idio)
+        p_min = p_max if equal else conditional_default_prob(plan.thr[start], r2, m, scale)
         rng = stream(seed, "defaults", block, year, k)
         cell = int(plan.band_cell[k])
         has_unc = bool(plan.band_has_uncovered[k])
@@ -568,7 +576,7 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
                           cov_rec, unc, unc_rec, n)
             continue
         for scen, pos in _defaults_in_band(rng, p_max, p_min, m, scale_arr, plan.thr[start:stop],
-                                           sd_idio, equal):
+                                           r2, equal):
             if scen.size == 0:
                 continue
             loan = pos + start
@@ -598,7 +606,7 @@ def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
     g = plan.guaranteed[loan]
     mean = plan.lgd_mean[loan]
     if model.downturn_lgd > 0:
-        mean = _downturn(mean, model.downturn_lgd, national[scen])
+        mean = downturn_lgd_mean(mean, model.downturn_lgd, national[scen])
     rec = 1.0 - _draw_lgd(rng, mean, plan.lgd_nu[loan])
     cov[:, cell] += np.bincount(scen, weights=g, minlength=n)
     cov_rec[:, cell] += np.bincount(scen, weights=g * rec, minlength=n)
@@ -606,13 +614,6 @@ def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
         u_amt = plan.uncovered[loan]
         unc[:, cell] += np.bincount(scen, weights=u_amt, minlength=n)
         unc_rec[:, cell] += np.bincount(scen, weights=u_amt * rec, minlength=n)
-
-
-def _downturn(mean: np.ndarray | float, downturn: float, national: np.ndarray) -> np.ndarray:
-    mean = np.asarray(mean, dtype=np.float64)
-    inner = np.clip(mean, 1e-300, 1 - 1e-16)
-    out = special.ndtr(special.ndtri(inner) - downturn * national)
-    return np.where((mean <= 0) | (mean >= 1), mean, out)
 
 
 # --------------------------------------------------------------------------------------
@@ -847,7 +848,7 @@ def _tilt_mixing(rng: np.random.Generator, draw: Any, dof: float, theta: float) 
     log_ratio = -0.5 * dof * math.log(theta) - 0.5 * w * (1.0 / theta - 1.0)
     draw.log_weight = draw.log_weight - np.logaddexp(math.log(q),
                                                      math.log(1.0 - q) + log_ratio)
-    draw.scale = np.sqrt(w / dof)
+    draw.scale = t_scale(w, dof)
 
 
 def auto_probs(k: int, plain: float | None = None) -> np.ndarray:
@@ -895,371 +896,6 @@ def auto_shift(scenario: Scenario, book: Book, model: FactorModel,
 
 
 # --------------------------------------------------------------------------------------
-# result
-# --------------------------------------------------------------------------------------
-@dataclass
-class LossResult:
-    """Losses of every party over the simulated paths.
-
-    All amounts in yuan; ``n`` = number of paths, ``P`` = number of parties.
-
-    Attributes
-    ----------
-    parties : tuple of str
-        Column order of every per-party array.
-    losses : ndarray (n, P) float64
-        Net loss per party and path after recoveries, summed over the ``H`` years (so
-        ``losses.mean(axis=0) / H`` is the expected loss per year).
-    paid, recovered : ndarray (n, P) float64
-        Gross compensation paid and recoveries received.
-    weights : ndarray (n,) float64 or None
-        Likelihood ratios dP/dQ from importance sampling; ``None`` for plain Monte Carlo.
-    fees : ndarray (P,)
-        Net fee income per party, yuan per year (mean over the ``H`` annual cohorts;
-        ``fees_by_year`` has each year's).
-    borrower_fees : float
-        Fees borrowers pay per year (mean over the cohorts); ``fees.sum() ==
-        borrower_fees``.
-    cap_overflow : ndarray (n, n_caps)
-        What each cap refused (summed over the horizon).
-    cap_names : list of str
-        ``"agreement:party"`` per cap.
-    total_loss : ndarray (n,)
-        Net loss of the whole book per path; equals ``losses.sum(axis=1)``.
-    defaults : ndarray (n, H) int64
-        Number of defaults per path and year.
-    horizon : int
-        Years simulated (``H``).
-    fees_by_year : ndarray (H, P)
-        Net fee income per party and year.
-    annual_losses : ndarray (n, H, P) or None
-        Net loss per year (only when ``H > 1``).
-    annual_paid : ndarray (n, H, P) or None
-        Gross compensation paid per year (only when ``H > 1``; recovered is
-        ``annual_paid - annual_losses``), for the fiscal present value.
-    capital_paths : ndarray (n, H + 1, P) float64 or None
-        Capital per party at the start and after each year (NaN for parties without
-        ``net_assets``); ``None`` when no party has net assets.
-    leverage_breach : ndarray (n, P) bool or None
-        Capital exhausted or leverage above the party's limit at some year-end.
-    exposure_weighted : ndarray (H, P)
-        Risk-weighted guaranteed principal carried by each party per cohort.
-    by_segment : ndarray (n, n_segments, P) float32 or None
-        Net loss per segment (``keep_cells=True``).
-    segment_names : tuple of str
-    provenance : dict
-        Seed, block size, path count, shift, book size and library versions.
-    """
-
-    parties: tuple[str, ...]
-    losses: np.ndarray
-    paid: np.ndarray
-    recovered: np.ndarray
-    weights: np.ndarray | None
-    fees: np.ndarray
-    borrower_fees: float
-    cap_overflow: np.ndarray
-    cap_names: list[str]
-    total_loss: np.ndarray
-    defaults: np.ndarray
-    horizon: int = 1
-    fees_by_year: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    annual_losses: np.ndarray | None = None
-    annual_paid: np.ndarray | None = None
-    capital_paths: np.ndarray | None = None
-    leverage_breach: np.ndarray | None = None
-    exposure_weighted: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    by_segment: np.ndarray | None = None
-    segment_names: tuple[str, ...] = ()
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_paths(self) -> int:
-        return int(self.losses.shape[0])
-
-    def _mean(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self.weights is None:
-            return x.mean(axis=0)
-        return (self.weights[:, None] * x.reshape(len(x), -1)).mean(axis=0).reshape(
-            x.shape[1:])
-
-    def cap_binding_probability(self) -> dict[str, float]:
-        """Probability that each cap refuses anything (within the horizon)."""
-        prob = self._mean(self.cap_overflow > 0) if self.cap_names else np.zeros(0)
-        return {name: float(v) for name, v in zip(self.cap_names, prob, strict=True)}
-
-    def capital_exhaustion_probability(self) -> dict[str, float]:
-        """Probability that a party's capital falls to 0 or below within the horizon."""
-        if self.capital_paths is None:
-            return {}
-        cap = self.capital_paths[:, 1:, :]
-        hit = np.any(cap <= 0, axis=1)
-        prob = self._mean(hit)
-        tracked = ~np.isnan(self.capital_paths[0, 0])
-        return {p: float(prob[j]) for j, p in enumerate(self.parties) if tracked[j]}
-
-    def leverage_breach_probability(self) -> dict[str, float]:
-        """Probability that a party breaches its leverage limit at some year-end."""
-        if self.leverage_breach is None:
-            return {}
-        prob = self._mean(self.leverage_breach)
-        limited = self.provenance.get("leverage_limited", [True] * len(self.parties))
-        return {p: float(prob[j]) for j, p in enumerate(self.parties) if limited[j]}
-
-    @property
-    def fees_per_year(self) -> np.ndarray:
-        """Net fee income per party, yuan per year (mean over the ``H`` cohorts), (P,)."""
-        if self.fees_by_year.size:
-            return self.fees_by_year.mean(axis=0)
-        return np.asarray(self.fees, dtype=np.float64)
-
-    def effective_sample_size(self) -> float:
-        """Kish effective sample size of the weights (``n_paths`` for plain Monte Carlo);
-        see :func:`simkit.measures.effective_sample_size`."""
-        return effective_sample_size(self.weights, self.n_paths)
-
-    def importance_check(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
-        """Whether the importance-sampling weights support the measures at ``levels``.
-
-        The rule (:data:`MIN_ESS`, :data:`MIN_TAIL_ESS`): the Kish effective sample size of
-        all weights must reach ``MIN_ESS`` for means (expected loss, SD, net result,
-        probabilities), and for every party the effective number of tail paths at the
-        highest level (:func:`simkit.measures.tail_effective_sample_size`) must reach
-        ``MIN_TAIL_ESS`` for its VaR and ES. Parties whose loss is the same in every path
-        are skipped.
-
-        Returns
-        -------
-        dict
-            ``effective_sample_size``, ``ess_fraction`` (of ``n_paths``),
-            ``tail_effective_sample_size`` (``{party: float}`` at the highest level,
-            ``None`` for plain Monte Carlo), ``tail_level``, ``ok`` (bool) and
-            ``warning`` (the message, or ``None``).
-        """
-        from simkit.measures import _check_levels, level_label, tail_effective_sample_size
-
-        lv = _check_levels(levels)
-        ess = self.effective_sample_size()
-        out: dict[str, Any] = {"effective_sample_size": ess,
-                               "ess_fraction": ess / self.n_paths,
-                               "tail_level": max(lv), "tail_effective_sample_size": None,
-                               "ok": True, "warning": None}
-        if self.weights is None:
-            return out
-        top = max(lv)
-        tail = np.atleast_1d(tail_effective_sample_size(self.losses, top, self.weights))
-        varies = self.losses.max(axis=0) > self.losses.min(axis=0)
-        out["tail_effective_sample_size"] = {p: float(tail[j])
-                                             for j, p in enumerate(self.parties)}
-        problems = []
-        if ess < MIN_ESS:
-            problems.append(f"effective sample size {ess:,.1f} of {self.n_paths:,} paths is "
-                            f"below {MIN_ESS}: expected losses, SDs, net results and "
-                            "probabilities (and their standard errors) are unreliable")
-        thin = [(float(tail[j]), p) for j, p in enumerate(self.parties)
-                if varies[j] and tail[j] < MIN_TAIL_ESS]
-        if thin:
-            worst, who = min(thin)
-            problems.append(f"{len(thin)} part{'y' if len(thin) == 1 else 'ies'} "
-                            f"({who} worst) have under {MIN_TAIL_ESS} effective tail paths "
-                            f"at {level_label(top)} % ({worst:,.1f}): VaR/ES there and "
-                            "their standard errors are unreliable")
-        if problems:
-            out["ok"] = False
-            mixture = self.provenance.get("importance_mixture")
-            advice = ("more paths" if mixture else "importance_sampling = true (a defensive "
-                      "mixture), a smaller shift, or more paths")
-            out["warning"] = ("importance sampling: " + "; ".join(problems)
-                              + f". Use {advice}.")
-        return out
-
-    def summary(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
-        """Per-party risk measures with standard errors, plus caps, fees and capital.
-
-        Time basis (``time_basis`` in the result): ``el``, ``el_se``, ``fee_income`` and
-        ``net_result`` are yuan **per year**, averaged over the ``H`` simulated years
-        (horizon total / ``H``); ``sd``, ``var_*`` and ``es_*`` describe the loss summed
-        over the **whole horizon** (the one-year loss when ``H = 1``); ``horizon`` holds
-        the horizon totals (``H`` x the per-year figures). Issues an
-        :class:`ImportanceSamplingWarning` when :meth:`importance_check` fails.
-
-        Returns
-        -------
-        dict
-            ``parties``: :func:`simkit.measures.summarize` per party (yuan) on the basis
-            above, with ``fee_income`` and ``net_result = fee_income - el`` added;
-            ``total``: the same for the whole book (``fee_income_borrowers``: fees
-            borrowers pay per year); ``horizon``: ``{"years", "parties": {party: {"el",
-            "el_se", "fee_income", "net_result"}}, "total": {"el", "el_se",
-            "fee_income_borrowers"}}`` (totals over the horizon); ``cap_binding``,
-            ``capital_exhausted``, ``leverage_breach``: probabilities within the horizon;
-            ``importance``: :meth:`importance_check`; ``effective_sample_size``;
-            ``time_basis``; ``n_paths``, ``horizon_years``, ``provenance``.
-        """
-        import warnings
-
-        from simkit.measures import summarize
-
-        h = self.horizon
-        per_party = summarize(self.losses, levels, self.weights, list(self.parties))
-        total = summarize(self.total_loss, levels, self.weights, ["total"])["total"]
-        fees = self.fees_per_year
-        borrower = float(self.borrower_fees)
-        horizon: dict[str, Any] = {"years": h, "parties": {}, "total": {}}
-        for j, name in enumerate(self.parties):
-            st = per_party[name]
-            el_h, el_se_h, fee_h = st["el"], st["el_se"], float(fees[j]) * h
-            horizon["parties"][name] = {"el": el_h, "el_se": el_se_h, "fee_income": fee_h,
-                                        "net_result": fee_h - el_h}
-            st["el"], st["el_se"] = el_h / h, el_se_h / h
-            st["fee_income"] = float(fees[j])
-            st["net_result"] = st["fee_income"] - st["el"]
-        horizon["total"] = {"el": total["el"], "el_se": total["el_se"],
-                            "fee_income_borrowers": borrower * h}
-        total["el"], total["el_se"] = total["el"] / h, total["el_se"] / h
-        total["fee_income_borrowers"] = borrower
-        check = self.importance_check(levels)
-        if check["warning"]:
-            warnings.warn(check["warning"], ImportanceSamplingWarning, stacklevel=2)
-        return {
-            "parties": per_party,
-            "total": total,
-            "horizon": horizon,
-            "time_basis": time_basis(h),
-            "cap_binding": self.cap_binding_probability(),
-            "capital_exhausted": self.capital_exhaustion_probability(),
-            "leverage_breach": self.leverage_breach_probability(),
-            "importance": check,
-            "effective_sample_size": check["effective_sample_size"],
-            "n_paths": self.n_paths,
-            "horizon_years": h,
-            "provenance": dict(self.provenance),
-        }
-
-    #: Fixed columns of :meth:`path_columns` (a party may not be named so there).
-    PATH_COLUMNS = ("path", "weight", "total")
-
-    def path_columns(self) -> dict[str, np.ndarray]:
-        """The per-path losses as columns (the layout of ``paths.parquet`` and of
-        :meth:`to_frame`), each of shape ``(n_paths,)``.
-
-        Returns
-        -------
-        dict
-            ``path`` (int64, 0-based), ``weight`` (float64 likelihood ratio; 1 for plain
-            Monte Carlo), one float64 column per party (net loss, yuan, summed over the
-            ``H``-year horizon, named as the party) and ``total`` (the book's net loss,
-            yuan; equals the sum of the party columns).
-
-        Raises
-        ------
-        ValueError
-            When a party is named ``path``, ``weight`` or ``total`` (use
-            ``to_frame(shape="long")``).
-        """
-        clash = [p for p in self.parties if p in self.PATH_COLUMNS]
-        if clash:
-            raise ValueError(f"party {clash[0]!r} has the name of a fixed column "
-                             f"({', '.join(self.PATH_COLUMNS)}); use to_frame(shape='long')")
-        n = self.n_paths
-        out: dict[str, np.ndarray] = {
-            "path": np.arange(n, dtype=np.int64),
-            "weight": (np.ones(n) if self.weights is None
-                       else np.asarray(self.weights, dtype=np.float64)),
-        }
-        for j, p in enumerate(self.parties):
-            out[p] = np.asarray(self.losses[:, j], dtype=np.float64)
-        out["total"] = np.asarray(self.total_loss, dtype=np.float64)
-        return out
-
-    def to_frame(self, shape: str = "wide") -> Any:
-        """The per-path losses as a pandas DataFrame (pandas is an optional extra).
-
-        Parameters
-        ----------
-        shape : {"wide", "long"}
-            ``"wide"``: one row per path, columns ``path``, ``weight``, one column per
-            party (net loss in yuan over the horizon) and ``total``
-            (:meth:`path_columns`), shape ``(n_paths, n_parties + 3)``. ``"long"``: one
-            row per path x party, columns ``path``, ``weight``, ``party``, ``loss``
-            (yuan), shape ``(n_paths * n_parties, 4)``, paths outer and parties inner.
-
-        Weighted means (``(frame.weight * frame.bank).mean()``) give the expected loss
-        under importance sampling; divide by ``horizon`` for per-year figures.
-
-        Raises
-        ------
-        ImportError
-            "pandas is needed: pip install 'simkit[pandas]'" when pandas is missing.
-        """
-        from simkit.report import require_pandas
-
-        if shape not in ("wide", "long"):
-            raise ValueError(f"shape must be 'wide' or 'long', got {shape!r}")
-        pd = require_pandas()
-        if shape == "wide":
-            return pd.DataFrame(self.path_columns())
-        n, k = self.losses.shape
-        weight = np.ones(n) if self.weights is None else np.asarray(self.weights, float)
-        return pd.DataFrame({
-            "path": np.repeat(np.arange(n, dtype=np.int64), k),
-            "weight": np.repeat(weight, k),
-            "party": pd.Categorical(np.tile(np.array(self.parties, dtype=object), n),
-                                    categories=list(self.parties)),
-            "loss": np.asarray(self.losses, dtype=np.float64).reshape(-1),
-        })
-
-    def to_json_dict(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
-        """A JSON-serialisable summary (no per-path arrays)."""
-        out = self.summary(levels)
-        return json.loads(json.dumps(out, default=_jsonable))
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-class ImportanceSamplingWarning(UserWarning):
-    """The importance-sampling weights are too degenerate for some reported measures
-    (see :meth:`LossResult.importance_check`)."""
-
-
-#: Kish effective sample size below which means under importance sampling are flagged.
-#: Kish's n_eff is the plain sample size a weighted mean is worth; when it is small the
-#: sample variance of ``w L`` (hence the reported standard error) rests on a few dominant
-#: paths. Measured on a 500-loan pool (4,000 paths, 300 seeds): n_eff ~20 (a manual
-#: shift of -3.09) gave ± 2 SE coverage of the expected loss of 85-89 % and error bars
-#: 15-24 % too small on average; n_eff 250-500 (the defensive mixture) 95-96 %; shifts of
-#: -5 to -8 gave n_eff 2-4 and expected losses 7 to 48,700 SE from the closed form.
-MIN_ESS = 100
-#: Effective tail paths (at the highest level) below which VaR/ES under importance
-#: sampling are flagged: 10 is the tail count a plain run of ``10 / (1 - level)`` paths
-#: holds (10,000 paths at 99.9 %), the smallest sample whose tail errors the calibration
-#: tests find reliable.
-MIN_TAIL_ESS = 10
-
-
-def time_basis(horizon: int) -> dict[str, Any]:
-    """The ``time_basis`` block of a summary: which keys are per year, which per horizon."""
-    return {
-        "horizon_years": int(horizon),
-        "per_year": ["el", "el_se", "fee_income", "net_result", "el_pct_guaranteed",
-                     "fee_income_borrowers", "guaranteed", "expected_overflow"],
-        "horizon": ["sd", "sd_se", "var_*", "es_*", "tail_drivers", "p_binding",
-                    "p_exhausted", "p_leverage_breach", "horizon.*"],
-        "note": ("el, fee_income and net_result are yuan per year (averages over the "
-                 f"{int(horizon)}-year horizon); sd, VaR and ES are of the loss summed over "
-                 "the whole horizon; probabilities are within the horizon; the horizon "
-                 "block holds totals over the horizon"),
-    }
-
-
-# --------------------------------------------------------------------------------------
 # the runner
 # --------------------------------------------------------------------------------------
 def _factor_model(scenario: Scenario, books: Sequence[Book]) -> FactorModel:
@@ -1282,14 +918,15 @@ def simulate(
     tasks: int | None = None,
     engine: str = "auto",
 ) -> LossResult:
-    """Simulate every party's loss distribution (the parameters are :func:`_simulate`'s;
-    :func:`simkit.policies.simulate_policies` runs several policies on the same draws)."""
-    return _simulate(scenario, n_paths=n_paths, seed=seed, block_size=block_size,
-                     executor=executor, progress=progress, book=book,
-                     keep_cells=keep_cells, tasks=tasks, engine=engine)[0]
+    """Simulate every party's loss distribution (the parameters are
+    :func:`simulate_all`'s; :func:`simkit.policies.simulate_policies` runs several
+    policies on the same draws)."""
+    return simulate_all(scenario, n_paths=n_paths, seed=seed, block_size=block_size,
+                        executor=executor, progress=progress, book=book,
+                        keep_cells=keep_cells, tasks=tasks, engine=engine)[0]
 
 
-def _simulate(
+def simulate_all(
     scenario: Scenario,
     *,
     n_paths: int | None = None,
@@ -1303,7 +940,13 @@ def _simulate(
     engine: str = "auto",
     variants: Sequence[Scenario] = (),
 ) -> list[LossResult]:
-    """Simulate every party's loss distribution.
+    """Simulate every party's loss distribution, for the scenario and its ``variants``.
+
+    The run is four steps: the inputs are checked once and compiled into a picklable
+    context (:func:`_context`: books, bands, factor model, importance sampling, cap
+    periods, the engine by :func:`choose_engine`), the blocks run over the executor
+    (:func:`_run_all_blocks`), and the blocks' arrays are assembled into one
+    :class:`LossResult` per policy (:func:`_assemble`, :func:`_variant_result`).
 
     Parameters
     ----------
@@ -1340,42 +983,36 @@ def _simulate(
     list of LossResult
         The base's result, then one per variant (:func:`simulate` returns the first).
     """
-    run = scenario.run
-    n_paths = int(run.n_paths if n_paths is None else n_paths)
-    seed = int(run.seed if seed is None else seed)
-    block_size = int(run.block_size if block_size is None else block_size)
-    if n_paths < 1 or block_size < 1:
-        raise ValueError(f"n_paths and block_size must be >= 1, got {n_paths}, {block_size}")
-    horizon = int(run.horizon_years)
-    books = ([book] * horizon if book is not None
-             else [book_for(scenario, cohort=y) for y in range(horizon)])
-    model = _factor_model(scenario, books)
-    plans = [_compile(scenario, b, model) for b in books]
-    shift: np.ndarray | None = None
-    shift_probs: np.ndarray | None = None
-    if run.importance_auto:
-        shift = auto_shifts(scenario, books[0], model, depth=AUTO_DEPTH) / math.sqrt(horizon)
-        if len(shift) == 1:
-            shift = shift[0]
-        else:
-            shift_probs = auto_probs(len(shift))
-    elif run.importance_shift != 0:
-        shift = np.zeros(model.n_factors)
-        shift[0] = run.importance_shift
-    parties = scenario.party_names
-    waterfall = plans[0].waterfall
-    n_caps = len(waterfall.caps)
-    cap_period = scenario.cap_period_years
-    period_waterfalls = None
-    if cap_period > 1 and horizon > 1:
-        if len({pl.n_cells for pl in plans}) != 1:
-            raise ValueError("cap statistics periods need the same cells in every cohort")
-        period_waterfalls = [
-            Waterfall.from_scenario(scenario, b.cells, base_scale=float(y % cap_period + 1))
-            for y, b in enumerate(books)]
-    ctx = _Context(seed=seed, block_size=block_size, n_paths=n_paths, plans=plans,
-                   model=model, shift=shift, keep_cells=keep_cells, n_parties=len(parties),
-                   n_caps=n_caps)
+    ctx, books = _context(scenario, n_paths=n_paths, seed=seed, block_size=block_size,
+                          book=book, keep_cells=keep_cells, engine=engine,
+                          variants=variants)
+    n_blocks = -(-ctx.n_paths // ctx.block_size)
+    parts = _run_all_blocks(ctx, n_blocks, executor, tasks,
+                            f"simkit {scenario.name}" if progress else None)
+    base = _assemble(scenario, ctx, books, parts, n_blocks)
+    results = [base]
+    for i, (variant, pol) in enumerate(zip(variants, ctx.policies or [], strict=True)):
+        def vcat(key: str, i: int = i) -> np.ndarray:
+            return np.concatenate([parts[b]["policies"][i][key] for b in range(n_blocks)])
+
+        results.append(_variant_result(base, variant, pol, vcat, keep_cells))
+    return results
+
+
+#: The former private name of :func:`simulate_all` (kept for older imports).
+_simulate = simulate_all
+
+
+def choose_engine(engine: str) -> bool:
+    """Whether the run takes the compiled (Numba) engine for ``engine``.
+
+    Raises
+    ------
+    ValueError
+        For an engine other than ``"auto"``, ``"numpy"`` or ``"numba"``.
+    ImportError
+        For ``"numba"`` without a working Numba.
+    """
     if engine not in ("auto", "numpy", "numba"):
         raise ValueError(f"engine must be 'auto', 'numpy' or 'numba', got {engine!r}")
     if engine == "auto":
@@ -1383,23 +1020,95 @@ def _simulate(
     use_numba = engine == "numba" and _numba_band() is not None
     if engine == "numba" and not use_numba:
         raise ImportError("engine='numba' needs numba (pip install numba)")
-    ctx.use_numba = use_numba
-    ctx.shift_probs = shift_probs
-    ctx.cap_period = cap_period
-    ctx.period_waterfalls = period_waterfalls
+    return use_numba
+
+
+def _run_sizes(scenario: Scenario, n_paths: int | None, seed: int | None,
+               block_size: int | None) -> tuple[int, int, int]:
+    """``(n_paths, seed, block_size)``: the overrides or ``scenario.run``'s, checked."""
+    run = scenario.run
+    n_paths = int(run.n_paths if n_paths is None else n_paths)
+    seed = int(run.seed if seed is None else seed)
+    block_size = int(run.block_size if block_size is None else block_size)
+    if n_paths < 1 or block_size < 1:
+        raise ValueError(f"n_paths and block_size must be >= 1, got {n_paths}, {block_size}")
+    return n_paths, seed, block_size
+
+
+def _importance(scenario: Scenario, book: Book, model: FactorModel, horizon: int,
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The sampling measure of the run: ``(shift, shift_probs)`` (see the module doc)."""
+    run = scenario.run
+    shift: np.ndarray | None = None
+    shift_probs: np.ndarray | None = None
+    if run.importance_auto:
+        shift = auto_shifts(scenario, book, model, depth=AUTO_DEPTH) / math.sqrt(horizon)
+        if len(shift) == 1:
+            shift = shift[0]
+        else:
+            shift_probs = auto_probs(len(shift))
+    elif run.importance_shift != 0:
+        shift = np.zeros(model.n_factors)
+        shift[0] = run.importance_shift
+    return shift, shift_probs
+
+
+def _period_waterfalls(scenario: Scenario, books: Sequence[Book],
+                       plans: Sequence[_Plan]) -> list[Waterfall] | None:
+    """Per year, the waterfall on the amounts cumulated since the cap period's start
+    (``None`` when caps apply to each year on its own)."""
+    cap_period = scenario.cap_period_years
+    if cap_period <= 1 or len(books) <= 1:
+        return None
+    if len({pl.n_cells for pl in plans}) != 1:
+        raise ValueError("cap statistics periods need the same cells in every cohort")
+    return [Waterfall.from_scenario(scenario, b.cells, base_scale=float(y % cap_period + 1))
+            for y, b in enumerate(books)]
+
+
+def _context(scenario: Scenario, *, n_paths: int | None, seed: int | None,
+             block_size: int | None, book: Book | None, keep_cells: bool, engine: str,
+             variants: Sequence[Scenario]) -> tuple[_Context, list[Book]]:
+    """Check the run's inputs once and compile everything a block needs (picklable).
+
+    Returns the context and the book of every year.
+    """
+    n_paths, seed, block_size = _run_sizes(scenario, n_paths, seed, block_size)
+    horizon = int(scenario.run.horizon_years)
+    books = ([book] * horizon if book is not None
+             else [book_for(scenario, cohort=y) for y in range(horizon)])
+    model = _factor_model(scenario, books)
+    plans = [_compile(scenario, b, model) for b in books]
+    shift, shift_probs = _importance(scenario, books[0], model, horizon)
+    ctx = _Context(seed=seed, block_size=block_size, n_paths=n_paths, plans=plans,
+                   model=model, shift=shift, keep_cells=keep_cells,
+                   n_parties=len(scenario.party_names), n_caps=len(plans[0].waterfall.caps),
+                   use_numba=choose_engine(engine), shift_probs=shift_probs,
+                   cap_period=scenario.cap_period_years,
+                   period_waterfalls=_period_waterfalls(scenario, books, plans))
     if shift is not None and model.copula == "student_t":
         ctx.mix_theta = mixing_tilt(model.dof)
     if variants:
         ctx.policies = [_policy_plan(books, plans, v, model,
                                      same_book=book is not None or _same_book(scenario, v))
                         for v in variants]
-    n_blocks = -(-n_paths // block_size)
+    return ctx, books
+
+
+def _run_all_blocks(ctx: _Context, n_blocks: int, executor: Executor | None,
+                    tasks: int | None, progress: str | None,
+                    ) -> dict[int, dict[str, np.ndarray]]:
+    """Run every block, in this process or over ``executor``; the arrays by block index.
+
+    ``progress`` is the label of a tqdm bar (``None``: no bar). A deferred Ctrl-C or
+    SIGTERM (:mod:`simkit._interrupt`) ends the run between blocks.
+    """
     parts: dict[int, dict[str, np.ndarray]] = {}
     bar = None
-    if progress:
+    if progress is not None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_blocks, desc=f"simkit {scenario.name}", unit="block")
+        bar = tqdm(total=n_blocks, desc=progress, unit="block")
     try:
         if executor is None:
             for b in range(n_blocks):
@@ -1419,40 +1128,36 @@ def _simulate(
     finally:
         if bar is not None:
             bar.close()
+    return parts
 
-    def cat(key: str) -> np.ndarray:
-        return np.concatenate([parts[b][key] for b in range(n_blocks)])
 
-    paid, recovered = cat("paid"), cat("recovered")
-    losses = paid - recovered
-    log_w = cat("log_weight")
-    weights = np.exp(log_w) if shift is not None else None
-    fees_by_year = np.array([pl.fee_income for pl in plans])
-    exposure = np.array([pl.party_exposure for pl in plans])
-    annual = cat("annual") if horizon > 1 else losses[:, None, :]
-    capital, breach, limited = _capital(scenario, annual, fees_by_year, exposure)
+def _provenance(scenario: Scenario, ctx: _Context, books: Sequence[Book],
+                n_blocks: int, weights: np.ndarray | None,
+                limited: list[bool]) -> dict[str, Any]:
+    """Seed, sizes, sampling measure, engine and library versions of a run."""
+    shift, shift_probs, model = ctx.shift, ctx.shift_probs, ctx.model
     prov = {
-        "seed": seed,
-        "entropy": int(cast(int, np.random.SeedSequence(seed).entropy)),
-        "block_size": block_size,
-        "n_paths": n_paths,
+        "seed": ctx.seed,
+        "entropy": int(cast(int, np.random.SeedSequence(ctx.seed).entropy)),
+        "block_size": ctx.block_size,
+        "n_paths": ctx.n_paths,
         "n_blocks": n_blocks,
-        "horizon_years": horizon,
+        "horizon_years": len(ctx.plans),
         "importance_shift": None if shift is None else [
             float(x) for x in (shift if shift.ndim == 1 else shift[0])],
         "importance_mixture": None if shift is None or shift.ndim == 1 else [
             [float(x) for x in row] for row in shift],
         "importance_mixture_probs": None if shift_probs is None else [
             float(x) for x in shift_probs],
-        "importance_auto": bool(run.importance_auto),
+        "importance_auto": bool(scenario.run.importance_auto),
         "copula": model.copula,
         "n_loans": [int(b.n_loans) for b in books],
         "guaranteed": [float(b.guaranteed.sum()) for b in books],
-        "n_bands": [int(pl.n_bands) for pl in plans],
+        "n_bands": [int(pl.n_bands) for pl in ctx.plans],
         "band_ratio": BAND_RATIO,
         "band_max_loans": BAND_MAX_LOANS,
         "max_slots": MAX_SLOTS,
-        "engine": "numba" if use_numba else "numpy",
+        "engine": "numba" if ctx.use_numba else "numpy",
         "scenario": scenario.name,
         "simkit": simkit.__version__,
         "numpy": np.__version__,
@@ -1460,29 +1165,41 @@ def _simulate(
         "python": platform.python_version(),
         "leverage_limited": limited,
     }
-    prov["effective_sample_size"] = effective_sample_size(weights, n_paths)
+    prov["effective_sample_size"] = effective_sample_size(weights, ctx.n_paths)
     prov["importance_mixing_tilt"] = ctx.mix_theta  # theta of the t mixing variable
     prov["importance_mixing_plain_prob"] = None if ctx.mix_theta is None else MIX_PLAIN_PROB
-    base = LossResult(
-        parties=parties, losses=losses, paid=paid, recovered=recovered, weights=weights,
-        fees=fees_by_year.mean(axis=0),
+    return prov
+
+
+def _assemble(scenario: Scenario, ctx: _Context, books: Sequence[Book],
+              parts: dict[int, dict[str, np.ndarray]], n_blocks: int) -> LossResult:
+    """The base policy's LossResult from the blocks' arrays."""
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([parts[b][key] for b in range(n_blocks)])
+
+    plans, horizon, keep_cells = ctx.plans, len(ctx.plans), ctx.keep_cells
+    paid, recovered = cat("paid"), cat("recovered")
+    losses = paid - recovered
+    log_w = cat("log_weight")
+    weights = np.exp(log_w) if ctx.shift is not None else None
+    fees_by_year = np.array([pl.fee_income for pl in plans])
+    exposure = np.array([pl.party_exposure for pl in plans])
+    annual = cat("annual") if horizon > 1 else losses[:, None, :]
+    capital, breach, limited = _capital(scenario, annual, fees_by_year, exposure)
+    return LossResult(
+        parties=scenario.party_names, losses=losses, paid=paid, recovered=recovered,
+        weights=weights, fees=fees_by_year.mean(axis=0),
         borrower_fees=float(np.mean([pl.borrower_fees for pl in plans])),
         cap_overflow=cat("overflow"),
-        cap_names=[f"{c.agreement}:{c.party}" for c in waterfall.caps],
+        cap_names=[f"{c.agreement}:{c.party}" for c in plans[0].waterfall.caps],
         total_loss=cat("total"), defaults=cat("defaults"), horizon=horizon,
         fees_by_year=fees_by_year, annual_losses=annual if horizon > 1 else None,
         annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
         by_segment=cat("by_segment") if keep_cells else None,
-        segment_names=books[0].segment_names, provenance=prov,
+        segment_names=books[0].segment_names,
+        provenance=_provenance(scenario, ctx, books, n_blocks, weights, limited),
     )
-    results = [base]
-    for i, (variant, pol) in enumerate(zip(variants, ctx.policies or [], strict=True)):
-        def vcat(key: str, i: int = i) -> np.ndarray:
-            return np.concatenate([parts[b]["policies"][i][key] for b in range(n_blocks)])
-
-        results.append(_variant_result(base, variant, pol, vcat, keep_cells))
-    return results
 
 
 def _same_book(base: Scenario, variant: Scenario) -> bool:

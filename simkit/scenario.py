@@ -11,7 +11,8 @@ Amounts are in yuan, rates per year, times in years unless a field says ``_days`
 
 from __future__ import annotations
 
-import copy
+import contextvars
+import dataclasses
 import math
 import re
 import tomllib
@@ -21,7 +22,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from simkit._validate import Reader, ScenarioError, check_name, join, plain
+from simkit._validate import Reader, ScenarioError, check_name, check_number, join, plain
+from simkit.factors import beta_concentration, beta_shape
 
 __all__ = [
     "PARTY_KINDS",
@@ -63,6 +65,46 @@ MAX_FILE_BYTES = 16 * 2**20
 #: Most DES applications per segment and year: ten times the 1.05 million firms NFGF
 #: served nationally in 2024 (DOMAIN.md (d), [S1]); the DES keeps arrays per application.
 MAX_APPLICATIONS_PER_YEAR = 1e7
+DIST_KINDS = ("fixed", "uniform", "loguniform", "lognormal", "beta")
+FEE_KINDS = ("guarantee", "reguarantee", "subsidy", "fee")
+
+
+# --------------------------------------------------------------------------------------
+# self-checks of the value objects (``__post_init__``)
+# --------------------------------------------------------------------------------------
+# The loader checks every field first, with the file and the dotted path of the input
+# (its messages are pinned by the tests and the fuzz battery); a value object then checks
+# its own invariants again, with no stricter bounds, so an object built directly or by
+# ``dataclasses.replace`` fails with the same message under its own field name, e.g.
+# ``Layer.share must be in [0, 1], got 1.7``.
+def _own(obj: Any, name: str, *, optional: bool = False, infinite: bool = False,
+         **bounds: Any) -> None:
+    """Check the number ``obj.name`` (``optional``: None allowed; ``infinite``: inf
+    allowed) against the bounds of :func:`simkit._validate.check_number`."""
+    value = getattr(obj, name)
+    if (optional and value is None) or (infinite and value == math.inf):
+        return
+    check_number(value, "", f"{type(obj).__name__}.{name}", **bounds)
+
+
+def _own_choice(obj: Any, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ScenarioError("", f"{type(obj).__name__}.{name}", "must be one of "
+                            + ", ".join(repr(c) for c in choices) + f", got {value!r}")
+
+
+def _own_text(obj: Any, name: str, *, optional: bool = False, empty: bool = False) -> None:
+    value = getattr(obj, name)
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not (value or empty):
+        raise ScenarioError("", f"{type(obj).__name__}.{name}",
+                            f"must be a non-empty string, got {value!r}")
+
+
+def _own_fail(obj: Any, name: str, message: str) -> ScenarioError:
+    return ScenarioError("", f"{type(obj).__name__}.{name}", message)
 
 
 # --------------------------------------------------------------------------------------
@@ -78,6 +120,31 @@ class Distribution:
 
     kind: str
     params: tuple[tuple[str, float], ...]
+
+    def __post_init__(self) -> None:
+        _own_choice(self, "kind", DIST_KINDS)
+        wanted = {"fixed": ("value",), "uniform": ("low", "high"),
+                  "loguniform": ("low", "high"), "lognormal": ("median", "sigma"),
+                  "beta": ("mean", "sd")}[self.kind]
+        if tuple(sorted(k for k, _ in self.params)) != tuple(sorted(wanted)):
+            raise _own_fail(self, "params", f"of a {self.kind!r} distribution must be "
+                            f"{', '.join(wanted)}, got {dict(self.params)!r}")
+        p = dict(self.params)
+        for key, value in p.items():
+            check_number(value, "", f"Distribution.params.{key}")
+        if self.kind in ("uniform", "loguniform") and p["high"] < p["low"]:
+            raise _own_fail(self, "params.high", f"must be >= low ({p['low']:g}), "
+                            f"got {p['high']:g}")
+        if self.kind == "loguniform" and p["low"] <= 0:
+            raise _own_fail(self, "params.low", f"must be > 0 for a loguniform "
+                            f"distribution, got {p['low']:g}")
+        if self.kind == "lognormal":
+            check_number(p["median"], "", "Distribution.params.median", low=0, low_open=True)
+            check_number(p["sigma"], "", "Distribution.params.sigma", low=0, high=5)
+        if self.kind == "beta":
+            check_number(p["mean"], "", "Distribution.params.mean", low=0, high=1,
+                         low_open=True, high_open=True)
+            _beta_sd_ok(self, p["mean"], p["sd"], "params.sd")
 
     def param(self, name: str) -> float:
         return dict(self.params)[name]
@@ -113,12 +180,24 @@ class Distribution:
         return rng.beta(a, b, n)
 
 
+def _beta_sd_ok(obj: Any, mean: float, sd: float, name: str) -> None:
+    """A Beta sd: 0 (fixed) or in ``[MIN_BETA_SD, sqrt(mean (1 - mean)))``."""
+    check_number(sd, "", f"{type(obj).__name__}.{name}", low=0)
+    if sd == 0:
+        return
+    if sd < MIN_BETA_SD or mean in (0.0, 1.0) or sd >= math.sqrt(mean * (1 - mean)) \
+            or min(_beta_ab(mean, sd)) <= 0:
+        raise _own_fail(obj, name, f"must be 0 or in [{MIN_BETA_SD:g}, sqrt(mean*(1-mean)) "
+                        f"= {math.sqrt(mean * (1 - mean)):.6g}), got {sd!r}")
+
+
 def _beta_ab(mean: float, sd: float) -> tuple[float, float]:
-    """Beta shape parameters from mean and standard deviation (inf when sd == 0)."""
+    """Beta shape parameters from mean and standard deviation (inf when sd == 0), by the
+    credit model's rule (:func:`simkit.factors.beta_concentration`, ``beta_shape``)."""
     if sd == 0:
         return math.inf, math.inf
-    nu = mean * (1 - mean) / sd**2 - 1
-    return mean * nu, (1 - mean) * nu
+    a, b = beta_shape(mean, beta_concentration(mean, sd))
+    return float(a), float(b)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +210,10 @@ class Lgd:
 
     mean: float
     sd: float = 0.0
+
+    def __post_init__(self) -> None:
+        _own(self, "mean", low=0, high=1)
+        _beta_sd_ok(self, self.mean, self.sd, "sd")
 
     @property
     def beta_ab(self) -> tuple[float, float]:
@@ -146,6 +229,13 @@ class Loadings:
     regional: float = 0.0
     sector: float = 0.0
     guarantor: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("national", "regional", "sector", "guarantor"):
+            _own(self, name, low=0, high=1, high_open=True)
+        if self.r_squared >= 1:
+            raise _own_fail(self, "r_squared", f"(sum of squared loadings) must be below 1, "
+                            f"got {self.r_squared:.6g}")
 
     @property
     def r_squared(self) -> float:
@@ -180,6 +270,14 @@ class Factors:
     national_persistence: float = 0.0
     downturn_lgd: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.loadings, Loadings):
+            raise _own_fail(self, "loadings", f"must be Loadings, got {self.loadings!r}")
+        _own_choice(self, "copula", ("gaussian", "student_t"))
+        _own(self, "dof", low=2, low_open=True, high=1000)
+        _own(self, "national_persistence", low=0, high=1, high_open=True)
+        _own(self, "downturn_lgd", low=0, high=2)
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -205,6 +303,37 @@ class Segment:
     applications_per_year: float | None = None
     interest_margin: float = 0.03
 
+    def __post_init__(self) -> None:
+        _own_text(self, "name")
+        _own_text(self, "agreement", empty=True)  # "" = not attached (policies)
+        _own_text(self, "guarantor", optional=True)
+        _own(self, "count", low=0, high=10**8, integer=True)
+        _own(self, "tech_tier", low=0, high=3, integer=True)
+        _own(self, "tenor_years", low=0, high=30, low_open=True)
+        _own(self, "applications_per_year", optional=True, low=0,
+             high=MAX_APPLICATIONS_PER_YEAR)
+        _own(self, "interest_margin", low=0, high=1)
+        if not isinstance(self.lgd, Lgd):
+            raise _own_fail(self, "lgd", f"must be Lgd, got {self.lgd!r}")
+        if self.exposure.kind == "beta":
+            raise _own_fail(self, "exposure", "must be fixed, uniform, loguniform or "
+                            "lognormal (an amount), got a beta distribution")
+        for key, value in self.exposure.params:
+            if key != "sigma":
+                check_number(value, "", f"Segment.exposure.{key}", low=0, high=1e12)
+        lowest = {"fixed": "value", "uniform": "low", "loguniform": "low"}.get(
+            self.exposure.kind)
+        if lowest is not None and self.exposure.param(lowest) <= 0:
+            raise _own_fail(self, f"exposure.{lowest}", "must be > 0 yuan, got "
+                            f"{self.exposure.param(lowest)!r}")
+        if self.default_prob.kind == "lognormal":
+            raise _own_fail(self, "default_prob", "must be fixed, uniform, loguniform or "
+                            "beta (a probability), got a lognormal distribution")
+        for key, value in self.default_prob.params:
+            if key != "sd":
+                check_number(value, "", f"Segment.default_prob.{key}", low=0, high=1,
+                             low_open=True, high_open=True)
+
 
 @dataclass(frozen=True, slots=True)
 class Party:
@@ -222,6 +351,13 @@ class Party:
     region: str | None = None
     single_client_limit: float | None = None
 
+    def __post_init__(self) -> None:
+        _own_text(self, "name")
+        _own_choice(self, "kind", PARTY_KINDS)
+        _own(self, "net_assets", optional=True, low=0)
+        _own(self, "leverage_limit", optional=True, low=0, low_open=True)
+        _own(self, "single_client_limit", optional=True, low=0, high=1, low_open=True)
+
 
 @dataclass(frozen=True, slots=True)
 class Cap:
@@ -238,6 +374,17 @@ class Cap:
     pool: str = "agreement"
     period_years: float = 1.0
 
+    def __post_init__(self) -> None:
+        _own(self, "rate", low=0, high=1, low_open=True)
+        _own_text(self, "overflow")
+        _own_choice(self, "base", CAP_BASES)
+        _own_choice(self, "pool", CAP_POOLS)
+        _own(self, "period_years", low=0, low_open=True, high=10)
+        if self.period_years < 1 or not float(self.period_years).is_integer():
+            raise _own_fail(self, "period_years", "must be a whole number of years in "
+                            f"[1, 10] (caps are settled per statistics period of whole "
+                            f"annual cohorts), got {self.period_years!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class Layer:
@@ -247,6 +394,14 @@ class Layer:
     share: float
     cap: Cap | None = None
     lag_days: float = 0.0
+
+    def __post_init__(self) -> None:
+        _own_text(self, "party")
+        _own(self, "share", low=0, high=1)
+        _own(self, "lag_days", low=0, high=3650)
+        if self.cap is not None and self.cap.overflow == self.party:
+            raise _own_fail(self, "cap.overflow", "must be a party other than the capped "
+                            f"one, got {self.party!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +421,21 @@ class Fee:
     rate_above: float | None = None
     kind: str = "fee"
 
+    def __post_init__(self) -> None:
+        _own_text(self, "from_party")
+        _own_text(self, "to_party")
+        _own_text(self, "on_share_of", optional=True)
+        if self.to_party == self.from_party:
+            raise _own_fail(self, "to_party", "must be a party other than from_party, "
+                            f"got {self.to_party!r}")
+        _own(self, "rate", low=0, high=0.2)
+        _own(self, "threshold", infinite=True, low=0)
+        _own(self, "rate_above", optional=True, low=0, high=0.2)
+        if (self.rate_above is None) != (self.threshold == math.inf):
+            raise _own_fail(self, "rate_above", "and threshold go together (both given or "
+                            f"neither), got {self.rate_above!r} and {self.threshold!r}")
+        _own_choice(self, "kind", FEE_KINDS)
+
 
 @dataclass(frozen=True, slots=True)
 class FiscalCompensation:
@@ -284,6 +454,14 @@ class FiscalCompensation:
     to_party: str
     standard_share: float = 0.20
 
+    def __post_init__(self) -> None:
+        _own_text(self, "from_party")
+        _own_text(self, "to_party")
+        if self.to_party == self.from_party:
+            raise _own_fail(self, "from_party", "must be a party other than the "
+                            f"compensated one ({self.to_party!r})")
+        _own(self, "standard_share", low=0, high=1, high_open=True)
+
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
@@ -300,6 +478,30 @@ class Agreement:
     fees: tuple[Fee, ...] = ()
     recovery_lag_years: float = 1.5
     fiscal_compensation: FiscalCompensation | None = None
+
+    def __post_init__(self) -> None:
+        _own_text(self, "name")
+        _own_text(self, "lender")
+        if not self.layers or not all(isinstance(la, Layer) for la in self.layers):
+            raise _own_fail(self, "layers", f"must be a non-empty tuple of Layer, got "
+                            f"{self.layers!r}")
+        parties = [layer.party for layer in self.layers]
+        if len(set(parties)) != len(parties):
+            raise _own_fail(self, "layers", f"must give each party one layer, got {parties}")
+        total = sum(layer.share for layer in self.layers)
+        if abs(total - 1) > 1e-9:
+            raise _own_fail(self, "layers", "shares must sum to 1, got " + " + ".join(
+                f"{layer.share:g}" for layer in self.layers) + f" = {total:.6g}")
+        _own(self, "single_limit", infinite=True, low=0, low_open=True)
+        _own(self, "recovery_lag_years", low=0, high=30)
+        for i, fee in enumerate(self.fees):
+            if fee.on_share_of is not None and fee.on_share_of not in parties:
+                raise _own_fail(self, f"fees[{i}].on_share_of", "must name a layer party "
+                                f"({', '.join(parties)}), got {fee.on_share_of!r}")
+        fc = self.fiscal_compensation
+        if fc is not None and fc.to_party not in parties:
+            raise _own_fail(self, "fiscal_compensation.to_party", "must name a layer party "
+                            f"({', '.join(parties)}), got {fc.to_party!r}")
 
     def share_of(self, party: str) -> float:
         return sum(layer.share for layer in self.layers if layer.party == party)
@@ -319,6 +521,15 @@ class CreditLine:
     amount: float
     period_years: float = 1.0
 
+    def __post_init__(self) -> None:
+        _own_text(self, "from_party")
+        _own_text(self, "to_party")
+        if self.to_party == self.from_party:
+            raise _own_fail(self, "to_party", "must be a party other than from_party, "
+                            f"got {self.to_party!r}")
+        _own(self, "amount", low=0, low_open=True)
+        _own(self, "period_years", low=0, low_open=True, high=10)
+
 
 @dataclass(frozen=True, slots=True)
 class Regulation:
@@ -327,6 +538,11 @@ class Regulation:
     small_threshold: float = 5_000_000.0
     small_weight: float = 0.75
     default_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _own(self, "small_threshold", low=0)
+        _own(self, "small_weight", low=0, high=1)
+        _own(self, "default_weight", low=0, high=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +574,27 @@ class DesSettings:
     #: interest_margin) and lends directly, without a guarantee, when it passes
     direct_lending: bool = False
 
+    def __post_init__(self) -> None:
+        for name, low, high in _DES_BOUNDS:
+            _own(self, name, low=low, high=high)
+        _own(self, "years", low=0, low_open=True, high=50)
+        _own(self, "seasonality", low=0, high=1, high_open=True)
+        _own(self, "moral_hazard_gamma", low=0, low_open=True, high=10)
+        _own_choice(self, "mode", ("individual", "batch"))
+        _own_choice(self, "refusal", ("refuse", "queue"))
+        if not isinstance(self.direct_lending, bool):
+            raise _own_fail(self, "direct_lending", "must be true or false, got "
+                            f"{self.direct_lending!r}")
+
+
+#: Closed bounds of the DES settings checked by the objects (as the loader's :func:`_des`).
+_DES_BOUNDS = (("review_days_individual", 0, 365), ("review_days_batch", 0, 365),
+               ("claim_trigger_days", 0, 3650), ("claim_payment_days", 0, 3650),
+               ("bank_cost", 0, 1), ("moral_hazard_kappa", 0, 10), ("renewal_prob", 0, 1),
+               ("injection_trigger", 0, 1), ("injection_target", 0, 10),
+               ("review_loss_tolerance", 0, 1000), ("queue_patience_days", 0, 3650),
+               ("recovery_lag_sigma", 0, 5))
+
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
@@ -373,6 +610,16 @@ class RunSettings:
     horizon_years: int = 1
     importance_shift: float = 0.0
     importance_auto: bool = False
+
+    def __post_init__(self) -> None:
+        _own(self, "n_paths", low=1, high=10**10, integer=True)
+        _own(self, "seed", low=0, high=2**63 - 1, integer=True)
+        _own(self, "block_size", low=1, high=10**7, integer=True)
+        _own(self, "horizon_years", low=1, high=50, integer=True)
+        _own(self, "importance_shift", low=-4, high=0)
+        if not isinstance(self.importance_auto, bool):
+            raise _own_fail(self, "importance_auto", "must be true or false, got "
+                            f"{self.importance_auto!r}")
 
 
 @dataclass(frozen=True)
@@ -393,8 +640,71 @@ class Scenario:
     #: Root seed of the synthetic book (``[book] seed``; default the ``[run] seed`` written
     #: in the file, pinned by :meth:`with_changes`, so a new path seed keeps the loans).
     book_seed: int | None = None
-    source: str = "<dict>"
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Where the scenario came from (a file name or ``"<dict>"``): provenance only, not
+    #: part of the scenario's value (two equal scenarios may come from different files).
+    source: str = field(default="<dict>", compare=False)
+
+    def __post_init__(self) -> None:
+        # built by the loader: checked already; built directly or by dataclasses.replace:
+        # the whole scenario is checked by the loader again, on its plain mapping, so the
+        # cross-references (layer parties, segment agreements, cap periods ...) hold and
+        # the errors are the loader's, with dotted field paths
+        if _TRUSTED.get():
+            return
+        try:
+            data = self.to_dict()
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise ScenarioError(self.source, "", "is not made of simkit value objects "
+                                f"({type(exc).__name__}: {exc})") from None
+        _build(data, self.source, tape_base=None)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The plain mapping of the scenario (:meth:`to_dict`; kept for older callers)."""
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as the plain mapping of a scenario file (TOML tables and arrays).
+
+        ``from_dict(s.to_dict()) == s`` for every valid scenario: the mapping states
+        every field (defaults included, ``None`` and infinite values left out), fixed
+        distributions and fixed LGDs as numbers, and the book's seed under ``book.seed``.
+        A loan tape's path is the one stored (already resolved against the scenario
+        file's directory).
+        """
+        out: dict[str, Any] = {
+            "scenario": {"name": self.name, "description": self.description},
+            "parties": {p.name: _party_dict(p) for p in self.parties},
+            "agreements": [_agreement_dict(a) for a in self.agreements],
+            "factors": {**_fields(self.factors.loadings), "copula": self.factors.copula,
+                        "dof": self.factors.dof,
+                        "national_persistence": self.factors.national_persistence,
+                        "downturn_lgd": self.factors.downturn_lgd},
+            "regulation": _fields(self.regulation),
+            "run": {"n_paths": self.run.n_paths, "seed": self.run.seed,
+                    "block_size": self.run.block_size,
+                    "horizon_years": self.run.horizon_years,
+                    "importance_sampling": (True if self.run.importance_auto
+                                            else self.run.importance_shift)},
+            "des": _fields(self.des),
+        }
+        book: dict[str, Any] = {}
+        if self.tape is not None:
+            book["tape"] = self.tape
+        if self.book_seed is not None:
+            book["seed"] = self.book_seed
+        if book:
+            out["book"] = book
+        if self.segments:
+            out["segments"] = [_segment_dict(seg) for seg in self.segments]
+            if len(self.agreements) == 1:  # implicit, as in a file: renaming it keeps them
+                for seg in out["segments"]:
+                    seg.pop("agreement", None)
+        if self.credit_lines:
+            out["credit_lines"] = [{"from": c.from_party, "to": c.to_party,
+                                    "amount": c.amount, "period_years": c.period_years}
+                                   for c in self.credit_lines]
+        return out
 
     # -- lookups ------------------------------------------------------------------------
     @property
@@ -432,12 +742,9 @@ class Scenario:
         if not isinstance(changes, dict):
             raise ScenarioError(self.source, "", "changes must be a dict of dotted field paths "
                                 f"to values, got {type(changes).__name__}")
-        raw = copy.deepcopy(self.raw)
-        # the world stays put: a changed run.seed (or any other edit) keeps the book's seed
-        book_raw = raw.setdefault("book", {})
-        if isinstance(book_raw, dict) and "seed" not in book_raw \
-                and self.book_seed is not None:
-            book_raw["seed"] = self.book_seed
+        # the world stays put: to_dict states book.seed, so a changed run.seed (or any
+        # other edit) keeps the book's seed
+        raw = self.to_dict()
         for path, value in changes.items():
             try:
                 _check_depth(value, self.source, str(path))
@@ -446,9 +753,60 @@ class Scenario:
                 raise ScenarioError(self.source, repr(path), "is not a field path of this scenario "
                                     "(e.g. 'run.n_paths' or 'agreements[0].layers[1].share')"
                                     ) from None
-        return from_dict(raw, source=self.source)
+        return _build(raw, self.source, tape_base=None)  # the tape path is resolved
 
     variant = with_changes
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A slotted dataclass's fields as a dict (shallow; values are plain)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _dropped(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` without ``None`` and infinite values (the file leaves them out)."""
+    return {k: v for k, v in d.items() if v is not None and v != math.inf}
+
+
+def _distribution_dict(d: Distribution) -> Any:
+    return d.param("value") if d.kind == "fixed" else {"dist": d.kind, **dict(d.params)}
+
+
+def _party_dict(p: Party) -> dict[str, Any]:
+    return _dropped({k: v for k, v in _fields(p).items() if k != "name"})
+
+
+def _agreement_dict(a: Agreement) -> dict[str, Any]:
+    layers = []
+    for layer in a.layers:
+        row: dict[str, Any] = {"party": layer.party, "share": layer.share,
+                               "lag_days": layer.lag_days}
+        if layer.cap is not None:
+            row["cap"] = _fields(layer.cap)
+        layers.append(row)
+    fees = [_dropped({"from": f.from_party, "to": f.to_party, "rate": f.rate,
+                      "on_share_of": f.on_share_of, "threshold": f.threshold,
+                      "rate_above": f.rate_above, "kind": f.kind}) for f in a.fees]
+    out = _dropped({"name": a.name, "lender": a.lender, "single_limit": a.single_limit,
+                    "recovery_lag_years": a.recovery_lag_years})
+    out["layers"] = layers
+    if fees:
+        out["fees"] = fees
+    fc = a.fiscal_compensation
+    if fc is not None:
+        out["fiscal_compensation"] = {"from": fc.from_party, "to": fc.to_party,
+                                      "standard_share": fc.standard_share}
+    return out
+
+
+def _segment_dict(seg: Segment) -> dict[str, Any]:
+    out = _dropped(_fields(seg))
+    out["exposure"] = _distribution_dict(seg.exposure)
+    out["default_prob"] = _distribution_dict(seg.default_prob)
+    out["lgd"] = seg.lgd.mean if seg.lgd.sd == 0 else {"mean": seg.lgd.mean, "sd": seg.lgd.sd}
+    if seg.loadings is not None:
+        out["loadings"] = _fields(seg.loadings)
+    return out
 
 
 def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
@@ -552,8 +910,24 @@ def _check_depth(data: Any, source: str, path: str = "") -> None:
             stack.extend((v, depth + 1) for v in values)
 
 
+#: Set while the loader builds a Scenario it has checked (no second check on construction).
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("simkit_trusted",
+                                                                default=False)
+
+
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
-    """Validate a scenario given as a mapping (the parsed TOML)."""
+    """Validate a scenario given as a mapping (the parsed TOML, or :meth:`Scenario.to_dict`).
+
+    A relative ``book.tape`` is taken relative to the directory of ``source`` when
+    ``source`` names a file.
+    """
+    base = None if source == "<dict>" else Path(source).parent
+    return _build(data, source, tape_base=base)
+
+
+def _build(data: dict[str, Any], source: str, tape_base: Path | None) -> Scenario:
+    """Check ``data`` and build the Scenario (``tape_base``: directory a relative tape
+    path is joined to; ``None`` keeps it as given)."""
     _check_depth(data, source)
     data = plain(data) if isinstance(data, dict) else data
     top = Reader(data, "", source)
@@ -578,8 +952,8 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
         if tape is not None:
             if not tape:
                 raise book.bad("tape", tape, "a file path")
-            if source != "<dict>" and not Path(tape).is_absolute():
-                tape = str(Path(source).parent / tape)  # relative to the scenario file
+            if tape_base is not None and not Path(tape).is_absolute():
+                tape = str(tape_base / tape)  # relative to the scenario file
         book_seed = book.number("seed", None, low=0, high=2**63 - 1, integer=True)
         book.finish()
     segments = _segments(top, parties, agreements, required=tape is None)
@@ -593,12 +967,15 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     top.finish()
     if book_seed is None:  # the world's default seed: the run seed written in the file
         book_seed = run.seed
-    return Scenario(
-        name=name, description=description, parties=parties, agreements=agreements,
-        segments=segments, factors=factors, run=run, des=des, regulation=regulation,
-        credit_lines=credit_lines, tape=tape, book_seed=int(book_seed), source=source,
-        raw=copy.deepcopy(dict(data)),
-    )
+    token = _TRUSTED.set(True)
+    try:
+        return Scenario(
+            name=name, description=description, parties=parties, agreements=agreements,
+            segments=segments, factors=factors, run=run, des=des, regulation=regulation,
+            credit_lines=credit_lines, tape=tape, book_seed=int(book_seed), source=source,
+        )
+    finally:
+        _TRUSTED.reset(token)
 
 
 def _check_identifier(r: Reader, key: str, value: str) -> None:
@@ -669,14 +1046,14 @@ def _loadings(r: Reader, default: Loadings) -> Loadings:
         k: r.number(k, getattr(default, k), low=0, high=1, high_open=True)
         for k in ("national", "regional", "sector", "guarantor")
     }
-    loadings = Loadings(**values)
-    if loadings.r_squared >= 1:
+    r_squared = sum(v**2 for v in values.values())  # as Loadings.r_squared
+    if r_squared >= 1:
         raise r.error(
             None, "loadings must have squares summing below 1, got "
-            + " + ".join(f"{v:g}^2" for v in loadings.as_tuple() if v)
-            + f" = {loadings.r_squared:.6g}"
+            + " + ".join(f"{v:g}^2" for v in values.values() if v)
+            + f" = {r_squared:.6g}"
         )
-    return loadings
+    return Loadings(**values)
 
 
 def _distribution(r: Reader, key: str, *, low: float, high: float, required: bool = True,
@@ -784,10 +1161,16 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
         if load is not None:
             loadings = _loadings(load, Loadings())
             load.finish()
+        count = r.number("count", required=True, low=0, high=10**8, integer=True)
+        exposure = _distribution(r, "exposure", low=0, high=1e12)
+        lowest = {"fixed": "value", "uniform": "low", "loguniform": "low"}.get(exposure.kind)
+        if lowest is not None and exposure.param(lowest) <= 0:
+            raise r.bad("exposure" if exposure.kind == "fixed" else f"exposure.{lowest}",
+                        exposure.param(lowest), "> 0 yuan")
         out.append(Segment(
             name=name,
-            count=r.number("count", required=True, low=0, high=10**8, integer=True),
-            exposure=_distribution(r, "exposure", low=0, high=1e12),
+            count=count,
+            exposure=exposure,
             default_prob=_distribution(r, "default_prob", low=0, high=1),
             lgd=_lgd(r),
             agreement=agreement,
@@ -800,11 +1183,6 @@ def _segments(top: Reader, parties: tuple[Party, ...], agreements: tuple[Agreeme
             applications_per_year=_applications(r),
             interest_margin=r.number("interest_margin", 0.03, low=0, high=1),
         ))
-        exposure = out[-1].exposure
-        lowest = {"fixed": "value", "uniform": "low", "loguniform": "low"}.get(exposure.kind)
-        if lowest is not None and exposure.param(lowest) <= 0:
-            raise r.bad("exposure" if exposure.kind == "fixed" else f"exposure.{lowest}",
-                        exposure.param(lowest), "> 0 yuan")
         r.finish()
     return tuple(out)
 
@@ -857,6 +1235,73 @@ def _common_cap_period(top: Reader, agreements: tuple[Agreement, ...]) -> None:
                             "per common period)")
 
 
+def _layers(r: Reader, party_names: list[str], kinds: dict[str, str]) -> list[Layer]:
+    """``agreements[i].layers``: party, share, optional cap and lag of each layer."""
+    layers = []
+    for lr in r.table_list("layers", required=True):
+        party = lr.string("party", required=True)
+        check_name(party, party_names, lr.file, join(lr.path, "party"), "party")
+        share = lr.number("share", required=True, low=0, high=1)
+        cap = None
+        cr = lr.sub("cap")
+        if cr is not None:
+            overflow = cr.string("overflow")
+            if overflow is None:
+                raise cr.error("overflow", "is required: name the party that absorbs "
+                               "what the cap refuses (e.g. the original guarantor)")
+            check_name(overflow, party_names, cr.file, join(cr.path, "overflow"), "party")
+            if overflow == party:
+                raise cr.bad("overflow", overflow, "a party other than the capped one")
+            if kinds[party] == "guarantor" and kinds[overflow] == "guarantor":
+                raise cr.bad("overflow", overflow, "a party not of guarantor kind (a "
+                             "guarantor-kind layer and overflow both map to the loan's "
+                             "own guarantor)")
+            cap = Cap(
+                rate=cr.number("rate", required=True, low=0, high=1, low_open=True),
+                overflow=overflow,
+                base=cr.string("base", "guaranteed", choices=CAP_BASES),
+                pool=cr.string("pool", "agreement", choices=CAP_POOLS),
+                period_years=_cap_period(cr),
+            )
+            cr.finish()
+        layers.append(Layer(party, share, cap,
+                            lr.number("lag_days", 0.0, low=0, high=3650)))
+        lr.finish()
+    return layers
+
+
+def _fees(r: Reader, party_names: list[str], layer_parties: set[str]) -> list[Fee]:
+    """``agreements[i].fees``: from, to, rate, optional share, threshold and kind."""
+    seen = layer_parties
+    fees = []
+    for fr in r.table_list("fees"):
+        frm = fr.string("from", required=True)
+        check_name(frm, [*party_names, BORROWER], fr.file, join(fr.path, "from"), "party")
+        to = fr.string("to", required=True)
+        check_name(to, party_names, fr.file, join(fr.path, "to"), "party")
+        if to == frm:
+            raise fr.bad("to", to, "a party other than 'from'")
+        on = fr.string("on_share_of")
+        if on is not None and on not in seen:
+            check_name(on, sorted(seen), fr.file, join(fr.path, "on_share_of"),
+                       "layer party")
+        rate = fr.number("rate", required=True, low=0, high=0.2)
+        if fr.has("rate_above") != fr.has("threshold"):
+            missing = "threshold" if fr.has("rate_above") else "rate_above"
+            raise fr.error(missing, "is required when "
+                           f"{'rate_above' if missing == 'threshold' else 'threshold'} "
+                           "is given")
+        fees.append(Fee(
+            from_party=frm, to_party=to, rate=rate, on_share_of=on,
+            threshold=fr.number("threshold", math.inf, low=0),
+            rate_above=fr.number("rate_above", None, low=0, high=0.2),
+            kind=fr.string("kind", "fee", choices=("guarantee", "reguarantee", "subsidy",
+                                                   "fee")),
+        ))
+        fr.finish()
+    return fees
+
+
 def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...]:
     rows = top.table_list("agreements", required=True)
     if not rows:
@@ -873,36 +1318,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
         lender = r.string("lender", banks[0] if banks else None, required=not banks)
         assert lender is not None  # required when there is no bank
         check_name(lender, party_names, r.file, join(r.path, "lender"), "party")
-        layers = []
-        for lr in r.table_list("layers", required=True):
-            party = lr.string("party", required=True)
-            check_name(party, party_names, lr.file, join(lr.path, "party"), "party")
-            share = lr.number("share", required=True, low=0, high=1)
-            cap = None
-            cr = lr.sub("cap")
-            if cr is not None:
-                overflow = cr.string("overflow")
-                if overflow is None:
-                    raise cr.error("overflow", "is required: name the party that absorbs "
-                                   "what the cap refuses (e.g. the original guarantor)")
-                check_name(overflow, party_names, cr.file, join(cr.path, "overflow"), "party")
-                if overflow == party:
-                    raise cr.bad("overflow", overflow, "a party other than the capped one")
-                if kinds[party] == "guarantor" and kinds[overflow] == "guarantor":
-                    raise cr.bad("overflow", overflow, "a party not of guarantor kind (a "
-                                 "guarantor-kind layer and overflow both map to the loan's "
-                                 "own guarantor)")
-                cap = Cap(
-                    rate=cr.number("rate", required=True, low=0, high=1, low_open=True),
-                    overflow=overflow,
-                    base=cr.string("base", "guaranteed", choices=CAP_BASES),
-                    pool=cr.string("pool", "agreement", choices=CAP_POOLS),
-                    period_years=_cap_period(cr),
-                )
-                cr.finish()
-            layers.append(Layer(party, share, cap,
-                                lr.number("lag_days", 0.0, low=0, high=3650)))
-            lr.finish()
+        layers = _layers(r, party_names, kinds)
         if not layers:
             raise r.error("layers", "must have at least one layer")
         seen: set[str] = set()
@@ -918,32 +1334,7 @@ def _agreements(top: Reader, parties: tuple[Party, ...]) -> tuple[Agreement, ...
         if sum(kinds[layer.party] == "guarantor" for layer in layers) > 1:
             raise r.error("layers", "may have at most one guarantor-kind layer "
                           "(segments choose the original guarantor)")
-        fees = []
-        for fr in r.table_list("fees"):
-            frm = fr.string("from", required=True)
-            check_name(frm, [*party_names, BORROWER], fr.file, join(fr.path, "from"), "party")
-            to = fr.string("to", required=True)
-            check_name(to, party_names, fr.file, join(fr.path, "to"), "party")
-            if to == frm:
-                raise fr.bad("to", to, "a party other than 'from'")
-            on = fr.string("on_share_of")
-            if on is not None and on not in seen:
-                check_name(on, sorted(seen), fr.file, join(fr.path, "on_share_of"),
-                           "layer party")
-            rate = fr.number("rate", required=True, low=0, high=0.2)
-            if fr.has("rate_above") != fr.has("threshold"):
-                missing = "threshold" if fr.has("rate_above") else "rate_above"
-                raise fr.error(missing, "is required when "
-                               f"{'rate_above' if missing == 'threshold' else 'threshold'} "
-                               "is given")
-            fees.append(Fee(
-                from_party=frm, to_party=to, rate=rate, on_share_of=on,
-                threshold=fr.number("threshold", math.inf, low=0),
-                rate_above=fr.number("rate_above", None, low=0, high=0.2),
-                kind=fr.string("kind", "fee", choices=("guarantee", "reguarantee", "subsidy",
-                                                       "fee")),
-            ))
-            fr.finish()
+        fees = _fees(r, party_names, seen)
         out.append(Agreement(
             name=name, layers=tuple(layers), lender=lender,
             single_limit=r.number("single_limit", math.inf, low=0, low_open=True),

@@ -30,38 +30,11 @@ from functools import cached_property
 
 import numpy as np
 
+from simkit.book import Cells  # Cells live with the book; re-exported here
 from simkit.scenario import BORROWER, Agreement, Scenario
 
 __all__ = ["Allocation", "Cells", "FeeFlows", "Waterfall", "compensation_fraction",
            "fee_flows"]
-
-
-@dataclass(frozen=True)
-class Cells:
-    """The cells of a book: loans of one agreement with one guarantor, region, segment.
-
-    Attributes
-    ----------
-    agreement : ndarray of int, shape (n_cells,)
-        Index into ``scenario.agreements``.
-    guarantor : tuple of (str or None), length n_cells
-        Original guarantor party replacing the agreement's guarantor-kind layer.
-    region, segment : tuple of str, length n_cells
-    guaranteed : ndarray, shape (n_cells,)
-        Guaranteed principal of the cell's loans (yuan): ``sum(min(exposure, limit))``.
-    annualised : ndarray, shape (n_cells,)
-        ``sum(guaranteed x tenor_years)`` (yuan-years).
-    """
-
-    agreement: np.ndarray
-    guarantor: tuple[str | None, ...]
-    region: tuple[str, ...]
-    segment: tuple[str, ...]
-    guaranteed: np.ndarray
-    annualised: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.agreement)
 
 
 @dataclass(frozen=True)

@@ -631,3 +631,35 @@ def test_student_t_importance_sampling_is_unbiased_against_quadrature() -> None:
     p, se = z.mean(), z.std(ddof=1) / math.sqrt(len(z))
     assert abs(p - 1.0436e-3) < 4 * se
     assert se < 0.05 * p  # plain MC would give 22 %
+
+
+def test_results_and_cells_live_in_their_modules() -> None:
+    """LossResult lives in simkit.lossresult and Cells in simkit.book; the old import
+    paths give the very same classes."""
+    import simkit.book
+    import simkit.lossresult
+    import simkit.montecarlo
+    import simkit.sharing
+
+    assert simkit.montecarlo.LossResult is simkit.lossresult.LossResult
+    assert simkit.lossresult.LossResult.__module__ == "simkit.lossresult"
+    assert simkit.sharing.Cells is simkit.book.Cells
+    assert simkit.book.Cells.__module__ == "simkit.book"
+
+
+def test_choose_engine() -> None:
+    from simkit.montecarlo import choose_engine
+
+    assert choose_engine("numpy") is False
+    with pytest.raises(ValueError, match="engine must be 'auto', 'numpy' or 'numba'"):
+        choose_engine("cuda")
+
+
+def test_simulate_all_is_simulate_for_the_base(minimal) -> None:
+    from simkit.montecarlo import simulate_all
+
+    s = from_dict(minimal).with_changes({"run.n_paths": 200, "run.block_size": 64})
+    one = simulate(s, engine="numpy")
+    (again,) = simulate_all(s, engine="numpy")
+    np.testing.assert_array_equal(one.losses, again.losses)
+    assert one.provenance == again.provenance

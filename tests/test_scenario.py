@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -638,3 +639,135 @@ def test_long_keys_are_cut_in_the_field_path(minimal) -> None:
     text = str(info.value)
     assert len(text) < 400 and "(5,000 characters)" in text
     assert info.value.path == "parties." + "k" * 5000  # the attribute keeps the whole path
+
+
+# --------------------------------------------------------------------------------------
+# value objects hold their invariants; to_dict round-trips (issue 8, item 5)
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_to_dict_round_trips(path: Path) -> None:
+    s = load(path)
+    again = from_dict(s.to_dict())
+    assert again == s
+    assert again.to_dict() == s.to_dict()
+    # the mapping is plain TOML data: it pickles and holds no simkit objects
+    assert pickle.loads(pickle.dumps(s.to_dict())) == s.to_dict()
+
+
+def test_no_raw_copy_is_stored() -> None:
+    import dataclasses
+
+    from simkit.scenario import Scenario
+
+    assert "raw" not in {f.name for f in dataclasses.fields(Scenario)}
+    s = load(SCENARIOS[0])
+    assert s.raw == s.to_dict()  # derived on demand, for older callers
+
+
+def test_to_dict_round_trips_generated_scenarios() -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.strategies import valid_tweaks
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(valid_tweaks())
+    def check(data: dict) -> None:
+        try:
+            s = from_dict(data)
+        except ScenarioError:
+            return
+        assert from_dict(s.to_dict()) == s
+
+    check()
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda s: replace(s.agreements[0].layers[0], share=1.7),
+     "Layer.share must be in [0, 1], got 1.7"),
+    (lambda s: replace(s.agreements[0].layers[0], lag_days=-1.0),
+     "Layer.lag_days must be in [0, 3650], got -1.0"),
+    (lambda s: replace(s.run, n_paths=0),
+     "RunSettings.n_paths must be an integer in [1, 1e+10], got 0"),
+    (lambda s: replace(s.des, years=0.0), "DesSettings.years must be in (0, 50], got 0.0"),
+    (lambda s: replace(s.factors, copula="clayton"),
+     "Factors.copula must be one of 'gaussian', 'student_t', got 'clayton'"),
+    (lambda s: replace(s.factors.loadings, national=0.8, regional=0.7),
+     "Loadings.r_squared (sum of squared loadings) must be below 1, got 1.13"),
+    (lambda s: replace(s.segments[0], count=-1),
+     "Segment.count must be an integer in [0, 1e+08], got -1"),
+    (lambda s: replace(s.segments[0].lgd, mean=1.5), "Lgd.mean must be in [0, 1], got 1.5"),
+    (lambda s: replace(s.parties[0], kind="insurer"), "Party.kind must be one of"),
+    (lambda s: replace(s.regulation, small_weight=2.0),
+     "Regulation.small_weight must be in [0, 1], got 2.0"),
+])
+def test_replace_with_a_bad_value_raises_the_clear_error(minimal, build, message) -> None:
+    s = from_dict(minimal)
+    with pytest.raises(ScenarioError) as info:
+        build(s)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_replace_cap_period_and_agreement_shares(minimal) -> None:
+    from simkit.scenario import Cap, Layer
+
+    with pytest.raises(ScenarioError, match=re.escape("Cap.period_years must be a whole "
+                                                      "number of years in [1, 10]")):
+        Cap(rate=0.04, overflow="guarantor", period_years=0.5)
+    s = from_dict(minimal)
+    ag = s.agreements[0]
+    with pytest.raises(ScenarioError, match=r"^Agreement\.layers shares must sum to 1"):
+        replace(ag, layers=(*ag.layers[:-1], Layer(ag.layers[-1].party, 0.9)))
+
+
+def test_replace_of_the_scenario_checks_cross_references(minimal) -> None:
+    """A scenario built by dataclasses.replace is checked by the loader again: a layer
+    naming no party fails with the loader's dotted path."""
+    s = from_dict(minimal, source="x.toml")
+    ag = s.agreements[0]
+    bad = replace(ag, layers=(replace(ag.layers[0], party="nobody"), *ag.layers[1:]))
+    with pytest.raises(ScenarioError, match=re.escape("x.toml: agreements[0].layers[0].party "
+                                                      "names unknown party 'nobody'")):
+        replace(s, agreements=(bad,))
+    ok = replace(s, run=replace(s.run, n_paths=10))
+    assert ok.run.n_paths == 10 and ok == s.with_changes({"run.n_paths": 10})
+
+
+def test_with_changes_keeps_the_book_seed_without_raw(minimal) -> None:
+    s = from_dict(minimal)
+    assert s.book_seed == s.run.seed
+    s2 = s.with_changes({"run.seed": 99})
+    assert s2.run.seed == 99 and s2.book_seed == s.book_seed
+    s3 = s.with_changes({"book.seed": 5})
+    assert s3.book_seed == 5 and s3.run.seed == s.run.seed
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_validated_scenarios_run_in_both_engines(path: Path) -> None:
+    """What the loader accepts both engines run (shipped files at a tiny size; the fuzz
+    battery does the same for generated variants)."""
+    from tests.test_fuzz import _run_both
+
+    _run_both(load(path))
+
+
+def test_validated_variants_run_in_both_engines(minimal) -> None:
+    """Legal variants that exercise engine restrictions: caps over a 2-year statistics
+    period on a 2-year horizon, the Student-t copula with a downturn LGD, an
+    ``annualised`` cap base with short tenors."""
+    from tests.test_fuzz import _run_both
+
+    s = from_dict(minimal)
+    capped = [i for i, la in enumerate(s.agreements[0].layers) if la.cap is not None]
+    changes: dict = {"run.horizon_years": 2, "factors.copula": "student_t",
+                     "factors.downturn_lgd": 0.5, "segments[0].tenor_years": 0.5}
+    for i in capped:
+        changes[f"agreements[0].layers[{i}].cap.period_years"] = 2
+        changes[f"agreements[0].layers[{i}].cap.base"] = "annualised"
+    _run_both(s.with_changes(changes))
+
+
+def test_with_changes_renames_the_only_agreement(minimal) -> None:
+    """Segments of a one-agreement scenario follow it (the file leaves them implicit)."""
+    s = from_dict(minimal).with_changes({"agreements[0].name": "renamed"})
+    assert [seg.agreement for seg in s.segments] == ["renamed"] * len(s.segments)

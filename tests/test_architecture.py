@@ -1,0 +1,283 @@
+"""The shape of the package (issue 8, item 6): no import cycles, no borrowed private names.
+
+Imports are read with :mod:`ast` from every module of ``simkit/`` (nothing is imported):
+module-level imports and imports inside functions are both listed; imports under
+``if TYPE_CHECKING:`` are left out (they never run).
+
+* Module-level imports form no cycle at all.
+* With the function-level (lazy) imports added, a cycle is allowed only through an edge of
+  :data:`LAZY_CYCLE_EDGES`, each with its reason.
+* No module imports another module's private name (``from simkit.x import _y`` or
+  ``x._y`` on an imported simkit module) except those in :data:`PRIVATE_IMPORTS`, each
+  with its reason. Private *modules* of the package (``simkit._rng``, ``simkit._validate``,
+  ``simkit._interrupt``, ``simkit._kernels``) are the package's own helpers and may be
+  imported by any simkit module.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "simkit"
+
+#: Lazy (function-level) imports allowed to close a cycle: ``(importer, imported)`` ->
+#: why the import is lazy and why the cycle is harmless.
+LAZY_CYCLE_EDGES: dict[tuple[str, str], str] = {
+    ("simkit.des.result", "simkit.des.model"):
+        "build_result reads the model's event and reason codes (EVENTS, REASONS) when it "
+        "keeps the event log; the DES split (issue 8, item 6, DES part) breaks the model "
+        "<-> result cycle: delete this entry then",
+    ("simkit.des.model", "simkit.des.result"):
+        "Model builds its DesResult at the end of a run (build_result); see above",
+    ("simkit.report", "simkit.des"):
+        "report.des_result_set draws the DES figures (simkit.des.plot_des) at the call; "
+        "simkit.des imports its plots, which draw with simkit.plots, which writes through "
+        "report, so report takes the DES lazily",
+    ("simkit.cli_policy", "simkit.cli"):
+        "the policy commands share the CLI's argument helpers; cli imports its command "
+        "modules lazily (per command), so each command module is imported only after cli",
+    ("simkit.cli_tools", "simkit.cli"):
+        "as cli_policy: the tool commands use the CLI's argument helpers at call time",
+}
+
+#: Private names imported across modules: ``(importer, module, name)`` -> reason. Each is
+#: owned by another part of issue 8 or by a file outside this change; make the name
+#: public (or move it) and delete the entry.
+_CLI = ("the command modules split off cli.py share its argument helpers; cli.py should "
+        "export them (or move them to a small simkit/cli_args.py)")
+_JSON = "report._jsonable is the JSON encoder of every result set; report should export it"
+PRIVATE_IMPORTS: dict[tuple[str, str, str], str] = {
+    ("simkit.cli", "simkit.report", "_jsonable"): _JSON,
+    ("simkit.cli_policy", "simkit.report", "_jsonable"): _JSON,
+    ("simkit.cli_tools", "simkit.report", "_jsonable"): _JSON,
+    ("simkit.cli_policy", "simkit.cli", "_check_out"): _CLI,
+    ("simkit.cli_policy", "simkit.cli", "_executor"): _CLI,
+    ("simkit.cli_policy", "simkit.cli", "_load_with"): _CLI,
+    ("simkit.cli_policy", "simkit.cli", "_out_dir"): _CLI,
+    ("simkit.cli_policy", "simkit.cli", "_positive_int"): _CLI,
+    ("simkit.cli_policy", "simkit.cli", "_seed"): _CLI,
+    ("simkit.cli_tools", "simkit.cli", "_out_dir"): _CLI,
+    ("simkit.des.result", "simkit.book", "_assemble"):
+        "the DES result builds the book of the loans it booked with the book's own "
+        "assembler; book.py (being rewritten for read_tape) should export it",
+    ("simkit.estimate", "simkit.sharing", "_pool_keys"):
+        "the closed-form estimate groups caps by pool like the waterfall; the rulebook "
+        "(issue 8, item 1) compiles the pools once and retires this import",
+    ("simkit.lossresult", "simkit.measures", "_check_levels"):
+        "LossResult.importance_check checks its levels as every measure does; "
+        "measures.py should export check_levels",
+    ("simkit.policies", "simkit.montecarlo", "_simulate"):
+        "policies.simulate_policies runs the variants on the base's draws; the public "
+        "name is now montecarlo.simulate_all (``_simulate`` is its alias): switch to it",
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str
+    module: str
+    names: tuple[str, ...]  # names taken from ``module`` (empty for ``import module``)
+    lazy: bool  # inside a function
+    line: int
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _resolve(importer: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = importer if MODULES[importer].name == "__init__.py" else \
+        importer.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
+def imports_of(name: str) -> list[Import]:
+    """Every simkit import of module ``name`` (TYPE_CHECKING blocks left out)."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    out: list[Import] = []
+
+    def visit(node: ast.AST, lazy: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for sub in child.orelse:
+                    visit(sub, lazy)
+                continue
+            inner = lazy or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef
+                                       | ast.Lambda)
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    if alias.name.split(".")[0] == "simkit":
+                        out.append(Import(name, alias.name, (), lazy, child.lineno))
+            elif isinstance(child, ast.ImportFrom):
+                mod = _resolve(name, child)
+                if mod.split(".")[0] == "simkit":
+                    out.append(Import(name, mod, tuple(a.name for a in child.names), lazy,
+                                      child.lineno))
+            visit(child, inner)
+
+    visit(tree, False)
+    return out
+
+
+ALL_IMPORTS = [imp for name in MODULES for imp in imports_of(name)]
+
+
+def _targets(imp: Import) -> list[str]:
+    """The simkit modules an import loads: ``from pkg import sub`` loads ``pkg.sub``."""
+    out = []
+    for n in imp.names:
+        if f"{imp.module}.{n}" in MODULES:
+            out.append(f"{imp.module}.{n}")
+    if not imp.names or len(out) < len(imp.names):
+        out.append(imp.module)
+    return [t for t in out if t in MODULES and t != imp.importer]
+
+
+def _graph(lazy: bool) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for imp in ALL_IMPORTS:
+        if imp.lazy and not lazy:
+            continue
+        if imp.lazy and imp.module == "simkit" and imp.names == ():
+            continue
+        for t in _targets(imp):
+            if t == "simkit":  # the package's lazy __init__ (version, re-exports)
+                continue
+            graph[imp.importer].add(t)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return out
+
+
+def test_the_parser_sees_the_imports() -> None:
+    """The scan finds known edges of both kinds (so an empty result means something)."""
+    edges = {(i.importer, m, i.lazy) for i in ALL_IMPORTS for m in _targets(i)}
+    assert ("simkit.montecarlo", "simkit.factors", False) in edges
+    assert ("simkit.montecarlo", "simkit.lossresult", False) in edges
+    assert any(lazy for _, _, lazy in edges)
+    assert len(MODULES) > 30
+
+
+def test_no_cycle_among_module_level_imports() -> None:
+    assert _cycles(_graph(lazy=False)) == []
+
+
+def test_cycle_finder_finds_cycles() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_monte_carlo_side_borrows_no_private_name() -> None:
+    """The modules of this part of the issue take no private name from another module."""
+    mine = {"simkit.scenario", "simkit.montecarlo", "simkit.factors", "simkit.book",
+            "simkit._kernels", "simkit.sharing"}
+    assert sorted(u for u in _private_uses() if u[0] in mine) == []
+
+
+def test_lazy_cycles_are_documented() -> None:
+    """With function-level imports added, every cycle passes a documented lazy edge:
+    removing the allowed edges leaves no cycle, and every allowed edge exists."""
+    graph = _graph(lazy=True)
+    for (a, b) in LAZY_CYCLE_EDGES:
+        graph[a].discard(b)  # an entry whose import has gone is harmless: delete it
+    assert _cycles(graph) == [], "cycle through undocumented lazy imports"
+
+
+def _private_uses() -> set[tuple[str, str, str]]:
+    found: set[tuple[str, str, str]] = set()
+    for imp in ALL_IMPORTS:
+        for n in imp.names:
+            if n.startswith("_") and not n.startswith("__") \
+                    and f"{imp.module}.{n}" not in MODULES:
+                found.add((imp.importer, imp.module, n))
+    # ``mod._name`` on a simkit module bound by an import
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bound: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                mod = _resolve(name, node)
+                for a in node.names:
+                    if f"{mod}.{a.name}" in MODULES:
+                        bound[a.asname or a.name] = f"{mod}.{a.name}"
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in MODULES and a.asname:
+                        bound[a.asname] = a.name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in bound and node.attr.startswith("_") \
+                    and not node.attr.startswith("__"):
+                target = bound[node.value.id]
+                if target != name:
+                    found.add((name, target, node.attr))
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = _private_uses()
+    undocumented = sorted(found - set(PRIVATE_IMPORTS))
+    assert undocumented == [], "private names imported across modules: " + ", ".join(
+        f"{a} takes {m}.{n}" for a, m, n in undocumented)
+    # entries whose import has gone are harmless (delete them when you see them): other
+    # parts of the issue retire several of them in parallel
+    assert all(reason.strip() for reason in PRIVATE_IMPORTS.values())
+    assert all(reason.strip() for reason in LAZY_CYCLE_EDGES.values())
