@@ -184,13 +184,13 @@ def simulate_policies(base: Scenario, variants: Sequence[Scenario], *,
     list of LossResult
         One per variant, in order, after the base's.
     """
-    from simkit.montecarlo import _simulate, simulate
+    from simkit.montecarlo import simulate, simulate_all
 
     shared = [v for v in variants if same_world(base, v)]
     kwargs: dict[str, Any] = {"executor": executor, "progress": progress, "keep_cells": keep_cells,
               "engine": engine, "n_paths": n_paths, "seed": seed}
     try:
-        results = _simulate(base, variants=shared, **kwargs)
+        results = simulate_all(base, variants=shared, **kwargs)
     except ValueError as exc:
         raise ScenarioError(base.source, "policy", str(exc)) from None
     by_id = {id(v): r for v, r in zip(shared, results[1:], strict=True)}
