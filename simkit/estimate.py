@@ -22,8 +22,8 @@ import numpy as np
 
 from simkit import analytic
 from simkit.book import Book, book_for
-from simkit.scenario import Agreement, Scenario
-from simkit.sharing import _pool_keys, compensation_fraction, fee_flows, resolve_party
+from simkit.scenario import Scenario
+from simkit.sharing import CellPlan, compile_cells, fee_flows
 
 __all__ = ["ClosedForm", "expected_results"]
 
@@ -83,8 +83,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     book = book_for(scenario) if book is None else book
     parties = scenario.party_names
     col = {p: i for i, p in enumerate(parties)}
-    kinds = {p.name: p.kind for p in scenario.parties}
     cells = book.cells
+    plans = compile_cells(scenario, cells)
     n_cells = len(cells)
     lgd = _effective_lgd(scenario, book)
     # expected covered / uncovered default amounts and net losses per cell
@@ -96,17 +96,14 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
         if mine.size == 0:
             continue
         el[col[agreement.lender]] += unc_net[mine].sum()
-        for layer in agreement.layers:
-            def party_of(c: int, name: str) -> str:
-                return resolve_party(name, kinds, cells.guarantor[c])
-
+        for j, layer in enumerate(agreement.layers):
             if layer.cap is None:
                 for c in mine:
-                    _book(el, col, party_of(c, layer.party), layer.share * cov_net[c],
-                          agreement, layer.party)
+                    _book(el, col, plans[c], j, layer.share * cov_net[c])
                 continue
             cap = layer.cap
-            keys = _pool_keys(cap.pool, cells, mine)
+            keys = [(plans[c].layers[j].party, plans[c].layers[j].cap.pool_key)  # type: ignore[union-attr]
+                    for c in mine]
             for key in dict.fromkeys(keys):
                 pool = mine[[k == key for k in keys]]
                 base = (cells.guaranteed if cap.base == "guaranteed" else cells.annualised)[pool]
@@ -124,9 +121,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                 frac_paid = capped / dp if dp > 0 else 1.0
                 for c in pool:
                     amount = layer.share * cov_net[c]
-                    _book(el, col, party_of(c, layer.party), amount * frac_paid, agreement,
-                          layer.party)
-                    over = party_of(c, cap.overflow)
+                    _book(el, col, plans[c], j, amount * frac_paid)
+                    over = plans[c].layers[j].cap.overflow  # type: ignore[union-attr]
                     el[col[over]] += amount * (1 - frac_paid)
     fees = fee_flows(scenario, book.cell, cells, book.guaranteed, book.tenor_years)
     return ClosedForm(
@@ -136,15 +132,16 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     )
 
 
-def _book(el: np.ndarray, col: dict[str, int], party: str, amount: float,
-          agreement: Agreement, layer_party: str) -> None:
-    """Add a layer's expected loss ``amount`` (yuan) to ``party``, less the part the
-    agreement's fiscal-compensation rule moves to its budget party."""
-    f = compensation_fraction(agreement, layer_party)
-    el[col[party]] += amount * (1.0 - f)
+def _book(el: np.ndarray, col: dict[str, int], plan: CellPlan, j: int,
+          amount: float) -> None:
+    """Add layer ``j``'s expected loss ``amount`` (yuan) to its acting party, less the
+    part the agreement's fiscal-compensation rule moves to its budget party."""
+    layer = plan.layers[j]
+    f = layer.compensation
+    el[col[layer.party]] += amount * (1.0 - f)
     if f > 0:
-        assert agreement.fiscal_compensation is not None
-        el[col[agreement.fiscal_compensation.from_party]] += amount * f
+        assert layer.budget is not None
+        el[col[layer.budget]] += amount * f
 
 
 def _shared_r2(book: Book, in_pool: np.ndarray) -> np.ndarray:
