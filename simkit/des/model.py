@@ -163,7 +163,8 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
-from simkit.sharing import compensation_fraction, resolve_party
+from simkit.scenario import BORROWER
+from simkit.sharing import cap_budget, cap_paid_fraction, compile_plan, split_recovery
 
 if TYPE_CHECKING:
     from simkit.des.result import DesResult
@@ -364,23 +365,18 @@ class Model:
     # set-up
     # ==================================================================================
     def _compile_segment(self, s: int, seg: Any) -> EnterpriseSegment:
+        """The segment's agreement as the rulebook compiles it (:func:`compile_plan`),
+        turned into account indices and settlement steps."""
         sc = self.scenario
-        names = sc.party_names
-        kinds = {p.name: p.kind for p in sc.parties}
-        col = {n: i for i, n in enumerate(names)}
+        col = {n: i for i, n in enumerate(sc.party_names)}
+        col[BORROWER] = self.borrower
         a_idx = [a.name for a in sc.agreements].index(seg.agreement)
-        ag = sc.agreements[a_idx]
-
-        def resolve(name: str) -> int:
-            return col[resolve_party(name, kinds, seg.guarantor)]
-
+        plan = compile_plan(sc, a_idx, seg.guarantor, seg.region, seg.name)
         out = EnterpriseSegment(s, seg)
-        lender = col[ag.lender]
-        resolved = [(resolve(layer.party), layer) for layer in ag.layers]
-        guarantors = [c for (c, layer) in resolved if kinds[layer.party] == "guarantor"]
-        others = [c for (c, layer) in resolved if c != lender and layer.share > 0]
-        front = guarantors[0] if guarantors else (others[0] if others else lender)
-        lender_share = sum(layer.share for c, layer in resolved if c == lender)
+        lender = col[plan.lender]
+        front = col[plan.front]
+        resolved = [(col[lp.party], lp) for lp in plan.layers]
+        lender_share = plan.lender_share
         coef = np.zeros(self.n_accounts)
         for c, layer in resolved:
             if c not in (lender, front):
@@ -389,14 +385,12 @@ class Model:
             coef[front] = 1.0 - lender_share
         steps = []
         regions = sorted({x.region for x in sc.segments})
-        for _k, (c, layer) in enumerate(resolved):
+        for c, layer in resolved:
             holder = lender if c == lender else front
             cap_id, overflow = -1, holder
             if layer.cap is not None:
                 cap = layer.cap
-                pool = {"agreement": "all", "guarantor": names[front], "region": seg.region,
-                        "segment": seg.name}[cap.pool]
-                label = f"{ag.name}:{names[c]}:{cap.pool}={pool}"
+                label = cap.label
                 ids = [i for i, x in enumerate(self.caps) if x.label == label]
                 if ids:
                     cap_id = ids[0]
@@ -405,9 +399,9 @@ class Model:
                     self.caps.append(_Cap(label, cap.rate, layer.share,
                                           cap.base == "annualised",
                                           cap.period_years * DAYS_PER_YEAR, layer.lag_days))
-                overflow = resolve(cap.overflow)
-            frac = compensation_fraction(ag, layer.party)
-            budget = col[ag.fiscal_compensation.from_party] if frac > 0 else -1
+                overflow = col[cap.overflow]
+            frac = layer.compensation
+            budget = col[layer.budget] if layer.budget is not None else -1
             if c == holder and cap_id < 0:
                 if budget >= 0:  # the budget reimburses the holder's own compensated share
                     steps.append(_Step(budget, layer.share * frac, -1, layer.lag_days,
@@ -418,13 +412,9 @@ class Model:
         steps.sort(key=lambda st: st.lag)
         fees = []
         fee_rate = 0.0
-        for fee in ag.fees:
-            payer = self.borrower if fee.from_party == "borrower" else resolve(fee.from_party)
-            payee = resolve(fee.to_party)
-            share = 1.0 if fee.on_share_of is None else ag.share_of(fee.on_share_of)
-            above = fee.rate if fee.rate_above is None else fee.rate_above
-            fees.append((payer, payee, KIND_CODE[fee.kind], fee.rate, above, fee.threshold,
-                         share))
+        for fee in plan.fees:
+            payer, payee = col[fee.payer], col[fee.payee]
+            fees.append((payer, payee, KIND_CODE[fee.kind], fee))
             if payer == self.borrower and payee == front:
                 fee_rate += fee.rate
         inside = {c for c, layer in resolved if layer.share > 0} | {front}
@@ -445,8 +435,8 @@ class Model:
         out.lgd_mean = seg.lgd.mean
         out.lgd_sd = seg.lgd.sd
         out.margin = seg.interest_margin
-        out.recovery_lag_days = ag.recovery_lag_years * DAYS_PER_YEAR
-        out.single_limit = ag.single_limit
+        out.recovery_lag_days = plan.recovery_lag_years * DAYS_PER_YEAR
+        out.single_limit = plan.single_limit
         out.loadings = (seg.loadings or sc.factors.loadings).as_tuple()
         out.region = regions.index(seg.region)
         out.sector = sorted({x.sector for x in sc.segments}).index(seg.sector)
@@ -1092,8 +1082,8 @@ class Model:
                 continue
             sel = seg == s
             gs, ys = g[sel], years[sel]
-            for payer, payee, kind, rate, above, thr, share in spec.fees:
-                amount = np.where(gs > thr, above, rate) * gs * share * ys
+            for payer, payee, kind, fee in spec.fees:
+                amount = fee.amount(gs, ys)
                 self.ledger.add_many(now, payer, payee, kind, amount, ids[sel])
                 total = float(amount.sum())
                 self.accounts[payer].capital -= total
@@ -1253,9 +1243,9 @@ class Model:
         cap = self.caps[k]
         _ev, entries = cap.pending.pop(period)
         total = math.fsum(e[2] for e in entries)
-        budget = cap.rate * cap.share * cap.base.get(period, 0.0)
+        budget = cap_budget(cap.rate, cap.share, cap.base.get(period, 0.0))
         cap.settled[period] = (total, budget)
-        frac = 1.0 if total <= budget else max(budget, 0.0) / total
+        frac = cap_paid_fraction(total, budget)
         for loan, step, due, t_due, net in entries:
             self.accounts[step.holder].receivable -= due
             paid = due if frac == 1.0 else due * frac
@@ -1280,12 +1270,11 @@ class Model:
         wait = t_recovery - env.now
         if wait > 0:
             yield env.timeout(wait)
-        total = sum(x for x in net if x > 0)
-        if amount <= 0 or total <= 0:
+        if amount <= 0 or not any(x > 0 for x in net):
             return
-        for j, x in enumerate(net):
-            if x > 0:
-                self.pay(env.now, self.borrower, j, _K_REC, amount * x / total, loan)
+        for j, part in enumerate(split_recovery(amount, net)):
+            if part > 0:
+                self.pay(env.now, self.borrower, j, _K_REC, part, loan)
         self.recovered[loan] = amount
 
     def record_months(self) -> Process:
