@@ -97,7 +97,8 @@ year; the national factor follows an AR(1) with ``factors.national_persistence``
 factors are drawn afresh each year. Recoveries count in the year of default. Each party's
 capital starts at ``Party.net_assets`` and moves by ``+ fees - net loss`` each year
 (:attr:`LossResult.capital_paths`). The leverage of a party at the end of year ``y`` is its
-risk-weighted share of the guaranteed principal of cohort ``y`` (weight
+risk-weighted guarantee liability on cohort ``y`` (:mod:`simkit.regulation`: the original
+guarantor the whole covered part, other layers their share; weight
 ``regulation.small_weight`` for loans guaranteed up to ``regulation.small_threshold``,
 ``regulation.default_weight`` above) divided by its capital; a limit counts as breached
 when the capital is exhausted or leverage exceeds ``Party.leverage_limit``.
@@ -135,8 +136,9 @@ from simkit._rng import stream
 from simkit.book import Book, book_for
 from simkit.factors import BetaQuantiles, FactorModel, ar1, beta_from_table, default_threshold
 from simkit.measures import effective_sample_size
+from simkit.regulation import leverage, liability_coefficients, risk_weight
 from simkit.scenario import Scenario
-from simkit.sharing import Allocation, Waterfall, fee_flows
+from simkit.sharing import Allocation, Waterfall, compile_cells, fee_flows
 
 __all__ = ["BAND_MAX_LOANS", "BAND_RATIO", "MAX_SLOTS", "MIN_ESS", "MIN_TAIL_ESS",
            "MIX_PLAIN_PROB",
@@ -242,14 +244,13 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     waterfall = Waterfall.from_scenario(scenario, book.cells)
     flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years)
     parties = scenario.party_names
-    reg = scenario.regulation
-    weight = np.where(book.guaranteed <= reg.small_threshold, reg.small_weight,
-                      reg.default_weight)
+    # guarantee liability per yuan guaranteed, risk-weighted (simkit.regulation)
+    weight = risk_weight(book.guaranteed, scenario.regulation)
     rw_cell = np.bincount(book.cell, weights=book.guaranteed * weight,
                           minlength=len(book.cells))
-    share = waterfall.shares.copy()
-    for k in range(len(waterfall.caps)):
-        share[:, waterfall.capped_party[k]] += waterfall.capped_share[k]
+    liability = np.array([liability_coefficients(p, parties)
+                          for p in compile_cells(scenario, book.cells)]).reshape(
+        len(book.cells), len(parties))
     seg_index = {s: i for i, s in enumerate(book.segment_names)}
     segment_of_cell = np.array([seg_index[s] for s in book.cells.segment], dtype=np.intp)
     lo = book.loadings[order]
@@ -266,7 +267,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
             0, dtype=bool),
         n_cells=len(book.cells), waterfall=waterfall,
         fee_income=flows.net_income(parties), borrower_fees=flows.borrower_paid(),
-        party_exposure=rw_cell @ share,
+        party_exposure=rw_cell @ liability,
         segment_of_cell=segment_of_cell, n_segments=len(book.segment_names), order=order,
     )
 
@@ -1535,8 +1536,7 @@ def _capital(scenario: Scenario, annual: np.ndarray, fees_by_year: np.ndarray,
     limit = np.array([np.inf if p.leverage_limit is None else p.leverage_limit
                       for p in parties])
     cap_end = path[:, 1:, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lev = exposure[None, :, :] / cap_end
+    lev = leverage(exposure[None, :, :], cap_end)  # simkit.regulation
     breach = np.any((cap_end <= 0) | (lev > limit[None, None, :]), axis=1)
     breach &= np.array(limited)[None, :]
     return path, breach, limited

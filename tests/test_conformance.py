@@ -21,7 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simkit
+from simkit.book import book_for
 from simkit.des.fixed import settle_fixed
+from simkit.montecarlo import simulate as mc_simulate
 from simkit.scenario import CAP_BASES, CAP_POOLS, Scenario
 from simkit.sharing import Cells, Waterfall, cap_of_label, fee_flows
 
@@ -174,3 +176,38 @@ def test_generated_agreements_same_allocation_in_both_engines(
         case: tuple[Scenario, tuple[np.ndarray, ...]]) -> None:
     sc, (segment, exposure, defaulted, lgd) = case
     _assert_same(sc, segment, exposure, defaulted, lgd)
+
+
+def test_same_leverage_for_the_same_guarantor_and_book() -> None:
+    """Both engines measure a guarantor's liability by :mod:`simkit.regulation`: the
+    original guarantor the whole covered part it owes the bank (80 % here, not its own
+    40 % layer), the other layers their shares; so the leverage agrees."""
+    data = {
+        "scenario": {"name": "leverage"},
+        "parties": {"bank": {}, "county": {"kind": "guarantor", "net_assets": 5e7,
+                                           "leverage_limit": 10},
+                    "provincial": {"net_assets": 1e9, "leverage_limit": 10},
+                    "local_gov": {}},
+        "agreements": [{"name": "a", "single_limit": 2e6, "layers": [
+            {"party": "bank", "share": 0.2}, {"party": "county", "share": 0.4},
+            {"party": "provincial", "share": 0.3,
+             "cap": {"rate": 0.03, "overflow": "local_gov"}},
+            {"party": "local_gov", "share": 0.1}]}],
+        "segments": [{"name": "smes", "count": 60, "exposure": {
+            "dist": "lognormal", "median": 1e6, "sigma": 0.8},
+            "default_prob": 0.03, "lgd": 0.5}],
+        "run": {"n_paths": 16, "seed": 3},
+    }
+    sc = simkit.from_dict(data)
+    book = book_for(sc)
+    mc = mc_simulate(sc)
+    seg_index = {s.name: i for i, s in enumerate(sc.segments)}
+    segment = np.array([seg_index[book.segment_names[s]] for s in book.segment])
+    des = settle_fixed(sc, segment, book.exposure, np.zeros(len(segment), dtype=bool),
+                       np.zeros(len(segment)))
+    np.testing.assert_allclose(des.weighted_liability, mc.exposure_weighted[0], rtol=1e-12)
+    county, prov = sc.party_names.index("county"), sc.party_names.index("provincial")
+    from simkit.regulation import risk_weight
+    rw = float((book.guaranteed * risk_weight(book.guaranteed, sc.regulation)).sum())
+    assert mc.exposure_weighted[0][county] == pytest.approx(0.8 * rw, rel=1e-12)
+    assert mc.exposure_weighted[0][prov] == pytest.approx(0.3 * rw, rel=1e-12)

@@ -22,6 +22,7 @@ import numpy as np
 
 from simkit.des.ledger import LOSS_KINDS, LedgerArrays
 from simkit.des.model import DAYS_PER_YEAR, Model, _run_to_end
+from simkit.regulation import guaranteed_amount, risk_weight
 from simkit.scenario import Scenario
 
 __all__ = ["FixedSettlement", "settle_fixed"]
@@ -41,6 +42,9 @@ class FixedSettlement:
         Fees received minus paid per party in the first loan year (yuan).
     caps : tuple of str
         The DES cap labels (:func:`simkit.sharing.cap_label`).
+    weighted_liability : ndarray, shape (n_parties,)
+        Risk-weighted guarantee liability per party right after origination (yuan;
+        :mod:`simkit.regulation`).
     ledger : LedgerArrays
     """
 
@@ -48,6 +52,7 @@ class FixedSettlement:
     net_loss: np.ndarray
     fees: np.ndarray
     caps: tuple[str, ...]
+    weighted_liability: np.ndarray
     ledger: LedgerArrays
 
 
@@ -81,13 +86,12 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     exposure = np.asarray(exposure, dtype=np.float64)
     n = len(segment)
     limit = np.array([s.single_limit for s in model.segments])[segment]
-    g = np.minimum(exposure, limit)
+    g = guaranteed_amount(exposure, limit)
     model.app_seg = segment
     model.app_exposure = exposure
     model.app_guaranteed = g
     reg = sc.regulation
-    model.app_weight = np.where(g <= reg.small_threshold, reg.small_weight,
-                                reg.default_weight)
+    model.app_weight = risk_weight(g, reg)
     model.app_gen = np.zeros(n, dtype=np.int64)
     t_def = np.where(np.asarray(defaulted, dtype=bool), float(default_day), np.inf)
     lgd = np.asarray(lgd, dtype=np.float64)
@@ -97,6 +101,7 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     apps = np.arange(n, dtype=np.intp)
     liab = model.coef[segment] * g[:, None]
     model.originate(apps, liab, liab * model.app_weight[:, None], renewal=False)
+    weighted = np.array([inst.weighted for inst in model.institutions])
     _run_to_end(model.env)
     led = model.ledger.freeze()
     k = model.n_parties
@@ -104,4 +109,5 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     fee_kinds = tuple({kind for s in sc.agreements for kind in (f.kind for f in s.fees)})
     fees = (led.balances(fee_kinds, until=0.0)[:k] if fee_kinds else np.zeros(k))
     return FixedSettlement(parties=sc.party_names, net_loss=loss, fees=fees,
-                           caps=tuple(c.label for c in model.caps), ledger=led)
+                           caps=tuple(c.label for c in model.caps),
+                           weighted_liability=weighted, ledger=led)

@@ -163,6 +163,7 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
+from simkit.regulation import guaranteed_amount, liability_coefficients, risk_weight
 from simkit.scenario import BORROWER
 from simkit.sharing import cap_budget, cap_paid_fraction, compile_plan, split_recovery
 
@@ -377,12 +378,7 @@ class Model:
         front = col[plan.front]
         resolved = [(col[lp.party], lp) for lp in plan.layers]
         lender_share = plan.lender_share
-        coef = np.zeros(self.n_accounts)
-        for c, layer in resolved:
-            if c not in (lender, front):
-                coef[c] += layer.share
-        if front != lender:
-            coef[front] = 1.0 - lender_share
+        coef = liability_coefficients(plan, sc.party_names, self.n_accounts)
         steps = []
         regions = sorted({x.region for x in sc.segments})
         for c, layer in resolved:
@@ -497,7 +493,7 @@ class Model:
         self.n_days = n_days
         seg = self.app_seg
         limit = np.array([s.single_limit for s in self.segments])[seg]
-        g = np.minimum(self.app_exposure, limit)
+        g = guaranteed_amount(self.app_exposure, limit)
         self.app_guaranteed = g
         lender_share = np.array([s.lender_share for s in self.segments])[seg]
         covers = (self.seg_front != self.seg_lender)[seg]
@@ -528,9 +524,7 @@ class Model:
             self.app_threshold = stats.t.ppf(pd_eff, self.scenario.factors.dof)
         else:
             self.app_threshold = special.ndtri(pd_eff)
-        reg = self.scenario.regulation
-        self.app_weight = np.where(g <= reg.small_threshold, reg.small_weight,
-                                   reg.default_weight)
+        self.app_weight = risk_weight(g, self.scenario.regulation)
 
     def fates(self, gen: int) -> tuple[np.ndarray, ...]:
         """The fate of every application's loan number ``gen`` (0: the first loan, ``r``:
