@@ -58,6 +58,7 @@ __all__ = [
     "FactorModel",
     "ar1",
     "conditional_default_prob",
+    "default_prob_over",
     "default_threshold",
     "downturn_lgd_mean",
 ]
@@ -220,6 +221,27 @@ class FactorDraw:
         if b[3]:
             m = m + b[3] * self.guarantor[:, guarantor_col]
         return m
+
+
+def default_prob_over(annual_prob: np.ndarray | float,
+                      years: np.ndarray | float) -> np.ndarray:
+    """The time rule: probability of default within ``years`` of a loan with annual
+    default probability ``annual_prob``, at a constant hazard: ``1 - (1 - PD)^years``
+    (computed as ``-expm1(years x log1p(-PD))``; ``years = 1`` gives ``PD``, 0 gives 0).
+
+    Parameters
+    ----------
+    annual_prob : ndarray or float
+        Annual (or, conditional on the factors, conditional annual) default probability.
+    years : ndarray or float
+        Part of the loan's life inside the period (years; broadcast with ``annual_prob``).
+
+    Returns
+    -------
+    ndarray
+        Same shape as the broadcast inputs.
+    """
+    return -np.expm1(years * np.log1p(-annual_prob))
 
 
 def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian",

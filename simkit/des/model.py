@@ -163,6 +163,7 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
+from simkit.factors import default_prob_over
 from simkit.regulation import guaranteed_amount, liability_coefficients, risk_weight
 from simkit.scenario import BORROWER
 from simkit.sharing import cap_budget, cap_paid_fraction, compile_plan, split_recovery
@@ -966,7 +967,7 @@ class Model:
             bz = (load[:, 0] * self.z_nat[cal] + load[:, 1] * self.z_reg[cal, reg]
                   + load[:, 2] * self.z_sec[cal, sec] + load[:, 3] * self.z_gua[cal, front])
             p = special.ndtr((thr / self.mix[cal] - bz) / idio)
-            pk = -np.expm1(length * np.log1p(-p))
+            pk = default_prob_over(p, length)  # the time rule (simkit.factors)
             hit = (u[:, k] < pk) & np.isinf(t_def) & (length > 0)
             t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
         return t_def
