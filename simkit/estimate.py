@@ -1,7 +1,9 @@
 """Closed-form expected loss, fees and net result per party for a whole scenario.
 
 A quick estimate that needs no simulation: each cell's expected covered default amount
-is ``sum(guaranteed x default_prob)``; uncapped layers take their share of it; a capped
+is ``sum(guaranteed x PD_life)`` with ``PD_life`` the default probability over the loan's
+tenor (:func:`simkit.factors.default_prob_over`, fees over the same life); uncapped
+layers take their share of it; a capped
 layer's expected payout treats its pool's default rate as a Vasicek large-pool rate with
 the pool's exposure-weighted default probability and asset correlation equal to the R² of
 the factors all its loans share (DOMAIN.md f1, f5), so the layer pays
@@ -16,12 +18,14 @@ dispersion are ignored) that the Monte Carlo refines.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from simkit import analytic
 from simkit.book import Book, book_for
+from simkit.factors import default_prob_over
 from simkit.scenario import Scenario
 from simkit.sharing import CellPlan, compile_cells, fee_flows
 
@@ -88,8 +92,9 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     n_cells = len(cells)
     lgd = _effective_lgd(scenario, book)
     # expected covered / uncovered default amounts and net losses per cell
-    cov_net = np.bincount(book.cell, book.guaranteed * book.default_prob * lgd, n_cells)
-    unc_net = np.bincount(book.cell, book.uncovered * book.default_prob * lgd, n_cells)
+    pd = default_prob_over(book.default_prob, book.tenor_years)  # over the loan's life
+    cov_net = np.bincount(book.cell, book.guaranteed * pd * lgd, n_cells)
+    unc_net = np.bincount(book.cell, book.uncovered * pd * lgd, n_cells)
     el = np.zeros(len(parties))
     for a_idx, agreement in enumerate(scenario.agreements):
         mine = np.flatnonzero(cells.agreement == a_idx)
@@ -112,7 +117,7 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                     continue
                 in_pool = np.isin(book.cell, pool)
                 w = book.guaranteed[in_pool]
-                dp = float(np.average(book.default_prob[in_pool], weights=w))
+                dp = float(np.average(pd[in_pool], weights=w))
                 rho = float(np.clip(np.average(_shared_r2(book, in_pool), weights=w),
                                     1e-6, 0.999))
                 # pool default rate on the cap's base, capped at the cap rate
@@ -124,7 +129,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                     _book(el, col, plans[c], j, amount * frac_paid)
                     over = plans[c].layers[j].cap.overflow  # type: ignore[union-attr]
                     el[col[over]] += amount * (1 - frac_paid)
-    fees = fee_flows(scenario, book.cell, cells, book.guaranteed, book.tenor_years)
+    fees = fee_flows(scenario, book.cell, cells, book.guaranteed, book.tenor_years,
+                     years=math.inf)
     return ClosedForm(
         parties=parties, expected_loss=el, fee_income=fees.net_income(parties),
         guaranteed=float(book.guaranteed.sum()), exposure=float(book.exposure.sum()),

@@ -227,7 +227,12 @@ def default_prob_over(annual_prob: np.ndarray | float,
                       years: np.ndarray | float) -> np.ndarray:
     """The time rule: probability of default within ``years`` of a loan with annual
     default probability ``annual_prob``, at a constant hazard: ``1 - (1 - PD)^years``
-    (computed as ``-expm1(years x log1p(-PD))``; ``years = 1`` gives ``PD``, 0 gives 0).
+    (computed as ``-expm1(years x log1p(-PD))``; ``years = 1`` gives ``PD`` exactly, 0
+    gives 0).
+
+    This is the one rule for time in every engine: the DES applies it per loan year to
+    the conditional probability, the Monte Carlo and the closed forms to the annual PD
+    over the loan's tenor (the life of one annual cohort, renewals being new loans).
 
     Parameters
     ----------
@@ -241,7 +246,10 @@ def default_prob_over(annual_prob: np.ndarray | float,
     ndarray
         Same shape as the broadcast inputs.
     """
-    return -np.expm1(years * np.log1p(-annual_prob))
+    p = np.asarray(annual_prob, dtype=np.float64)
+    t = np.asarray(years, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # PD = 1: log1p(-1) = -inf, the result 1
+        return np.where(t == 1.0, p, -np.expm1(t * np.log1p(-p)))
 
 
 def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian",

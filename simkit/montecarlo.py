@@ -134,7 +134,14 @@ import simkit
 from simkit import _interrupt
 from simkit._rng import stream
 from simkit.book import Book, book_for
-from simkit.factors import BetaQuantiles, FactorModel, ar1, beta_from_table, default_threshold
+from simkit.factors import (
+    BetaQuantiles,
+    FactorModel,
+    ar1,
+    beta_from_table,
+    default_prob_over,
+    default_threshold,
+)
 from simkit.measures import effective_sample_size
 from simkit.regulation import leverage, liability_coefficients, risk_weight
 from simkit.scenario import Scenario
@@ -206,7 +213,9 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     n = book.n_loans
     copula, dof = scenario.factors.copula, scenario.factors.dof
     gcol = model.guarantor_column(book.guarantor)
-    keys = [book.default_prob, book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
+    # the time rule: a loan's default probability over its life (simkit.factors)
+    life_pd = default_prob_over(book.default_prob, book.tenor_years)
+    keys = [life_pd, book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
             book.loadings[:, 0], gcol, book.sector, book.cell]
     order = np.lexsort(keys)
     group_cols = np.column_stack([book.cell, book.sector, gcol, book.loadings])[order]
@@ -214,7 +223,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     if n > 1:
         new_group[1:] = np.any(group_cols[1:] != group_cols[:-1], axis=1)
     group_id = np.cumsum(new_group) - 1
-    pd_sorted = book.default_prob[order]
+    pd_sorted = life_pd[order]
     group_first = np.flatnonzero(new_group)
     pd_min = pd_sorted[group_first][group_id]
     pd_bin = np.floor(np.log(pd_sorted / pd_min) / math.log(BAND_RATIO) + 1e-12)
@@ -242,7 +251,9 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
         return np.maximum.reduceat(a, first) == np.minimum.reduceat(a, first)
 
     waterfall = Waterfall.from_scenario(scenario, book.cells)
-    flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years)
+    # fees on the same basis as the risk: over each loan's life
+    flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years,
+                      years=math.inf)
     parties = scenario.party_names
     # guarantee liability per yuan guaranteed, risk-weighted (simkit.regulation)
     weight = risk_weight(book.guaranteed, scenario.regulation)

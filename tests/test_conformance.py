@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import simkit
 from simkit.book import book_for
+from simkit.des import simulate as des_simulate
 from simkit.des.fixed import settle_fixed
 from simkit.montecarlo import simulate as mc_simulate
 from simkit.scenario import CAP_BASES, CAP_POOLS, Scenario
@@ -211,3 +212,61 @@ def test_same_leverage_for_the_same_guarantor_and_book() -> None:
     rw = float((book.guaranteed * risk_weight(book.guaranteed, sc.regulation)).sum())
     assert mc.exposure_weighted[0][county] == pytest.approx(0.8 * rw, rel=1e-12)
     assert mc.exposure_weighted[0][prov] == pytest.approx(0.3 * rw, rel=1e-12)
+
+
+def _tenor_scenario(tenor: float, cap: bool) -> Scenario:
+    provincial: dict = {"party": "provincial", "share": 0.3}
+    if cap:
+        provincial["cap"] = {"rate": 0.03, "overflow": "local_gov"}
+    return simkit.from_dict({
+        "scenario": {"name": f"tenor_{tenor}"},
+        "parties": {"bank": {}, "county": {"kind": "guarantor"}, "provincial": {},
+                    "local_gov": {}},
+        "agreements": [{"name": "a", "recovery_lag_years": 0.25, "layers": [
+            {"party": "bank", "share": 0.2}, {"party": "county", "share": 0.5},
+            provincial]}],
+        "factors": {"national": 0.25},
+        "segments": [{"name": "smes", "count": 240, "exposure": 1e6, "default_prob": 0.06,
+                      "lgd": {"mean": 0.5, "sd": 0.2}, "tenor_years": tenor,
+                      "interest_margin": 0.5}],
+        "run": {"n_paths": 4000, "seed": 5},
+        "des": {"years": 1, "mode": "batch", "renewal_prob": 0.0},
+    })
+
+
+_FACTOR_PATH = pytest.mark.xfail(strict=True, reason=(
+    "open: the Monte Carlo draws one factor state per cohort, the DES one per calendar "
+    "year of a loan's life; with a binding cap the capped layer's loss on multi-year "
+    "loans depends on that (uncapped losses agree: the time rule is the same)"))
+
+
+@pytest.mark.parametrize(("tenor", "cap"), [
+    (0.5, False), (1.0, False), (2.0, False), (0.5, True), (1.0, True),
+    pytest.param(2.0, True, marks=_FACTOR_PATH)],
+    ids=["0.5-caps_off", "1-caps_off", "2-caps_off", "0.5-caps_on", "1-caps_on",
+         "2-caps_on"])
+def test_same_cohort_loss_for_every_tenor(tenor: float, cap: bool) -> None:
+    """The time rule (:func:`simkit.factors.default_prob_over`) is the same in both
+    engines: the DES's settled loss of the first year's cohort per guaranteed yuan equals
+    the Monte Carlo's expected loss of its (annual) cohort over the loans' life, per party,
+    within 3 standard errors of the difference."""
+    sc = _tenor_scenario(tenor, cap)
+    mc = mc_simulate(sc)
+    g_mc = float(book_for(sc).guaranteed.sum())
+    mc_rate = mc.losses / g_mc
+    reps = 24
+    des_rate = np.empty((reps, len(sc.party_names)))
+    for r in range(reps):
+        res = des_simulate(sc, replication=r, seed=11)
+        loans = res.loans
+        g = float(loans["guaranteed"][loans["start"] < 365].sum())
+        des_rate[r] = res.cohort_losses[0] / g
+    se = np.sqrt(mc_rate.var(axis=0, ddof=1) / len(mc_rate)
+                 + des_rate.var(axis=0, ddof=1) / reps)
+    diff = des_rate.mean(axis=0) - mc_rate.mean(axis=0)
+    assert np.all(np.abs(diff) <= 3 * se + 1e-12), (diff, se)
+    # the loss grows with the tenor as 1 - (1 - PD)^tenor says (not one year at any tenor)
+    total = mc_rate.sum(axis=1).mean()
+    life_pd = 1 - (1 - 0.06) ** tenor
+    if not cap:
+        assert total == pytest.approx(life_pd * 0.5, rel=0.05)
