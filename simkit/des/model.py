@@ -169,7 +169,6 @@ from simkit.scenario import BORROWER
 from simkit.sharing import cap_budget, cap_paid_fraction, compile_plan, split_recovery
 
 if TYPE_CHECKING:
-    from simkit.des.result import DesResult
     from simkit.scenario import Scenario
 
 __all__ = ["DAYS_PER_MONTH", "DAYS_PER_YEAR", "EVENTS", "REASONS", "Model"]
@@ -1295,12 +1294,22 @@ class Model:
     # ==================================================================================
     # run
     # ==================================================================================
-    def run(self) -> DesResult:
-        """Run to the horizon (then the run-off, if on) and assemble the
-        :class:`~simkit.des.result.DesResult`."""
+    def run(self) -> tuple[float, int]:
+        """Run to the horizon (then the run-off, if on).
+
+        The result is assembled from the finished model by
+        :func:`simkit.des.result.build_result` (:func:`simkit.des.run.simulate` does
+        both), so this module does not import the result module (no import cycle).
+
+        Returns
+        -------
+        wall_seconds : float
+            Wall-clock time of the event loop.
+        simpy_events : int
+            Events scheduled by SimPy.
+        """
         import gc
 
-        from simkit.des.result import build_result
         env = self.env
         started = time.perf_counter()
         enabled = gc.isenabled()
@@ -1316,8 +1325,7 @@ class Model:
             if enabled:
                 gc.enable()
         wall = time.perf_counter() - started
-        simpy_events = next(env._eid)  # events scheduled by SimPy (private counter)
-        return build_result(self, wall_seconds=wall, simpy_events=simpy_events)
+        return wall, next(env._eid)  # events scheduled by SimPy (private counter)
 
 
 def _run_to_end(env: simpy.Environment, check_every: int = 4096) -> None:
