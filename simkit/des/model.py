@@ -155,6 +155,7 @@ from scipy import special
 
 from simkit import _interrupt
 from simkit._rng import stream
+from simkit.des.caps import CapAccount, Step
 from simkit.des.ledger import KIND_CODE, Ledger
 from simkit.des.parties import (
     Account,
@@ -166,7 +167,7 @@ from simkit.des.parties import (
 from simkit.factors import default_prob_over
 from simkit.regulation import guaranteed_amount, liability_coefficients, risk_weight
 from simkit.scenario import BORROWER
-from simkit.sharing import cap_budget, cap_paid_fraction, compile_plan, split_recovery
+from simkit.sharing import compile_plan, split_recovery
 
 if TYPE_CHECKING:
     from simkit.scenario import Scenario
@@ -194,51 +195,6 @@ _FLOW_SERIES = ("applications", "approvals", "new_loans", "new_guaranteed", "def
                 "default_amount", "matured", "renewed", "queued", "claims", "direct_loans",
                 "direct_lent")
 _STOCK_SERIES = ("capital", "outstanding", "weighted_outstanding", "leverage")
-
-
-class _Cap:
-    """State of one capped layer in one pool: base per statistics period (yuan) and the
-    claims accrued per period until its settlement date."""
-
-    __slots__ = ("annualised", "base", "label", "lag", "pending", "period_days", "rate",
-                 "settle_extra", "settled", "share")
-
-    def __init__(self, label: str, rate: float, share: float, annualised: bool,
-                 period_days: float, lag: float):
-        self.label = label
-        self.rate = rate
-        self.share = share
-        self.annualised = annualised
-        self.period_days = period_days
-        self.lag = lag
-        #: days from the end of the period (or the horizon) to its settlement: longest
-        #: tenor of the segments under the cap + claim trigger + payment + the layer's lag
-        self.settle_extra = 0.0
-        self.base: dict[int, float] = {}
-        #: period -> (settlement event, [(loan, step, due, time due, net), ...])
-        self.pending: dict[int, tuple[simpy.Event, list[tuple[Any, ...]]]] = {}
-        #: period -> (total due, budget) once settled
-        self.settled: dict[int, tuple[float, float]] = {}
-
-
-class _Step:
-    """One layer's reimbursement on a defaulted loan of a segment."""
-
-    __slots__ = ("budget", "budget_frac", "cap", "holder", "lag", "overflow", "payer",
-                 "share")
-
-    def __init__(self, payer: int, share: float, cap: int, lag: float, holder: int,
-                 overflow: int, budget: int = -1, budget_frac: float = 0.0):
-        self.payer = payer
-        self.share = share
-        self.cap = cap
-        self.lag = lag
-        self.holder = holder
-        self.overflow = overflow
-        #: fiscal compensation: the budget account and the fraction of what this layer
-        #: pays that it reimburses to the payer (sharing.compensation_fraction)
-        self.budget = budget
-        self.budget_frac = budget_frac
 
 
 class Model:
@@ -295,7 +251,7 @@ class Model:
                                if math.isfinite(a.single_client_limit)]
 
         # -- segments, caps, credit lines ----------------------------------------------
-        self.caps: list[_Cap] = []
+        self.caps: list[CapAccount] = []
         self.lines = [CreditLineState(line, names.index(line.from_party),
                                       names.index(line.to_party))
                       for line in scenario.credit_lines]
@@ -392,7 +348,7 @@ class Model:
                     cap_id = ids[0]
                 else:
                     cap_id = len(self.caps)
-                    self.caps.append(_Cap(label, cap.rate, layer.share,
+                    self.caps.append(CapAccount(label, cap.rate, layer.share,
                                           cap.base == "annualised",
                                           cap.period_years * DAYS_PER_YEAR, layer.lag_days))
                 overflow = col[cap.overflow]
@@ -400,10 +356,10 @@ class Model:
             budget = col[layer.budget] if layer.budget is not None else -1
             if c == holder and cap_id < 0:
                 if budget >= 0:  # the budget reimburses the holder's own compensated share
-                    steps.append(_Step(budget, layer.share * frac, -1, layer.lag_days,
+                    steps.append(Step(budget, layer.share * frac, -1, layer.lag_days,
                                        holder, holder))
                 continue  # the holder's own uncapped share: nothing moves
-            steps.append(_Step(c, layer.share, cap_id, layer.lag_days, holder, overflow,
+            steps.append(Step(c, layer.share, cap_id, layer.lag_days, holder, overflow,
                                budget, frac))
         steps.sort(key=lambda st: st.lag)
         fees = []
@@ -918,10 +874,7 @@ class Model:
             spec = self.segments[s]
             for step in spec.layers:
                 if step.cap >= 0:
-                    cap = self.caps[step.cap]
-                    period = int(now // cap.period_days)
-                    add = per_seg_a[s] if cap.annualised else per_seg_g[s]
-                    cap.base[period] = cap.base.get(period, 0.0) + float(add)
+                    self.caps[step.cap].add_base(now, per_seg_g[s], per_seg_a[s])
         # default draws, per loan year
         kmax = math.ceil(float(tenor.max()) - 1e-12)
         t_def = self.draw_default_times(apps, now)
@@ -1185,7 +1138,7 @@ class Model:
         yield from settlements  # the capped layers pay at their period's settlement
         yield from self.recover(loan, exposure * (1.0 - lgd), t_recovery, net)
 
-    def reimburse(self, loan: int, step: _Step, g: float, t_paid: float,
+    def reimburse(self, loan: int, step: Step, g: float, t_paid: float,
                   net: list[float]) -> Process:
         """Sub-process: one uncapped layer pays its share of a default after its lag."""
         env = self.env
@@ -1198,7 +1151,7 @@ class Model:
         net[step.holder] -= due
         self.compensate(step, due, loan, net)
 
-    def compensate(self, step: _Step, paid: float, loan: int, net: list[float]) -> None:
+    def compensate(self, step: Step, paid: float, loan: int, net: list[float]) -> None:
         """The agreement's budget party (``fiscal_compensation``) reimburses the layer's
         payer ``budget_frac`` of what it just paid on the loan (a ``reimbursement`` flow,
         at once); recoveries, returned pro rata to net payments, then give the budget the
@@ -1210,19 +1163,18 @@ class Model:
         net[step.budget] += amount
         net[step.payer] -= amount
 
-    def accrue(self, loan: int, step: _Step, g: float, t_paid: float, start: float,
+    def accrue(self, loan: int, step: Step, g: float, t_paid: float, start: float,
                net: list[float]) -> simpy.Event:
         """Register what a capped layer owes on a default with the (cap, pool, period of
         origination) it falls in; returns that period's settlement event."""
         cap = self.caps[step.cap]
-        period = int(start // cap.period_days)
+        period = cap.period_of(start)
         entry = cap.pending.get(period)
         if entry is None:
             if period in cap.settled:
                 raise RuntimeError(f"claim on cap {cap.label!r} period {period} after its "
                                    "settlement")
-            end = min((period + 1) * cap.period_days, self.horizon)
-            ev = self.env.timeout(end + cap.settle_extra - self.env.now)
+            ev = self.env.timeout(cap.settlement_time(period, self.horizon) - self.env.now)
             ev.callbacks.append(partial(self.settle_cap, step.cap, period))
             entry = cap.pending[period] = (ev, [])
         entry[1].append((loan, step, step.share * g, t_paid + step.lag, net))
@@ -1234,12 +1186,7 @@ class Model:
         each loan gets ``due x min(1, budget / total due)``, the overflow party pays the
         rest."""
         now = self.env.now
-        cap = self.caps[k]
-        _ev, entries = cap.pending.pop(period)
-        total = math.fsum(e[2] for e in entries)
-        budget = cap_budget(cap.rate, cap.share, cap.base.get(period, 0.0))
-        cap.settled[period] = (total, budget)
-        frac = cap_paid_fraction(total, budget)
+        entries, frac = self.caps[k].close(period)
         for loan, step, due, t_due, net in entries:
             self.accounts[step.holder].receivable -= due
             paid = due if frac == 1.0 else due * frac
