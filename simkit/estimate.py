@@ -1,7 +1,9 @@
 """Closed-form expected loss, fees and net result per party for a whole scenario.
 
 A quick estimate that needs no simulation: each cell's expected covered default amount
-is ``sum(guaranteed x default_prob)``; uncapped layers take their share of it; a capped
+is ``sum(guaranteed x PD_life)`` with ``PD_life`` the default probability over the loan's
+tenor (:func:`simkit.factors.default_prob_over`, fees over the same life); uncapped
+layers take their share of it; a capped
 layer's expected payout treats its pool's default rate as a Vasicek large-pool rate with
 the pool's exposure-weighted default probability and asset correlation equal to the R² of
 the factors all its loans share (DOMAIN.md f1, f5), so the layer pays
@@ -16,6 +18,7 @@ dispersion are ignored) that the Monte Carlo refines.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +26,9 @@ import numpy as np
 
 from simkit import analytic
 from simkit.book import Book, book_for
-from simkit.scenario import Agreement, Scenario
-from simkit.sharing import _pool_keys, compensation_fraction, fee_flows, resolve_party
+from simkit.factors import default_prob_over
+from simkit.scenario import Scenario
+from simkit.sharing import CellPlan, compile_cells, fee_flows
 
 __all__ = ["ClosedForm", "expected_results"]
 
@@ -84,30 +88,28 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     book = book_for(scenario) if book is None else book
     parties = scenario.party_names
     col = {p: i for i, p in enumerate(parties)}
-    kinds = {p.name: p.kind for p in scenario.parties}
     cells = book.cells
+    plans = compile_cells(scenario, cells)
     n_cells = len(cells)
     lgd = _effective_lgd(scenario, book)
     # expected covered / uncovered default amounts and net losses per cell
-    cov_net = np.bincount(book.cell, book.guaranteed * book.default_prob * lgd, n_cells)
-    unc_net = np.bincount(book.cell, book.uncovered * book.default_prob * lgd, n_cells)
+    pd = default_prob_over(book.default_prob, book.tenor_years)  # over the loan's life
+    cov_net = np.bincount(book.cell, book.guaranteed * pd * lgd, n_cells)
+    unc_net = np.bincount(book.cell, book.uncovered * pd * lgd, n_cells)
     el = np.zeros(len(parties))
     for a_idx, agreement in enumerate(scenario.agreements):
         mine = np.flatnonzero(cells.agreement == a_idx)
         if mine.size == 0:
             continue
         el[col[agreement.lender]] += unc_net[mine].sum()
-        for layer in agreement.layers:
-            def party_of(c: int | np.integer, name: str) -> str:
-                return resolve_party(name, kinds, cells.guarantor[c])
-
+        for j, layer in enumerate(agreement.layers):
             if layer.cap is None:
                 for c in mine:
-                    _book(el, col, party_of(c, layer.party), layer.share * cov_net[c],
-                          agreement, layer.party)
+                    _book(el, col, plans[c], j, layer.share * cov_net[c])
                 continue
             cap = layer.cap
-            keys = _pool_keys(cap.pool, cells, mine)
+            keys = [(plans[c].layers[j].party, plans[c].layers[j].cap.pool_key)  # type: ignore[union-attr]
+                    for c in mine]
             for key in dict.fromkeys(keys):
                 pool = mine[[k == key for k in keys]]
                 base = (cells.guaranteed if cap.base == "guaranteed" else cells.annualised)[pool]
@@ -116,7 +118,7 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                     continue
                 in_pool = np.isin(book.cell, pool)
                 w = book.guaranteed[in_pool]
-                dp = float(np.average(book.default_prob[in_pool], weights=w))
+                dp = float(np.average(pd[in_pool], weights=w))
                 rho = float(np.clip(np.average(_shared_r2(book, in_pool), weights=w),
                                     1e-6, 0.999))
                 # pool default rate on the cap's base, capped at the cap rate
@@ -125,11 +127,11 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
                 frac_paid = capped / dp if dp > 0 else 1.0
                 for c in pool:
                     amount = layer.share * cov_net[c]
-                    _book(el, col, party_of(c, layer.party), amount * frac_paid, agreement,
-                          layer.party)
-                    over = party_of(c, cap.overflow)
+                    _book(el, col, plans[c], j, amount * frac_paid)
+                    over = plans[c].layers[j].cap.overflow
                     el[col[over]] += amount * (1 - frac_paid)
-    fees = fee_flows(scenario, book.cell, cells, book.guaranteed, book.tenor_years)
+    fees = fee_flows(scenario, book.cell, cells, book.guaranteed, book.tenor_years,
+                     years=math.inf)
     return ClosedForm(
         parties=parties, expected_loss=el, fee_income=fees.net_income(parties),
         guaranteed=float(book.guaranteed.sum()), exposure=float(book.exposure.sum()),
@@ -137,15 +139,16 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     )
 
 
-def _book(el: np.ndarray, col: dict[str, int], party: str, amount: float,
-          agreement: Agreement, layer_party: str) -> None:
-    """Add a layer's expected loss ``amount`` (yuan) to ``party``, less the part the
-    agreement's fiscal-compensation rule moves to its budget party."""
-    f = compensation_fraction(agreement, layer_party)
-    el[col[party]] += amount * (1.0 - f)
+def _book(el: np.ndarray, col: dict[str, int], plan: CellPlan, j: int,
+          amount: float) -> None:
+    """Add layer ``j``'s expected loss ``amount`` (yuan) to its acting party, less the
+    part the agreement's fiscal-compensation rule moves to its budget party."""
+    layer = plan.layers[j]
+    f = layer.compensation
+    el[col[layer.party]] += amount * (1.0 - f)
     if f > 0:
-        assert agreement.fiscal_compensation is not None
-        el[col[agreement.fiscal_compensation.from_party]] += amount * f
+        assert layer.budget is not None
+        el[col[layer.budget]] += amount * f
 
 
 def _shared_r2(book: Book, in_pool: np.ndarray) -> np.ndarray:

@@ -64,6 +64,7 @@ __all__ = [
     "beta_from_table",
     "beta_shape",
     "conditional_default_prob",
+    "default_prob_over",
     "default_threshold",
     "downturn_lgd_mean",
     "idiosyncratic_sd",
@@ -260,6 +261,35 @@ def idiosyncratic_sd(r_squared: float | np.ndarray) -> float | np.ndarray:
     if isinstance(r_squared, float):
         return math.sqrt(1.0 - r_squared)
     return np.sqrt(1.0 - np.asarray(r_squared, dtype=np.float64))
+
+
+def default_prob_over(annual_prob: np.ndarray | float,
+                      years: np.ndarray | float) -> np.ndarray:
+    """The time rule: probability of default within ``years`` of a loan with annual
+    default probability ``annual_prob``, at a constant hazard: ``1 - (1 - PD)^years``
+    (computed as ``-expm1(years x log1p(-PD))``; ``years = 1`` gives ``PD`` exactly, 0
+    gives 0).
+
+    This is the one rule for time in every engine: the DES applies it per loan year to
+    the conditional probability, the Monte Carlo and the closed forms to the annual PD
+    over the loan's tenor (the life of one annual cohort, renewals being new loans).
+
+    Parameters
+    ----------
+    annual_prob : ndarray or float
+        Annual (or, conditional on the factors, conditional annual) default probability.
+    years : ndarray or float
+        Part of the loan's life inside the period (years; broadcast with ``annual_prob``).
+
+    Returns
+    -------
+    ndarray
+        Same shape as the broadcast inputs.
+    """
+    p = np.asarray(annual_prob, dtype=np.float64)
+    t = np.asarray(years, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # PD = 1: log1p(-1) = -inf, the result 1
+        return np.where(t == 1.0, p, -np.expm1(t * np.log1p(-p)))
 
 
 def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian",

@@ -97,7 +97,8 @@ year; the national factor follows an AR(1) with ``factors.national_persistence``
 factors are drawn afresh each year. Recoveries count in the year of default. Each party's
 capital starts at ``Party.net_assets`` and moves by ``+ fees - net loss`` each year
 (:attr:`LossResult.capital_paths`). The leverage of a party at the end of year ``y`` is its
-risk-weighted share of the guaranteed principal of cohort ``y`` (weight
+risk-weighted guarantee liability on cohort ``y`` (:mod:`simkit.regulation`: the original
+guarantor the whole covered part, other layers their share; weight
 ``regulation.small_weight`` for loans guaranteed up to ``regulation.small_threshold``,
 ``regulation.default_weight`` above) divided by its capital; a limit counts as breached
 when the capital is exhausted or leverage exceeds ``Party.leverage_limit``.
@@ -140,6 +141,7 @@ from simkit.factors import (
     beta_from_table,
     beta_shape,
     conditional_default_prob,
+    default_prob_over,
     default_threshold,
     downturn_lgd_mean,
     idiosyncratic_sd,
@@ -154,8 +156,9 @@ from simkit.lossresult import (
     time_basis,
 )
 from simkit.measures import effective_sample_size
+from simkit.regulation import leverage, liability_coefficients, risk_weight
 from simkit.scenario import Scenario
-from simkit.sharing import Allocation, Waterfall, fee_flows
+from simkit.sharing import Allocation, Waterfall, compile_cells, fee_flows
 
 __all__ = ["BAND_MAX_LOANS", "BAND_RATIO", "MAX_SLOTS", "MIN_ESS", "MIN_TAIL_ESS",
            "MIX_PLAIN_PROB",
@@ -224,7 +227,9 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     n = book.n_loans
     copula, dof = scenario.factors.copula, scenario.factors.dof
     gcol = model.guarantor_column(book.guarantor)
-    keys = [book.default_prob, book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
+    # the time rule: a loan's default probability over its life (simkit.factors)
+    life_pd = default_prob_over(book.default_prob, book.tenor_years)
+    keys = [life_pd, book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
             book.loadings[:, 0], gcol, book.sector, book.cell]
     order = np.lexsort(keys)
     group_cols = np.column_stack([book.cell, book.sector, gcol, book.loadings])[order]
@@ -232,7 +237,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     if n > 1:
         new_group[1:] = np.any(group_cols[1:] != group_cols[:-1], axis=1)
     group_id = np.cumsum(new_group) - 1
-    pd_sorted = book.default_prob[order]
+    pd_sorted = life_pd[order]
     group_first = np.flatnonzero(new_group)
     pd_min = pd_sorted[group_first][group_id]
     pd_bin = np.floor(np.log(pd_sorted / pd_min) / math.log(BAND_RATIO) + 1e-12)
@@ -258,16 +263,17 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
         return np.maximum.reduceat(a, first) == np.minimum.reduceat(a, first)
 
     waterfall = Waterfall.from_scenario(scenario, book.cells)
-    flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years)
+    # fees on the same basis as the risk: over each loan's life
+    flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years,
+                      years=math.inf)
     parties = scenario.party_names
-    reg = scenario.regulation
-    weight = np.where(book.guaranteed <= reg.small_threshold, reg.small_weight,
-                      reg.default_weight)
+    # guarantee liability per yuan guaranteed, risk-weighted (simkit.regulation)
+    weight = risk_weight(book.guaranteed, scenario.regulation)
     rw_cell = np.bincount(book.cell, weights=book.guaranteed * weight,
                           minlength=len(book.cells))
-    share = waterfall.shares.copy()
-    for k in range(len(waterfall.caps)):
-        share[:, waterfall.capped_party[k]] += waterfall.capped_share[k]
+    liability = np.array([liability_coefficients(p, parties)
+                          for p in compile_cells(scenario, book.cells)]).reshape(
+        len(book.cells), len(parties))
     seg_index = {s: i for i, s in enumerate(book.segment_names)}
     segment_of_cell = np.array([seg_index[s] for s in book.cells.segment], dtype=np.intp)
     lo = book.loadings[order]
@@ -284,7 +290,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
             0, dtype=bool),
         n_cells=len(book.cells), waterfall=waterfall,
         fee_income=flows.net_income(parties), borrower_fees=flows.borrower_paid(),
-        party_exposure=rw_cell @ share,
+        party_exposure=rw_cell @ liability,
         segment_of_cell=segment_of_cell, n_segments=len(book.segment_names), order=order,
     )
 
@@ -1328,8 +1334,7 @@ def _capital(scenario: Scenario, annual: np.ndarray, fees_by_year: np.ndarray,
     limit = np.array([np.inf if p.leverage_limit is None else p.leverage_limit
                       for p in parties])
     cap_end = path[:, 1:, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lev = exposure[None, :, :] / cap_end
+    lev = leverage(exposure[None, :, :], cap_end)  # simkit.regulation
     breach = np.any((cap_end <= 0) | (lev > limit[None, None, :]), axis=1)
     breach &= np.array(limited)[None, :]
     return path, breach, limited

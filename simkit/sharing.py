@@ -33,8 +33,10 @@ import numpy as np
 from simkit.book import Cells  # Cells live with the book; re-exported here
 from simkit.scenario import BORROWER, Agreement, Scenario
 
-__all__ = ["Allocation", "Cells", "FeeFlows", "Waterfall", "compensation_fraction",
-           "fee_flows"]
+__all__ = ["Allocation", "CapPlan", "CellPlan", "Cells", "FeeFlows", "FeePlan", "LayerPlan",
+           "Waterfall", "cap_budget", "cap_label", "cap_name", "cap_of_label",
+           "cap_paid_fraction", "compensation_fraction", "compile_cells", "compile_plan",
+           "fee_amount", "fee_flows", "resolve_party", "split_recovery"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ class CapSpec:
     cells: np.ndarray
     limit: float
 
+    @property
+    def name(self) -> str:
+        """:func:`cap_name`, the name in every report."""
+        return cap_name(self.agreement, self.party)
+
 
 @dataclass(eq=False)
 class Waterfall:
@@ -142,7 +149,7 @@ class Waterfall:
     @classmethod
     def from_scenario(cls, scenario: Scenario, cells: Cells,
                       base_scale: float = 1.0) -> Waterfall:
-        """Compile the scenario's agreements for ``cells``.
+        """Compile the scenario's agreements for ``cells`` (from :func:`compile_cells`).
 
         Parameters
         ----------
@@ -151,7 +158,7 @@ class Waterfall:
         """
         parties = scenario.party_names
         col = {p: i for i, p in enumerate(parties)}
-        kinds = {p.name: p.kind for p in scenario.parties}
+        plans = compile_cells(scenario, cells)
         n_cells, n_parties = len(cells), len(parties)
         shares = np.zeros((n_cells, n_parties))
         lender = np.zeros(n_cells, dtype=np.intp)
@@ -168,35 +175,34 @@ class Waterfall:
             if rule is not None:
                 comp_frac[mine] = compensation_fraction(agreement, rule.to_party)
                 comp_from[mine], comp_to[mine] = col[rule.from_party], col[rule.to_party]
-            for layer in agreement.layers:
-                party_of = [resolve_party(layer.party, kinds, cells.guarantor[c]) for c in mine]
+            for j, layer in enumerate(agreement.layers):
+                rules = [plans[c].layers[j] for c in mine]
+                party_of = [r.party for r in rules]
                 if layer.cap is None:
                     for c, p in zip(mine, party_of, strict=True):
                         shares[c, col[p]] += layer.share
                     continue
-                cap = layer.cap
-                keys = _pool_keys(cap.pool, cells, mine)
+                keys = [r.cap.pool_key for r in rules]  # type: ignore[union-attr]
                 uniq = sorted(set(keys))
                 pool_idx = np.full(n_cells, -1, dtype=np.intp)
                 pool_idx[mine] = [uniq.index(k) for k in keys]
-                base = cells.guaranteed if cap.base == "guaranteed" else cells.annualised
+                base = cells.guaranteed if layer.cap.base == "guaranteed" else cells.annualised
                 # a capped guarantor-kind layer maps to each cell's own guarantor: every
                 # guarantor gets its own cap on its own cells (its pools, its base)
                 for p in sorted(set(party_of)):
                     sel = mine[[q == p for q in party_of]]
                     limits = np.zeros(len(uniq))
-                    np.add.at(limits, pool_idx[sel], cap.rate * layer.share * base[sel]
-                              * base_scale)
+                    np.add.at(limits, pool_idx[sel],
+                              cap_budget(layer.cap.rate, layer.share, base[sel]) * base_scale)
                     row = np.zeros(n_cells)
                     row[sel] = layer.share
                     pidx = np.full(n_cells, -1, dtype=np.intp)
                     pidx[sel] = pool_idx[sel]
-                    spec = CapSpec(agreement.name, p, cap.overflow, cap.pool, sel,
+                    spec = CapSpec(agreement.name, p, layer.cap.overflow, layer.cap.pool, sel,
                                    float(limits.sum()))
-                    # a guarantor-kind overflow party is the cell's own original guarantor
-                    over = np.full(n_cells, col[cap.overflow], dtype=np.intp)
+                    over = np.full(n_cells, col[layer.cap.overflow], dtype=np.intp)
                     for c in sel:
-                        over[c] = col[resolve_party(cap.overflow, kinds, cells.guarantor[c])]
+                        over[c] = col[plans[c].layers[j].cap.overflow]
                     cap_rows.append((row, col[p], over, pidx, limits, spec))
         n_caps = len(cap_rows)
         return cls(
@@ -262,8 +268,7 @@ class Waterfall:
             raw = covered[:, cells_k] * self.capped_share[k, cells_k]  # (n, cells_k)
             pool_raw = raw @ pool_onehot
             pool_paid = np.minimum(pool_raw, self.pool_limit[k][None, :])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = np.where(pool_raw > 0, pool_paid / pool_raw, 1.0)
+            scale = np.asarray(cap_paid_fraction(pool_raw, self.pool_limit[k][None, :]))
             cell_paid = raw * scale[:, pools_k]
             refused = raw - cell_paid
             rf = rec_frac[:, cells_k]
@@ -374,14 +379,246 @@ def resolve_party(name: str, kinds: dict[str, str], guarantor: str | None) -> st
     return name
 
 
-def _pool_keys(pool: str, cells: Cells, mine: np.ndarray) -> list[str]:
-    if pool == "agreement":
-        return ["all"] * len(mine)
-    if pool == "guarantor":  # cells without a named guarantor share one pool
-        return ["" if cells.guarantor[c] is None else f"g:{cells.guarantor[c]}" for c in mine]
-    if pool == "region":
-        return [cells.region[c] for c in mine]
-    return [cells.segment[c] for c in mine]
+# ======================================================================================
+# the rulebook: one compiled plan per group of loans, read by every engine
+# ======================================================================================
+def cap_name(agreement: str, party: str) -> str:
+    """The name of a capped layer in every report: ``"agreement:party"`` (the party as
+    resolved for the loans, so each original guarantor's capped layer has its own)."""
+    return f"{agreement}:{party}"
+
+
+def cap_label(name: str, pool: str, key: str) -> str:
+    """The name of one pool of a cap: :func:`cap_name` alone for the ``"agreement"``
+    pool (one pool), else ``"agreement:party:pool=key"``. The Monte Carlo reports a cap
+    summed over its pools under :func:`cap_name`; the DES reports each pool, so a DES
+    label maps to its Monte Carlo cap by :func:`cap_of_label`."""
+    return name if pool == "agreement" else f"{name}:{pool}={key}"
+
+
+def cap_of_label(label: str) -> str:
+    """The :func:`cap_name` of a pool label from :func:`cap_label`."""
+    head, _, tail = label.rpartition(":")
+    return head if "=" in tail and head else label
+
+
+def cap_budget(rate: float, share: float, base: float | np.ndarray) -> float | np.ndarray:
+    """What a capped layer pays at most in one statistics period and pool:
+    ``rate x share x base`` (yuan; ``base`` in yuan or yuan-years)."""
+    return rate * share * base
+
+
+def cap_paid_fraction(total_due: float | np.ndarray,
+                      budget: float | np.ndarray) -> float | np.ndarray:
+    """Fraction of what a capped layer owes in a pool and period that it pays: the
+    pro-rata refusal ``min(1, budget / total due)``, 1 where nothing is due. Every claim
+    of the pool and period gets the same fraction; the rest goes to the overflow party.
+    """
+    if np.ndim(total_due) == 0 and np.ndim(budget) == 0:
+        return 1.0 if total_due <= budget else max(float(budget), 0.0) / float(total_due)
+    with np.errstate(all="ignore"):  # the discarded branch may divide by ~0
+        return np.where(total_due > budget, np.maximum(budget, 0.0) / total_due, 1.0)
+
+
+def fee_amount(rate: float, rate_above: float, threshold: float, share: float,
+               guaranteed: np.ndarray, years: np.ndarray | float) -> np.ndarray:
+    """The one fee formula: ``r x guaranteed x share x years`` per loan (yuan), with ``r``
+    = ``rate_above`` for guaranteed amounts above ``threshold``, else ``rate``.
+
+    Parameters
+    ----------
+    guaranteed : ndarray, shape (n,)
+        Guaranteed amount per loan (yuan).
+    years : ndarray, shape (n,), or float
+        Time charged per loan (years): tenor prorated, ``min(tenor, period)``.
+    """
+    return np.where(guaranteed > threshold, rate_above, rate) * guaranteed * share * years
+
+
+def split_recovery(amount: float, net: list[float]) -> list[float]:
+    """A loan's recovery returned pro rata to what each party paid net on it (parties
+    with a net payment <= 0 get nothing); zeros when nothing was paid."""
+    total = sum(x for x in net if x > 0)
+    if amount <= 0 or total <= 0:
+        return [0.0] * len(net)
+    return [amount * x / total if x > 0 else 0.0 for x in net]
+
+
+@dataclass(frozen=True)
+class CapPlan:
+    """A layer's portfolio cap as it applies to one cell.
+
+    Attributes
+    ----------
+    name : str
+        :func:`cap_name` (the report name of the capped layer).
+    pool, pool_key : str
+        Pool kind (``agreement``, ``guarantor``, ``region``, ``segment``) and the cell's
+        pool value (``"all"``, the acting guarantor, the region or the segment).
+    rate : float
+    base : str
+        ``"guaranteed"`` or ``"annualised"`` (yuan-years).
+    period_years : float
+        Length of a statistics period (whole years).
+    overflow : str
+        Party bearing what the cap refuses, resolved for the cell.
+    """
+
+    name: str
+    pool: str
+    pool_key: str
+    rate: float
+    base: str
+    period_years: float
+    overflow: str
+
+    @property
+    def label(self) -> str:
+        """The pool's name (:func:`cap_label`)."""
+        return cap_label(self.name, self.pool, self.pool_key)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer of an agreement resolved for a cell.
+
+    Attributes
+    ----------
+    party : str
+        The acting party (guarantor-kind layers: the cell's own original guarantor).
+    written : str
+        The party as the agreement names it.
+    share : float
+    lag_days : float
+    cap : CapPlan or None
+    compensation : float
+        :func:`compensation_fraction` of what this layer pays borne by ``budget``.
+    budget : str or None
+        The fiscal-compensation budget party (None without a rule for this layer).
+    """
+
+    party: str
+    written: str
+    share: float
+    lag_days: float
+    cap: CapPlan | None
+    compensation: float = 0.0
+    budget: str | None = None
+
+
+@dataclass(frozen=True)
+class FeePlan:
+    """One fee of an agreement resolved for a cell (payer may be ``"borrower"``)."""
+
+    payer: str
+    payee: str
+    kind: str
+    rate: float
+    rate_above: float
+    threshold: float
+    share: float
+
+    def amount(self, guaranteed: np.ndarray, years: np.ndarray | float) -> np.ndarray:
+        """Yuan per loan: :func:`fee_amount`."""
+        return fee_amount(self.rate, self.rate_above, self.threshold, self.share,
+                          guaranteed, years)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """An agreement compiled for one group of loans (cell or DES segment).
+
+    Attributes
+    ----------
+    agreement : str
+    agreement_index : int
+    lender : str
+    front : str
+        The party that pays the bank the covered part (the guarantor-kind layer's
+        acting party; else the first other layer with a share; else the lender).
+    lender_share : float
+        The lender's own layer share of the guaranteed amount.
+    single_limit : float
+        Guaranteed amount per loan at most (yuan); the rest stays with the lender.
+    recovery_lag_years : float
+    layers : tuple of LayerPlan
+        In the agreement's order.
+    fees : tuple of FeePlan
+    """
+
+    agreement: str
+    agreement_index: int
+    lender: str
+    front: str
+    lender_share: float
+    single_limit: float
+    recovery_lag_years: float
+    layers: tuple[LayerPlan, ...]
+    fees: tuple[FeePlan, ...]
+
+    def guaranteed(self, exposure: np.ndarray) -> np.ndarray:
+        """Guaranteed amount per loan, ``min(exposure, single_limit)`` (yuan)."""
+        return np.minimum(exposure, self.single_limit)
+
+
+def compile_plan(scenario: Scenario, agreement_index: int, guarantor: str | None,
+                 region: str, segment: str) -> CellPlan:
+    """Compile agreement ``agreement_index`` for loans with original guarantor
+    ``guarantor`` (None: the agreement's own), in ``region`` and ``segment``: the one
+    place where parties are resolved, pools keyed, fees and compensation read."""
+    agreement = scenario.agreements[agreement_index]
+    kinds = {p.name: p.kind for p in scenario.parties}
+
+    def resolve(name: str) -> str:
+        return resolve_party(name, kinds, guarantor)
+
+    resolved = [resolve(layer.party) for layer in agreement.layers]
+    lender = agreement.lender
+    gua = [r for r, layer in zip(resolved, agreement.layers, strict=True)
+           if kinds.get(layer.party) == "guarantor"]
+    others = [r for r, layer in zip(resolved, agreement.layers, strict=True)
+              if r != lender and layer.share > 0]
+    front = gua[0] if gua else (others[0] if others else lender)
+    rule = agreement.fiscal_compensation
+    layers = []
+    for party, layer in zip(resolved, agreement.layers, strict=True):
+        cap = None
+        if layer.cap is not None:
+            c = layer.cap
+            key = {"agreement": "all", "guarantor": front, "region": region,
+                   "segment": segment}[c.pool]
+            cap = CapPlan(cap_name(agreement.name, party), c.pool, key, c.rate, c.base,
+                          c.period_years, resolve(c.overflow))
+        frac = compensation_fraction(agreement, layer.party)
+        layers.append(LayerPlan(party, layer.party, layer.share, layer.lag_days, cap, frac,
+                                rule.from_party if frac > 0 and rule is not None else None))
+    fees = tuple(
+        FeePlan(BORROWER if fee.from_party == BORROWER else resolve(fee.from_party),
+                resolve(fee.to_party), fee.kind, fee.rate,
+                fee.rate if fee.rate_above is None else fee.rate_above, fee.threshold,
+                1.0 if fee.on_share_of is None else agreement.share_of(fee.on_share_of))
+        for fee in agreement.fees)
+    return CellPlan(
+        agreement=agreement.name, agreement_index=agreement_index, lender=lender,
+        front=front, lender_share=sum(layer.share for r, layer in
+                                      zip(resolved, agreement.layers, strict=True)
+                                      if r == lender),
+        single_limit=agreement.single_limit,
+        recovery_lag_years=agreement.recovery_lag_years, layers=tuple(layers), fees=fees)
+
+
+def compile_cells(scenario: Scenario, cells: Cells) -> tuple[CellPlan, ...]:
+    """:func:`compile_plan` for every cell (compiled once per distinct key)."""
+    memo: dict[tuple[int, str | None, str, str], CellPlan] = {}
+    out = []
+    for c in range(len(cells)):
+        key = (int(cells.agreement[c]), cells.guarantor[c], cells.region[c],
+               cells.segment[c])
+        plan = memo.get(key)
+        if plan is None:
+            plan = memo[key] = compile_plan(scenario, *key)
+        out.append(plan)
+    return tuple(out)
 
 
 def fee_flows(
@@ -406,7 +643,7 @@ def fee_flows(
     FeeFlows
         One flow per (agreement fee, payee party) with the yuan amount.
     """
-    kinds = {p.name: p.kind for p in scenario.parties}
+    plans = compile_cells(scenario, cells)
     n_cells = len(cells)
     time = np.minimum(tenor_years, years)
     totals: dict[tuple[str, str, str], float] = {}
@@ -414,17 +651,14 @@ def fee_flows(
         mine = np.flatnonzero(cells.agreement == a_idx)
         if mine.size == 0:
             continue
-        for fee in agreement.fees:
-            rate = np.where(guaranteed > fee.threshold,
-                            fee.rate if fee.rate_above is None else fee.rate_above, fee.rate)
-            share = 1.0 if fee.on_share_of is None else agreement.share_of(fee.on_share_of)
-            per_cell = np.bincount(cell_of_loan, weights=rate * guaranteed * share * time,
-                                   minlength=n_cells)
+        for f_idx in range(len(agreement.fees)):
+            # the formula is the agreement's; only payer and payee are resolved per cell
+            per_cell = np.bincount(
+                cell_of_loan, weights=plans[mine[0]].fees[f_idx].amount(guaranteed, time),
+                minlength=n_cells)
             for c in mine:
-                # the agreement's guarantor-kind party is replaced by the cell's guarantor
-                g = cells.guarantor[c]
-                key = (resolve_party(fee.from_party, kinds, g),
-                       resolve_party(fee.to_party, kinds, g), fee.kind)
+                rule = plans[c].fees[f_idx]
+                key = (rule.payer, rule.payee, rule.kind)
                 totals[key] = totals.get(key, 0.0) + float(per_cell[c])
     keys = sorted(totals)
     return FeeFlows(

@@ -826,3 +826,21 @@ def test_checks_pass_over_seeds_and_magnitudes(changes: dict[str, Any], seed: in
     """Money conserved and each loss borne once for many seeds and extreme magnitudes."""
     r = checked(simulate(scenario(**changes), seed=seed, years=2))
     assert r.check_detail["state_vs_ledger"] <= r.check_detail["state_vs_ledger_tolerance"]
+
+
+def test_model_does_not_import_the_result_module() -> None:
+    """The model <-> result import cycle is broken: ``des/model.py`` imports neither
+    ``simkit.des.result`` nor anything that names it; the result module reads a finished
+    model (:func:`simkit.des.result.build_result`, called by ``des.run.simulate``)."""
+    import ast
+    from pathlib import Path
+
+    import simkit.des.model as model_module
+
+    tree = ast.parse(Path(model_module.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert "simkit.des.result" not in imported
+    assert "simkit.des.run" not in imported

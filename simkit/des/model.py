@@ -155,6 +155,7 @@ from scipy import special
 
 from simkit import _interrupt
 from simkit._rng import stream
+from simkit.des.caps import CapAccount, Step
 from simkit.des.ledger import KIND_CODE, Ledger
 from simkit.des.parties import (
     Account,
@@ -163,10 +164,12 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
-from simkit.sharing import compensation_fraction, resolve_party
+from simkit.factors import default_prob_over
+from simkit.regulation import guaranteed_amount, liability_coefficients, risk_weight
+from simkit.scenario import BORROWER
+from simkit.sharing import compile_plan, split_recovery
 
 if TYPE_CHECKING:
-    from simkit.des.result import DesResult
     from simkit.scenario import Scenario
 
 __all__ = ["DAYS_PER_MONTH", "DAYS_PER_YEAR", "EVENTS", "REASONS", "Model"]
@@ -192,51 +195,6 @@ _FLOW_SERIES = ("applications", "approvals", "new_loans", "new_guaranteed", "def
                 "default_amount", "matured", "renewed", "queued", "claims", "direct_loans",
                 "direct_lent")
 _STOCK_SERIES = ("capital", "outstanding", "weighted_outstanding", "leverage")
-
-
-class _Cap:
-    """State of one capped layer in one pool: base per statistics period (yuan) and the
-    claims accrued per period until its settlement date."""
-
-    __slots__ = ("annualised", "base", "label", "lag", "pending", "period_days", "rate",
-                 "settle_extra", "settled", "share")
-
-    def __init__(self, label: str, rate: float, share: float, annualised: bool,
-                 period_days: float, lag: float):
-        self.label = label
-        self.rate = rate
-        self.share = share
-        self.annualised = annualised
-        self.period_days = period_days
-        self.lag = lag
-        #: days from the end of the period (or the horizon) to its settlement: longest
-        #: tenor of the segments under the cap + claim trigger + payment + the layer's lag
-        self.settle_extra = 0.0
-        self.base: dict[int, float] = {}
-        #: period -> (settlement event, [(loan, step, due, time due, net), ...])
-        self.pending: dict[int, tuple[simpy.Event, list[tuple[Any, ...]]]] = {}
-        #: period -> (total due, budget) once settled
-        self.settled: dict[int, tuple[float, float]] = {}
-
-
-class _Step:
-    """One layer's reimbursement on a defaulted loan of a segment."""
-
-    __slots__ = ("budget", "budget_frac", "cap", "holder", "lag", "overflow", "payer",
-                 "share")
-
-    def __init__(self, payer: int, share: float, cap: int, lag: float, holder: int,
-                 overflow: int, budget: int = -1, budget_frac: float = 0.0):
-        self.payer = payer
-        self.share = share
-        self.cap = cap
-        self.lag = lag
-        self.holder = holder
-        self.overflow = overflow
-        #: fiscal compensation: the budget account and the fraction of what this layer
-        #: pays that it reimburses to the payer (sharing.compensation_fraction)
-        self.budget = budget
-        self.budget_frac = budget_frac
 
 
 class Model:
@@ -300,7 +258,7 @@ class Model:
                                if math.isfinite(a.single_client_limit)]
 
         # -- segments, caps, credit lines ----------------------------------------------
-        self.caps: list[_Cap] = []
+        self.caps: list[CapAccount] = []
         self.lines = [CreditLineState(line, names.index(line.from_party),
                                       names.index(line.to_party))
                       for line in scenario.credit_lines]
@@ -372,68 +330,51 @@ class Model:
     # set-up
     # ==================================================================================
     def _compile_segment(self, s: int, seg: Any) -> EnterpriseSegment:
+        """The segment's agreement as the rulebook compiles it (:func:`compile_plan`),
+        turned into account indices and settlement steps."""
         sc = self.scenario
-        names = sc.party_names
-        kinds = {p.name: p.kind for p in sc.parties}
-        col = {n: i for i, n in enumerate(names)}
+        col = {n: i for i, n in enumerate(sc.party_names)}
+        col[BORROWER] = self.borrower
         a_idx = [a.name for a in sc.agreements].index(seg.agreement)
-        ag = sc.agreements[a_idx]
-
-        def resolve(name: str) -> int:
-            return col[resolve_party(name, kinds, seg.guarantor)]
-
+        plan = compile_plan(sc, a_idx, seg.guarantor, seg.region, seg.name)
         out = EnterpriseSegment(s, seg)
-        lender = col[ag.lender]
-        resolved = [(resolve(layer.party), layer) for layer in ag.layers]
-        guarantors = [c for (c, layer) in resolved if kinds[layer.party] == "guarantor"]
-        others = [c for (c, layer) in resolved if c != lender and layer.share > 0]
-        front = guarantors[0] if guarantors else (others[0] if others else lender)
-        lender_share = sum(layer.share for c, layer in resolved if c == lender)
-        coef = np.zeros(self.n_accounts)
-        for c, layer in resolved:
-            if c not in (lender, front):
-                coef[c] += layer.share
-        if front != lender:
-            coef[front] = 1.0 - lender_share
+        lender = col[plan.lender]
+        front = col[plan.front]
+        resolved = [(col[lp.party], lp) for lp in plan.layers]
+        lender_share = plan.lender_share
+        coef = liability_coefficients(plan, sc.party_names, self.n_accounts)
         steps = []
         regions = sorted({x.region for x in sc.segments})
-        for _k, (c, layer) in enumerate(resolved):
+        for c, layer in resolved:
             holder = lender if c == lender else front
             cap_id, overflow = -1, holder
             if layer.cap is not None:
                 cap = layer.cap
-                pool = {"agreement": "all", "guarantor": names[front], "region": seg.region,
-                        "segment": seg.name}[cap.pool]
-                label = f"{ag.name}:{names[c]}:{cap.pool}={pool}"
+                label = cap.label
                 ids = [i for i, x in enumerate(self.caps) if x.label == label]
                 if ids:
                     cap_id = ids[0]
                 else:
                     cap_id = len(self.caps)
-                    self.caps.append(_Cap(label, cap.rate, layer.share,
+                    self.caps.append(CapAccount(label, cap.rate, layer.share,
                                           cap.base == "annualised",
                                           cap.period_years * DAYS_PER_YEAR, layer.lag_days))
-                overflow = resolve(cap.overflow)
-            frac = compensation_fraction(ag, layer.party)
-            budget = (col[ag.fiscal_compensation.from_party]
-                      if frac > 0 and ag.fiscal_compensation is not None else -1)
+                overflow = col[cap.overflow]
+            frac = layer.compensation
+            budget = col[layer.budget] if layer.budget is not None else -1
             if c == holder and cap_id < 0:
                 if budget >= 0:  # the budget reimburses the holder's own compensated share
-                    steps.append(_Step(budget, layer.share * frac, -1, layer.lag_days,
+                    steps.append(Step(budget, layer.share * frac, -1, layer.lag_days,
                                        holder, holder))
                 continue  # the holder's own uncapped share: nothing moves
-            steps.append(_Step(c, layer.share, cap_id, layer.lag_days, holder, overflow,
+            steps.append(Step(c, layer.share, cap_id, layer.lag_days, holder, overflow,
                                budget, frac))
         steps.sort(key=lambda st: st.lag)
         fees = []
         fee_rate = 0.0
-        for fee in ag.fees:
-            payer = self.borrower if fee.from_party == "borrower" else resolve(fee.from_party)
-            payee = resolve(fee.to_party)
-            share = 1.0 if fee.on_share_of is None else ag.share_of(fee.on_share_of)
-            above = fee.rate if fee.rate_above is None else fee.rate_above
-            fees.append((payer, payee, KIND_CODE[fee.kind], fee.rate, above, fee.threshold,
-                         share))
+        for fee in plan.fees:
+            payer, payee = col[fee.payer], col[fee.payee]
+            fees.append((payer, payee, KIND_CODE[fee.kind], fee))
             if payer == self.borrower and payee == front:
                 fee_rate += fee.rate
         inside = {c for c, layer in resolved if layer.share > 0} | {front}
@@ -454,8 +395,8 @@ class Model:
         out.lgd_mean = seg.lgd.mean
         out.lgd_sd = seg.lgd.sd
         out.margin = seg.interest_margin
-        out.recovery_lag_days = ag.recovery_lag_years * DAYS_PER_YEAR
-        out.single_limit = ag.single_limit
+        out.recovery_lag_days = plan.recovery_lag_years * DAYS_PER_YEAR
+        out.single_limit = plan.single_limit
         out.loadings = (seg.loadings or sc.factors.loadings).as_tuple()
         out.region = regions.index(seg.region)
         out.sector = sorted({x.sector for x in sc.segments}).index(seg.sector)
@@ -517,7 +458,7 @@ class Model:
         self.n_days = n_days
         seg = self.app_seg
         limit = np.array([s.single_limit for s in self.segments])[seg]
-        g = np.minimum(self.app_exposure, limit)
+        g = guaranteed_amount(self.app_exposure, limit)
         self.app_guaranteed = g
         lender_share = np.array([s.lender_share for s in self.segments])[seg]
         covers = (self.seg_front != self.seg_lender)[seg]
@@ -548,9 +489,7 @@ class Model:
             self.app_threshold = stats.t.ppf(pd_eff, self.scenario.factors.dof)
         else:
             self.app_threshold = special.ndtri(pd_eff)
-        reg = self.scenario.regulation
-        self.app_weight = np.where(g <= reg.small_threshold, reg.small_weight,
-                                   reg.default_weight)
+        self.app_weight = risk_weight(g, self.scenario.regulation)
 
     def fates(self, gen: int) -> tuple[np.ndarray, ...]:
         """The fate of every application's loan number ``gen`` (0: the first loan, ``r``:
@@ -945,10 +884,7 @@ class Model:
             spec = self.segments[s]
             for step in spec.layers:
                 if step.cap >= 0:
-                    cap = self.caps[step.cap]
-                    period = int(now // cap.period_days)
-                    add = per_seg_a[s] if cap.annualised else per_seg_g[s]
-                    cap.base[period] = cap.base.get(period, 0.0) + float(add)
+                    self.caps[step.cap].add_base(now, per_seg_g[s], per_seg_a[s])
         # default draws, per loan year
         kmax = math.ceil(float(tenor.max()) - 1e-12)
         t_def = self.draw_default_times(apps, now)
@@ -993,7 +929,7 @@ class Model:
             bz = (load[:, 0] * self.z_nat[cal] + load[:, 1] * self.z_reg[cal, reg]
                   + load[:, 2] * self.z_sec[cal, sec] + load[:, 3] * self.z_gua[cal, front])
             p = special.ndtr((thr / self.mix[cal] - bz) / idio)
-            pk = -np.expm1(length * np.log1p(-p))
+            pk = default_prob_over(p, length)  # the time rule (simkit.factors)
             hit = (u[:, k] < pk) & np.isinf(t_def) & (length > 0)
             t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
         return t_def
@@ -1103,8 +1039,8 @@ class Model:
                 continue
             sel = seg == s
             gs, ys = g[sel], years[sel]
-            for payer, payee, kind, rate, above, thr, share in spec.fees:
-                amount = np.where(gs > thr, above, rate) * gs * share * ys
+            for payer, payee, kind, fee in spec.fees:
+                amount = fee.amount(gs, ys)
                 self.ledger.add_many(now, payer, payee, kind, amount, ids[sel])
                 total = float(amount.sum())
                 self.accounts[payer].capital -= total
@@ -1212,7 +1148,7 @@ class Model:
         yield from settlements  # the capped layers pay at their period's settlement
         yield from self.recover(loan, exposure * (1.0 - lgd), t_recovery, net)
 
-    def reimburse(self, loan: int, step: _Step, g: float, t_paid: float,
+    def reimburse(self, loan: int, step: Step, g: float, t_paid: float,
                   net: list[float]) -> Process:
         """Sub-process: one uncapped layer pays its share of a default after its lag."""
         env = self.env
@@ -1225,7 +1161,7 @@ class Model:
         net[step.holder] -= due
         self.compensate(step, due, loan, net)
 
-    def compensate(self, step: _Step, paid: float, loan: int, net: list[float]) -> None:
+    def compensate(self, step: Step, paid: float, loan: int, net: list[float]) -> None:
         """The agreement's budget party (``fiscal_compensation``) reimburses the layer's
         payer ``budget_frac`` of what it just paid on the loan (a ``reimbursement`` flow,
         at once); recoveries, returned pro rata to net payments, then give the budget the
@@ -1237,19 +1173,18 @@ class Model:
         net[step.budget] += amount
         net[step.payer] -= amount
 
-    def accrue(self, loan: int, step: _Step, g: float, t_paid: float, start: float,
+    def accrue(self, loan: int, step: Step, g: float, t_paid: float, start: float,
                net: list[float]) -> simpy.Event:
         """Register what a capped layer owes on a default with the (cap, pool, period of
         origination) it falls in; returns that period's settlement event."""
         cap = self.caps[step.cap]
-        period = int(start // cap.period_days)
+        period = cap.period_of(start)
         entry = cap.pending.get(period)
         if entry is None:
             if period in cap.settled:
                 raise RuntimeError(f"claim on cap {cap.label!r} period {period} after its "
                                    "settlement")
-            end = min((period + 1) * cap.period_days, self.horizon)
-            ev = self.env.timeout(end + cap.settle_extra - self.env.now)
+            ev = self.env.timeout(cap.settlement_time(period, self.horizon) - self.env.now)
             ev.callbacks.append(partial(self.settle_cap, step.cap, period))
             entry = cap.pending[period] = (ev, [])
         entry[1].append((loan, step, step.share * g, t_paid + step.lag, net))
@@ -1261,12 +1196,7 @@ class Model:
         each loan gets ``due x min(1, budget / total due)``, the overflow party pays the
         rest."""
         now = self.env.now
-        cap = self.caps[k]
-        _ev, entries = cap.pending.pop(period)
-        total = math.fsum(e[2] for e in entries)
-        budget = cap.rate * cap.share * cap.base.get(period, 0.0)
-        cap.settled[period] = (total, budget)
-        frac = 1.0 if total <= budget else max(budget, 0.0) / total
+        entries, frac = self.caps[k].close(period)
         for loan, step, due, t_due, net in entries:
             self.accounts[step.holder].receivable -= due
             paid = due if frac == 1.0 else due * frac
@@ -1291,12 +1221,11 @@ class Model:
         wait = t_recovery - env.now
         if wait > 0:
             yield env.timeout(wait)
-        total = sum(x for x in net if x > 0)
-        if amount <= 0 or total <= 0:
+        if amount <= 0 or not any(x > 0 for x in net):
             return
-        for j, x in enumerate(net):
-            if x > 0:
-                self.pay(env.now, self.borrower, j, _K_REC, amount * x / total, loan)
+        for j, part in enumerate(split_recovery(amount, net)):
+            if part > 0:
+                self.pay(env.now, self.borrower, j, _K_REC, part, loan)
         self.recovered[loan] = amount
 
     def record_months(self) -> Process:
@@ -1329,12 +1258,22 @@ class Model:
     # ==================================================================================
     # run
     # ==================================================================================
-    def run(self) -> DesResult:
-        """Run to the horizon (then the run-off, if on) and assemble the
-        :class:`~simkit.des.result.DesResult`."""
+    def run(self) -> tuple[float, int]:
+        """Run to the horizon (then the run-off, if on).
+
+        The result is assembled from the finished model by
+        :func:`simkit.des.result.build_result` (:func:`simkit.des.run.simulate` does
+        both), so this module does not import the result module (no import cycle).
+
+        Returns
+        -------
+        wall_seconds : float
+            Wall-clock time of the event loop.
+        simpy_events : int
+            Events scheduled by SimPy.
+        """
         import gc
 
-        from simkit.des.result import build_result
         env = self.env
         started = time.perf_counter()
         enabled = gc.isenabled()
@@ -1350,8 +1289,7 @@ class Model:
             if enabled:
                 gc.enable()
         wall = time.perf_counter() - started
-        simpy_events = next(env._eid)  # events scheduled by SimPy (private counter)
-        return build_result(self, wall_seconds=wall, simpy_events=simpy_events)
+        return wall, next(env._eid)  # events scheduled by SimPy (private counter)
 
 
 def _run_to_end(env: simpy.Environment, check_every: int = 4096) -> None:

@@ -13,6 +13,7 @@ A party's liability on a loan is the part of the guaranteed amount it stands beh
 original guarantor (the party that pays the bank) stands behind the whole covered part
 (guaranteed amount minus the lender's own share), every other layer behind its share.
 Parties without ``net_assets`` or ``leverage_limit`` are not leverage-constrained.
+The liability, risk weight, leverage and single-client rules are :mod:`simkit.regulation`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from simkit.regulation import leverage, single_client_room
 from simkit.scenario import CreditLine, Party
 
 __all__ = [
@@ -112,16 +114,13 @@ class Institution(Account):
 
     def single_limit(self) -> float:
         """Largest liability on one client now (yuan; ``inf`` if unlimited)."""
-        if math.isinf(self.single_client_limit):
-            return math.inf
-        return self.single_client_limit * (self.capital + self.receivable)
+        return single_client_room(self.single_client_limit, self.capital + self.receivable)
 
     def leverage(self) -> float:
         """Weighted liability / capital (``nan`` when capital is not tracked or <= 0)."""
         if self.initial <= 0 and not self.constrained:
             return math.nan
-        worth = self.capital + self.receivable
-        return self.weighted / worth if worth > 0 else math.inf
+        return float(leverage(self.weighted, self.capital + self.receivable))
 
 
 class Bank(Institution):

@@ -92,7 +92,8 @@ class DesResult:
     end_time : float
         Time (days) of the last event of the run.
     caps : tuple of str
-        Capped layer pools, ``"agreement:party:pool=value"``.
+        Capped layer pools, named by :func:`simkit.sharing.cap_label` (``"agreement:party"``
+        for an agreement-wide pool, else ``"agreement:party:pool=value"``).
     cap_refused : ndarray, shape (n_months, n_caps)
         Yuan refused by each cap per month.
     credit_lines : tuple of str

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from simkit import _interrupt
 from simkit.des.model import Model
-from simkit.des.result import DesResult, DesRuns
+from simkit.des.result import DesResult, DesRuns, build_result
 
 if TYPE_CHECKING:
     from simkit.scenario import Scenario
@@ -72,8 +72,10 @@ def simulate(scenario: Scenario, *, replication: int = 0, seed: int | None = Non
     DesResult
     """
     seed = scenario.run.seed if seed is None else int(seed)
-    return Model(scenario, seed=seed, replication=replication, years=years,
-                 event_log=event_log, run_off=run_off).run()
+    model = Model(scenario, seed=seed, replication=replication, years=years,
+                  event_log=event_log, run_off=run_off)
+    wall, events = model.run()
+    return build_result(model, wall_seconds=wall, simpy_events=events)
 
 
 def _one(args: tuple[Scenario, int, int, float | None, bool, bool]) -> DesResult:
