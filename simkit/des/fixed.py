@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simkit.des.ledger import LOSS_KINDS, LedgerArrays
-from simkit.des.model import DAYS_PER_YEAR, Model, _run_to_end
+from simkit.des.model import DAYS_PER_YEAR, Model, run_to_end
 from simkit.regulation import guaranteed_amount, risk_weight
 from simkit.scenario import Scenario
 
@@ -102,7 +102,7 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     liab = model.coef[segment] * g[:, None]
     model.originate(apps, liab, liab * model.app_weight[:, None], renewal=False)
     weighted = np.array([inst.weighted for inst in model.institutions])
-    _run_to_end(model.env)
+    run_to_end(model.env)
     led = model.ledger.freeze()
     k = model.n_parties
     loss = -led.balances(LOSS_KINDS)[:k]

@@ -1284,7 +1284,7 @@ class Model:
             env.run(until=self.horizon)
             self.snapshot(self.n_months - 1)
             if self.run_off:  # no arrivals any more: loans already originated settle
-                _run_to_end(env)
+                run_to_end(env)
         finally:
             if enabled:
                 gc.enable()
@@ -1292,7 +1292,7 @@ class Model:
         return wall, next(env._eid)  # events scheduled by SimPy (private counter)
 
 
-def _run_to_end(env: simpy.Environment, check_every: int = 4096) -> None:
+def run_to_end(env: simpy.Environment, check_every: int = 4096) -> None:
     """``env.run()`` (until no event is left), checking for a deferred interrupt every
     ``check_every`` events."""
     step = env.step
