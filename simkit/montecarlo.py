@@ -1123,7 +1123,10 @@ def _run_all_blocks(ctx: _Context, n_blocks: int, executor: Executor | None,
                 if bar is not None:
                     bar.update(1)
         else:
-            n_tasks = min(n_blocks, tasks or 16)
+            # one task per worker by default: each task carries the whole context (every
+            # policy's plan), so more tasks than workers only repeat its pickling
+            workers = int(getattr(executor, "_max_workers", 0) or 16)
+            n_tasks = min(n_blocks, tasks or workers)
             chunks = [list(range(n_blocks))[i::n_tasks] for i in range(n_tasks)]
             futures = [executor.submit(_run_blocks, ctx, chunk) for chunk in chunks]
             for fut in futures:
