@@ -289,7 +289,7 @@ def format_fiscal(fiscal: dict[str, Any]) -> list[str]:
     lines = [f"cost to the public purse over {fiscal['horizon']} year(s), million yuan: "
              "net loss - fees (expected, ES 99 %), present value at "
              f"{fiscal['discount_rate']:.2%} and subsidy rate (% of "
-             f"{fiscal['guaranteed_volume'] / 1e8:,.1f} 亿 guaranteed)"]
+             f"{fiscal['guaranteed_volume'] / 1e6:,.1f} million yuan guaranteed)"]
     rows = [*fiscal["payers"].items(), ("TOTAL", fiscal["total"])]
     for name, b in rows:
         label = name if name == "TOTAL" else f"{name} ({ROLES[b['role']]})"
