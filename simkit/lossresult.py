@@ -309,13 +309,15 @@ class LossResult:
             row per path x party, columns ``path``, ``weight``, ``party``, ``loss``
             (yuan), shape ``(n_paths * n_parties, 4)``, paths outer and parties inner.
 
-        Weighted means (``(frame.weight * frame.bank).mean()``) give the expected loss
-        under importance sampling; divide by ``horizon`` for per-year figures.
-
         Raises
         ------
         ImportError
             "pandas is needed: pip install 'simkit[pandas]'" when pandas is missing.
+
+        Notes
+        -----
+        Weighted means (``(frame.weight * frame.bank).mean()``) give the expected loss
+        under importance sampling; divide by ``horizon`` for per-year figures.
         """
         from simkit.report import require_pandas
 
