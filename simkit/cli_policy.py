@@ -99,7 +99,9 @@ def register(sub: Any) -> None:
     s.add_argument("--grid", action="append", default=[], required=True,
                    metavar="PATH=VALUES", help="values v1,v2,... or a range lo:hi:n")
     s.add_argument("--zip", action="store_true", help="zip the axes instead of crossing")
-    s.add_argument("--lhs", type=_int_at_least_2, metavar="N",
+    from simkit.cli import _int_at_least
+
+    s.add_argument("--lhs", type=_int_at_least(2), metavar="N",
                    help="a Latin-hypercube sample of N variants")
     s.add_argument("--link", action="append", default=[], metavar="PATH=EXPR",
                    help="linked edit, e.g. 'agreements[0].layers[1].share=0.6-"
@@ -139,16 +141,6 @@ def register(sub: Any) -> None:
     v.add_argument("--link", action="append", default=[], metavar="PATH=EXPR",
                    help="linked edit applied at every value")
     _common(v)
-
-
-def _int_at_least_2(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text!r}")
-    return value
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ PRIVATE_IMPORTS: dict[tuple[str, str, str], str] = {
     ("simkit.cli", "simkit.report", "_jsonable"): _JSON,
     ("simkit.cli_policy", "simkit.report", "_jsonable"): _JSON,
     ("simkit.cli_tools", "simkit.report", "_jsonable"): _JSON,
+    ("simkit.cli_policy", "simkit.cli", "_int_at_least"): _CLI,
     ("simkit.cli_policy", "simkit.cli", "_check_out"): _CLI,
     ("simkit.cli_policy", "simkit.cli", "_executor"): _CLI,
     ("simkit.cli_policy", "simkit.cli", "_load_with"): _CLI,
