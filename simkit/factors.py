@@ -292,6 +292,38 @@ def default_prob_over(annual_prob: np.ndarray | float,
         return np.where(t == 1.0, p, -np.expm1(t * np.log1p(-p)))
 
 
+def moral_hazard_pd(default_prob: np.ndarray | float, retained: np.ndarray | float,
+                    kappa: float, gamma: float = 1.0) -> np.ndarray:
+    """Moral hazard: the true annual default probability of a loan whose lender keeps
+    the share ``retained`` of its loss, ``min(PD x (1 + kappa x (1 - retained)^gamma),
+    1 - 1e-9)`` (the lender decides on ``PD``; ``kappa = 0`` gives ``PD``).
+
+    The one writer of the rule: the DES applies it per application, the Monte Carlo to
+    the book's default probabilities (``des.moral_hazard_kappa`` / ``_gamma``).
+
+    Parameters
+    ----------
+    default_prob : ndarray or float
+        Annual default probability ``PD`` the lender sees (broadcast with ``retained``).
+    retained : ndarray or float
+        Lender's share of the loan's loss, in [0, 1].
+    kappa : float
+        Strength (>= 0); ``kappa = 0`` switches the rule off.
+    gamma : float
+        Curvature (> 0).
+
+    Returns
+    -------
+    ndarray
+        True annual default probability, same shape as the broadcast inputs.
+    """
+    p = np.asarray(default_prob, dtype=np.float64)
+    if kappa <= 0:
+        return p
+    r = np.asarray(retained, dtype=np.float64)
+    return np.minimum(p * (1.0 + kappa * (1.0 - r) ** gamma), 1 - 1e-9)
+
+
 def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian",
                       dof: float = 6.0) -> np.ndarray:
     """Default threshold ``c`` on the latent scale: ``Phi^-1(PD)`` or ``t_dof^-1(PD)``."""

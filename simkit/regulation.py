@@ -88,3 +88,27 @@ def single_client_room(limit: float, capital: float) -> float:
     """Largest liability on one client (yuan): ``limit`` (a fraction of capital) times
     the capital; ``inf`` without a limit."""
     return np.inf if np.isinf(limit) else limit * capital
+
+
+def capital_injection(capital: float | np.ndarray, initial: float | np.ndarray,
+                      trigger: float, target: float) -> np.ndarray:
+    """The capital-injection rule: when a party's capital falls below ``trigger x
+    initial`` the local government injects ``target x initial - capital`` (yuan), else 0;
+    ``trigger = 0`` switches it off (``des.injection_trigger`` / ``injection_target``).
+
+    Parameters
+    ----------
+    capital, initial : float or ndarray
+        Capital now and at the start (yuan; broadcast together).
+    trigger, target : float
+        Fractions of the initial capital.
+
+    Returns
+    -------
+    ndarray
+        Amount injected (yuan, >= 0), same shape as the broadcast inputs.
+    """
+    c = np.asarray(capital, dtype=np.float64)
+    c0 = np.asarray(initial, dtype=np.float64)
+    short = (trigger > 0) & (c < trigger * c0)
+    return np.where(short, np.maximum(target * c0 - c, 0.0), 0.0)

@@ -14,6 +14,7 @@ from simkit.factors import (
     conditional_default_prob,
     default_threshold,
     downturn_lgd_mean,
+    moral_hazard_pd,
 )
 
 
@@ -254,3 +255,22 @@ def test_downturn_lgd_mean_keeps_the_ends() -> None:
     z = np.array([-2.0, 0.0, 2.0])
     np.testing.assert_array_equal(downturn_lgd_mean(np.array([0.0, 1.0, 0.5]), 0.5, z),
                                   [0.0, 1.0, stats.norm.cdf(-1.0)])
+
+
+def test_moral_hazard_pd_closed_form_and_off_switch():
+    pd = np.array([0.02, 0.05, 0.5])
+    retained = np.array([0.2, 1.0, 0.0])
+    got = moral_hazard_pd(pd, retained, kappa=2.0, gamma=0.5)
+    want = np.minimum(pd * (1 + 2.0 * (1 - retained) ** 0.5), 1 - 1e-9)
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    assert got[1] == pd[1]  # the lender keeps everything: no moral hazard
+    assert got[2] == 1 - 1e-9  # clipped below 1
+    np.testing.assert_array_equal(moral_hazard_pd(pd, retained, kappa=0.0), pd)
+
+
+def test_capital_injection_tops_up_below_the_trigger_only():
+    from simkit.regulation import capital_injection
+
+    got = capital_injection(np.array([40.0, 60.0, -10.0]), 100.0, trigger=0.5, target=0.9)
+    np.testing.assert_allclose(got, [50.0, 0.0, 100.0])
+    assert float(capital_injection(10.0, 100.0, trigger=0.0, target=1.0)) == 0.0

@@ -164,8 +164,13 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
-from simkit.factors import default_prob_over
-from simkit.regulation import guaranteed_amount, liability_coefficients, risk_weight
+from simkit.factors import default_prob_over, default_threshold, moral_hazard_pd
+from simkit.regulation import (
+    capital_injection,
+    guaranteed_amount,
+    liability_coefficients,
+    risk_weight,
+)
 from simkit.scenario import BORROWER
 from simkit.sharing import compile_plan, split_recovery
 
@@ -478,17 +483,11 @@ class Model:
         fee_rate = np.array([s.fee_rate for s in self.segments])[seg]
         self.app_review_ok = (front_share * pd * lgd
                               <= des.review_loss_tolerance * fee_rate + 1e-15)
-        pd_eff = pd
-        if des.moral_hazard_kappa > 0:
-            pd_eff = np.minimum(pd * (1.0 + des.moral_hazard_kappa
-                                      * (1.0 - retained) ** des.moral_hazard_gamma),
-                                1 - 1e-9)
+        pd_eff = moral_hazard_pd(pd, retained, des.moral_hazard_kappa,
+                                 des.moral_hazard_gamma)
         self.app_pd_eff = pd_eff
-        if self.scenario.factors.copula == "student_t":
-            from scipy import stats
-            self.app_threshold = stats.t.ppf(pd_eff, self.scenario.factors.dof)
-        else:
-            self.app_threshold = special.ndtri(pd_eff)
+        fm = self.scenario.factors
+        self.app_threshold = default_threshold(pd_eff, fm.copula, fm.dof)
         self.app_weight = risk_weight(g, self.scenario.regulation)
 
     def fates(self, gen: int) -> tuple[np.ndarray, ...]:
@@ -575,11 +574,11 @@ class Model:
         """Apply the injection rule to party ``index`` after it paid something."""
         party = self.institutions[index]
         des = self.des
-        if party.capital < des.injection_trigger * party.initial:
-            amount = des.injection_target * party.initial - party.capital
-            if amount > 0:
-                party.injected += amount
-                self.pay(t, self._injector[index], index, _K_INJ, amount, -1)
+        amount = float(capital_injection(party.capital, party.initial,
+                                         des.injection_trigger, des.injection_target))
+        if amount > 0:
+            party.injected += amount
+            self.pay(t, self._injector[index], index, _K_INJ, amount, -1)
 
     def _log_rows(self, t: float, event: str, ids: np.ndarray, party: np.ndarray | int,
                   amount: np.ndarray | float = 0.0, reason: np.ndarray | int = -1) -> None:
