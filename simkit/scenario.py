@@ -37,6 +37,8 @@ __all__ = [
     "FiscalCompensation",
     "Layer",
     "Lgd",
+    "LineAllocation",
+    "LineChange",
     "Party",
     "Regulation",
     "RunSettings",
@@ -512,14 +514,50 @@ class Agreement:
 
 
 @dataclass(frozen=True, slots=True)
+class LineChange:
+    """A change of a credit line during the run (DES): from ``at_years`` (years from the
+    start) on, the line's amount is multiplied by ``factor``."""
+
+    at_years: float
+    factor: float
+
+    def __post_init__(self) -> None:
+        _own(self, "at_years", low=0, low_open=True, high=50)
+        _own(self, "factor", low=0, low_open=True, high=100)
+
+
+@dataclass(frozen=True, slots=True)
+class LineAllocation:
+    """The rule that re-allocates a credit line at the start of each period (DES; see
+    :func:`simkit.des.lines.allocate` and the README): last period's use x ``growth``
+    x a score of the holder's compensation rate (against ``reference_rate``) and
+    leverage (against its limit), weighted by ``rate_weight`` and ``leverage_weight``."""
+
+    growth: float = 1.0
+    reference_rate: float = 0.03
+    rate_weight: float = 0.5
+    leverage_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        _own(self, "growth", low=0, low_open=True, high=10)
+        _own(self, "reference_rate", low=0, low_open=True, high=1)
+        _own(self, "rate_weight", low=0, high=10)
+        _own(self, "leverage_weight", low=0, high=10)
+
+
+@dataclass(frozen=True, slots=True)
 class CreditLine:
     """An annual quota: ``from_party`` re-guarantees at most ``amount`` of new business
-    filed by ``to_party`` per ``period_years``."""
+    filed by ``to_party`` per ``period_years``. In the DES the amount may change during
+    the run (``changes``, applied in time order) and be re-allocated at the start of each
+    period by a rule (``allocation``; ``None``: the amount stays)."""
 
     from_party: str
     to_party: str
     amount: float
     period_years: float = 1.0
+    changes: tuple[LineChange, ...] = ()
+    allocation: LineAllocation | None = None
 
     def __post_init__(self) -> None:
         _own_text(self, "from_party")
@@ -529,6 +567,16 @@ class CreditLine:
                             f"got {self.to_party!r}")
         _own(self, "amount", low=0, low_open=True)
         _own(self, "period_years", low=0, low_open=True, high=10)
+        if not isinstance(self.changes, tuple) or not all(
+                isinstance(c, LineChange) for c in self.changes):
+            raise _own_fail(self, "changes", "must be a tuple of LineChange, got "
+                            f"{self.changes!r}")
+        times = [c.at_years for c in self.changes]
+        if times != sorted(times):
+            raise _own_fail(self, "changes", f"must be in time order, got at_years {times}")
+        if self.allocation is not None and not isinstance(self.allocation, LineAllocation):
+            raise _own_fail(self, "allocation", "must be a LineAllocation or None, got "
+                            f"{self.allocation!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,6 +621,17 @@ class DesSettings:
     #: the bank first checks its rule with retained share 1 (PD x LGD mean + bank_cost <=
     #: interest_margin) and lends directly, without a guarantee, when it passes
     direct_lending: bool = False
+    #: screening: sd of the noise on log PD in the bank's signal at full retention
+    #: (0: the bank sees the true PD); screening_effort: how fast the sd grows as the
+    #: retained share falls (sd = noise x (1 + effort x (1 - retained)))
+    screening_noise: float = 0.0
+    screening_effort: float = 0.0
+    #: review capacity (individual mode): staff per original guarantor (0: unlimited,
+    #: the fixed review delay), applications one staff member starts per day, and the
+    #: days an applicant waits for a reviewer before it withdraws
+    review_staff: int = 0
+    review_rate: float = 5.0
+    review_patience_days: float = 60.0
 
     def __post_init__(self) -> None:
         for name, low, high in _DES_BOUNDS:
@@ -581,7 +640,9 @@ class DesSettings:
         _own(self, "seasonality", low=0, high=1, high_open=True)
         _own(self, "moral_hazard_gamma", low=0, low_open=True, high=10)
         _own_choice(self, "mode", ("individual", "batch"))
-        _own_choice(self, "refusal", ("refuse", "queue"))
+        _own_choice(self, "refusal", REFUSAL_MODES)
+        _own(self, "review_staff", low=0, high=10**6, integer=True)
+        _own(self, "review_rate", low=0, low_open=True, high=10**4)
         if not isinstance(self.direct_lending, bool):
             raise _own_fail(self, "direct_lending", "must be true or false, got "
                             f"{self.direct_lending!r}")
@@ -593,7 +654,11 @@ _DES_BOUNDS = (("review_days_individual", 0, 365), ("review_days_batch", 0, 365)
                ("bank_cost", 0, 1), ("moral_hazard_kappa", 0, 10), ("renewal_prob", 0, 1),
                ("injection_trigger", 0, 1), ("injection_target", 0, 10),
                ("review_loss_tolerance", 0, 1000), ("queue_patience_days", 0, 3650),
-               ("recovery_lag_sigma", 0, 5))
+               ("recovery_lag_sigma", 0, 5), ("screening_noise", 0, 5),
+               ("screening_effort", 0, 10), ("review_patience_days", 0, 3650))
+#: ``des.refusal``: refuse at once, queue every limit refusal, or queue only the
+#: credit-line refusals (leverage and single-client refusals are final).
+REFUSAL_MODES = ("refuse", "queue", "queue_credit_line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,9 +766,7 @@ class Scenario:
                 for seg in out["segments"]:
                     seg.pop("agreement", None)
         if self.credit_lines:
-            out["credit_lines"] = [{"from": c.from_party, "to": c.to_party,
-                                    "amount": c.amount, "period_years": c.period_years}
-                                   for c in self.credit_lines]
+            out["credit_lines"] = [_credit_line_dict(c) for c in self.credit_lines]
         return out
 
     # -- lookups ------------------------------------------------------------------------
@@ -761,6 +824,15 @@ class Scenario:
 def _fields(obj: Any) -> dict[str, Any]:
     """A slotted dataclass's fields as a dict (shallow; values are plain)."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _credit_line_dict(c: CreditLine) -> dict[str, Any]:
+    out: dict[str, Any] = {"from": c.from_party, "to": c.to_party, "amount": c.amount,
+                           "period_years": c.period_years,
+                           "changes": [_fields(x) for x in c.changes]}
+    if c.allocation is not None:
+        out["allocation"] = _fields(c.allocation)
+    return out
 
 
 def _dropped(d: dict[str, Any]) -> dict[str, Any]:
@@ -1379,8 +1451,31 @@ def _credit_line(r: Reader, party_names: list[str]) -> CreditLine:
     check_name(to, party_names, r.file, join(r.path, "to"), "party")
     if to == frm:
         raise r.bad("to", to, "a party other than 'from'")
-    line = CreditLine(frm, to, r.number("amount", required=True, low=0, low_open=True),
-                      r.number("period_years", 1.0, low=0, low_open=True, high=10))
+    amount = r.number("amount", required=True, low=0, low_open=True)
+    period = r.number("period_years", 1.0, low=0, low_open=True, high=10)
+    changes = []
+    raw = r.raw("changes", [])
+    if not isinstance(raw, list):
+        raise r.bad("changes", raw, "an array of tables {at_years, factor}")
+    for i, item in enumerate(raw):
+        c = Reader(item, join(join(r.path, "changes"), i), r.file)
+        at = c.number("at_years", required=True, low=0, low_open=True, high=50)
+        if changes and at < changes[-1].at_years:
+            raise c.bad("at_years", at, f"at least the change before ({changes[-1].at_years};"
+                        " changes are listed in time order)")
+        changes.append(LineChange(at, c.number("factor", required=True, low=0,
+                                               low_open=True, high=100)))
+        c.finish()
+    allocation = None
+    a = r.sub("allocation")
+    if a is not None:
+        allocation = LineAllocation(
+            growth=a.number("growth", 1.0, low=0, low_open=True, high=10),
+            reference_rate=a.number("reference_rate", 0.03, low=0, low_open=True, high=1),
+            rate_weight=a.number("rate_weight", 0.5, low=0, high=10),
+            leverage_weight=a.number("leverage_weight", 0.5, low=0, high=10))
+        a.finish()
+    line = CreditLine(frm, to, amount, period, tuple(changes), allocation)
     r.finish()
     return line
 
@@ -1442,7 +1537,7 @@ def _des(top: Reader) -> DesSettings:
         review_days_batch=r.number("review_days_batch", 3.0, low=0, high=365),
         claim_trigger_days=r.number("claim_trigger_days", 90.0, low=0, high=3650),
         claim_payment_days=r.number("claim_payment_days", 60.0, low=0, high=3650),
-        refusal=r.string("refusal", "refuse", choices=("refuse", "queue")),
+        refusal=r.string("refusal", "refuse", choices=REFUSAL_MODES),
         seasonality=r.number("seasonality", 0.0, low=0, high=1, high_open=True),
         bank_cost=r.number("bank_cost", 0.005, low=0, high=1),
         moral_hazard_kappa=r.number("moral_hazard_kappa", 0.0, low=0, high=10),
@@ -1454,6 +1549,11 @@ def _des(top: Reader) -> DesSettings:
         queue_patience_days=r.number("queue_patience_days", 90.0, low=0, high=3650),
         recovery_lag_sigma=r.number("recovery_lag_sigma", 0.5, low=0, high=5),
         direct_lending=r.boolean("direct_lending", False),
+        screening_noise=r.number("screening_noise", 0.0, low=0, high=5),
+        screening_effort=r.number("screening_effort", 0.0, low=0, high=10),
+        review_staff=r.number("review_staff", 0, low=0, high=10**6, integer=True),
+        review_rate=r.number("review_rate", 5.0, low=0, low_open=True, high=10**4),
+        review_patience_days=r.number("review_patience_days", 60.0, low=0, high=3650),
     )
     r.finish()
     return d

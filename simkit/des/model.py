@@ -155,6 +155,8 @@ from scipy import special
 
 from simkit import _interrupt
 from simkit._rng import stream
+from simkit.des import lines as credit_lines
+from simkit.des import review, screening
 from simkit.des.caps import CapAccount, Step
 from simkit.des.ledger import KIND_CODE, Ledger
 from simkit.des.parties import (
@@ -182,7 +184,8 @@ __all__ = ["DAYS_PER_MONTH", "DAYS_PER_YEAR", "EVENTS", "REASONS", "Model"]
 DAYS_PER_YEAR = 365.0
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
 #: Refusal reasons, in the order they are checked.
-REASONS = ("bank_margin", "guarantor_review", "single_client", "leverage", "credit_line")
+REASONS = ("bank_margin", "guarantor_review", "single_client", "leverage", "credit_line",
+           "withdrawn")
 #: Event-log event names.
 EVENTS = ("application", "refusal", "queued", "origination", "maturity", "renewal", "default",
           "claim", "renewal_refusal", "direct")
@@ -264,9 +267,11 @@ class Model:
 
         # -- segments, caps, credit lines ----------------------------------------------
         self.caps: list[CapAccount] = []
-        self.lines = [CreditLineState(line, names.index(line.from_party),
-                                      names.index(line.to_party))
-                      for line in scenario.credit_lines]
+        stats = partial(credit_lines.line_stats, self)
+        self.lines: list[CreditLineState] = [
+            credit_lines.make_line(line, names.index(line.from_party),
+                                   names.index(line.to_party), k, stats)
+            for k, line in enumerate(scenario.credit_lines)]
         self.segments = [self._compile_segment(s, seg) for s, seg in
                          enumerate(scenario.segments)]
         claim_days = des.claim_trigger_days + des.claim_payment_days
@@ -311,6 +316,9 @@ class Model:
         self.app_gen = np.zeros(len(self.app_day), dtype=np.int64)
         #: per renewal number: the applications' fates (see :meth:`fates`)
         self._fates: dict[int, tuple[np.ndarray, ...]] = {}
+        #: review capacity (simkit.des.review), individual mode with staff only
+        self.review = (review.ReviewDesk(self, _RS["withdrawn"])
+                       if des.review_staff > 0 and des.mode == "individual" else None)
 
         # -- result accumulators -------------------------------------------------------
         # one extra row collects what happens after the horizon (run-off), dropped from
@@ -472,9 +480,16 @@ class Model:
         self.app_retained = retained
         lgd = np.array([s.lgd_mean for s in self.segments])[seg]
         margin = np.array([s.margin for s in self.segments])[seg]
-        self.app_bank_ok = retained * pd * lgd + des.bank_cost <= margin + 1e-15
+        pd_bank = pd_alone = pd  # what the bank sees of the PD (simkit.des.screening)
+        if des.screening_noise > 0:
+            z = screening.signal_normals(self.seed, self.replication, self._seg_n, order)
+            pd_bank = screening.observed_pd(pd, retained, z, des.screening_noise,
+                                            des.screening_effort)
+            pd_alone = screening.observed_pd(pd, 1.0, z, des.screening_noise,
+                                             des.screening_effort)
+        self.app_bank_ok = retained * pd_bank * lgd + des.bank_cost <= margin + 1e-15
         # the same rule with retained share 1: the bank would lend without a guarantee
-        self.app_alone_ok = pd * lgd + des.bank_cost <= margin + 1e-15
+        self.app_alone_ok = pd_alone * lgd + des.bank_cost <= margin + 1e-15
         self.app_direct = (self.app_alone_ok if des.direct_lending
                            else np.zeros(len(pd), dtype=bool))
         if des.direct_lending:
@@ -619,7 +634,9 @@ class Model:
             if self.keep_log:
                 self._log_rows(env.now, "application", apps, self.seg_front[self.app_seg[apps]])
             ok = self.decide_bank(apps)
-            if ok.size or self.q_app.size:
+            if self.review is not None:
+                self.review.submit(ok)  # the staff take it from there
+            elif ok.size or self.q_app.size:
                 env.process(self.underwrite_guarantee(ok))
 
     def decide_bank(self, apps: np.ndarray) -> np.ndarray:
@@ -673,23 +690,27 @@ class Model:
                 apps, since, queued = apps[ok], since[ok], queued[ok]
                 if need is not None:
                     need = need[ok]
-        if self.des.refusal == "queue" and need is None:
+        if self.des.refusal != "refuse" and need is None:
             need = self.limit_need(apps)
         approved, (r_pos, r_reason, r_party) = self.check_limits(apps, now, need)
         if r_pos.size:
-            r_app = apps[r_pos]
-            if self.des.refusal == "queue":
-                self.q_app, self.q_since = r_app, since[r_pos]
-                self.q_reason, self.q_party = r_reason, r_party
+            # which refusals wait for room (simkit.des.lines.queued_mask)
+            wait = credit_lines.queued_mask(self.des.refusal, r_reason, _RS["credit_line"])
+            if wait.any():
+                w_pos = r_pos[wait]
+                w_app = apps[w_pos]
+                self.q_app, self.q_since = w_app, since[w_pos]
+                self.q_reason, self.q_party = r_reason[wait], r_party[wait]
                 assert need is not None  # computed above for the queue
-                self.q_need = need[r_pos]
-                new = ~queued[r_pos]
+                self.q_need = need[w_pos]
+                new = ~queued[w_pos]
                 if new.any():
-                    parties = r_party[new]
+                    parties = self.q_party[new]
                     np.add.at(self.flows["queued"][self.month(now)], parties, 1.0)
                     if self.keep_log:
-                        self._log_rows(now, "queued", r_app[new], parties)
-            else:
+                        self._log_rows(now, "queued", w_app[new], parties)
+            if not wait.all():
+                r_app, r_reason, r_party = apps[r_pos[~wait]], r_reason[~wait], r_party[~wait]
                 for reason in np.unique(r_reason).tolist():
                     sel = r_reason == reason
                     self._refuse(now, r_app[sel], reason, r_party[sel])
@@ -1279,6 +1300,8 @@ class Model:
         gc.disable()
         try:
             env.process(self.arrive_applications())
+            if self.review is not None:  # after the arrivals of each day
+                env.process(self.review.serve())
             env.process(self.record_months())
             env.run(until=self.horizon)
             self.snapshot(self.n_months - 1)

@@ -156,9 +156,11 @@ def plot_credit_lines(result: DesResult, ax: Any = None) -> Any:
     ax = _axes(ax)
     m = _months(result)
     col = _colors(result)
+    limit = (result.credit_line_limit if result.credit_line_limit is not None
+             else result.credit_line_amount[None, :])
     for k, label in enumerate(result.credit_lines):
         holder = label.split("->")[-1]
-        ax.plot(m, 100 * result.credit_line_use[:, k] / result.credit_line_amount[k],
+        ax.plot(m, 100 * result.credit_line_use[:, k] / limit[:, k],
                 label=label, color=col.get(holder))
     ax.axhline(100, color="black", lw=1.0, ls="--", gid="limit:100%", label="line exhausted")
     ax.set_xlabel("month")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simkit.book import Book, _assemble
+from simkit.des import lines, review
 from simkit.des.ledger import FEE_KINDS, LOSS_KINDS, LedgerArrays
 
 if TYPE_CHECKING:
@@ -59,6 +60,10 @@ SERIES = {
     "outstanding": "guarantee liability balance at month end (yuan)",
     "weighted_outstanding": "risk-weighted liability balance at month end (yuan)",
     "leverage": "weighted liability / capital at month end (nan if untracked)",
+    "approval_wait_days": "days from application to guarantee, summed over the month's "
+                          "approvals (by original guarantor; / approvals = mean wait)",
+    "review_queue": "applications waiting for a reviewer at month end (count, by "
+                    "original guarantor; des.review_staff)",
 }
 
 
@@ -101,6 +106,8 @@ class DesResult:
     credit_line_use : ndarray, shape (n_months, n_lines)
         Yuan used in the line's current period at month end.
     credit_line_amount : ndarray, shape (n_lines,)
+        The scenario's amount of each line (yuan); ``credit_line_limit`` (shape
+        ``(n_months, n_lines)``) holds the amount in effect at each month end.
     ledger : LedgerArrays
         Every cash flow (see :mod:`simkit.des.ledger`).
     loans : dict of str to ndarray, each shape (n_loans,)
@@ -153,6 +160,9 @@ class DesResult:
     model_events: int
     check_detail: dict[str, float] = field(default_factory=dict, repr=False)
     _book: Book | None = field(default=None, repr=False)
+    #: the amount of each line in effect at each month end, shape (n_months, n_lines)
+    #: (yuan; differs from ``credit_line_amount`` with changes or an allocation rule)
+    credit_line_limit: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def book(self) -> Book:
@@ -409,6 +419,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     series["injections"] = flow(("injection",), "received")
     series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
     series.update({k: v[:n_m] for k, v in model.stocks.items()})
+    series.update(review.wait_series(model, loans))
 
     cap_refused = np.zeros((n_m + 1, len(model.caps)))
     for t, cap, amount in model.cap_refusals:
@@ -454,6 +465,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     summary = _summary(model, ledger, loans, series, cap_refused, checks)
     summary["cap_refused"] = {c.label: float(cap_refused_total[k])
                               for k, c in enumerate(model.caps)}
+    summary.update(review.wait_summary(model, loans))
     summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
                    model_events=model_events,
                    model_events_per_second=model_events / max(wall_seconds, 1e-12))
@@ -466,7 +478,9 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         caps=tuple(c.label for c in model.caps),
         cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
         credit_line_use=model.line_use,
-        credit_line_amount=np.array([x.amount for x in model.lines]),
+        credit_line_amount=np.array([x.amount for x in sc.credit_lines]),
+        credit_line_limit=np.array([lines.amounts_at(x, months) for x in model.lines]
+                                   ).reshape(len(model.lines), n_m).T,
         ledger=ledger, loans=loans, scenario=sc, events=events, summary=summary,
         checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
         model_events=model_events, check_detail=detail,
