@@ -29,7 +29,9 @@ def test_anhui_2024_has_the_seed_volumes(anhui) -> None:
     tech = book.segment == list(book.segment_names).index("tech_plan_hefei")
     assert book.guaranteed[tech].sum() == pytest.approx(111.87e8, rel=0.01)  # tech plan
     assert {a.name for a in anhui.agreements} == {"4321_nfgf", "tech2024"}
-    assert anhui.credit_lines[0].amount == pytest.approx(1.15e11)
+    line = anhui.credit_lines[0]  # raised 26 % during 2024 to the year-end level [seed]
+    assert [(c.at_years, c.factor) for c in line.changes] == [(0.5, 1.26)]
+    assert line.amount * line.changes[0].factor == pytest.approx(1.15e11, rel=1e-3)
 
 
 def test_anhui_2024_reproduces_the_compensation_series(anhui) -> None:

@@ -483,10 +483,10 @@ class Model:
         pd_bank = pd_alone = pd  # what the bank sees of the PD (simkit.des.screening)
         if des.screening_noise > 0:
             z = screening.signal_normals(self.seed, self.replication, self._seg_n, order)
-            pd_bank = screening.observed_pd(pd, retained, z, des.screening_noise,
-                                            des.screening_effort)
-            pd_alone = screening.observed_pd(pd, 1.0, z, des.screening_noise,
-                                             des.screening_effort)
+            pd_bank = screening.observed_pd(pd, self.app_seg, retained, z,
+                                            des.screening_noise, des.screening_effort)
+            pd_alone = screening.observed_pd(pd, self.app_seg, 1.0, z,
+                                             des.screening_noise, des.screening_effort)
         self.app_bank_ok = retained * pd_bank * lgd + des.bank_cost <= margin + 1e-15
         # the same rule with retained share 1: the bank would lend without a guarantee
         self.app_alone_ok = pd_alone * lgd + des.bank_cost <= margin + 1e-15
