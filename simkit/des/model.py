@@ -155,10 +155,9 @@ from scipy import special
 
 from simkit import _interrupt
 from simkit._rng import stream
-from simkit.des import lines as credit_lines
-from simkit.des import review, screening
 from simkit.des.caps import CapAccount, Step
 from simkit.des.ledger import KIND_CODE, Ledger
+from simkit.des.lines import line_stats, make_line, queued_mask
 from simkit.des.parties import (
     Account,
     CreditLineState,
@@ -166,6 +165,8 @@ from simkit.des.parties import (
     Institution,
     make_institution,
 )
+from simkit.des.review import ReviewDesk
+from simkit.des.screening import observed_pd, signal_normals
 from simkit.factors import default_prob_over, default_threshold, moral_hazard_pd
 from simkit.regulation import (
     capital_injection,
@@ -267,9 +268,9 @@ class Model:
 
         # -- segments, caps, credit lines ----------------------------------------------
         self.caps: list[CapAccount] = []
-        stats = partial(credit_lines.line_stats, self)
+        stats = partial(line_stats, self)
         self.lines: list[CreditLineState] = [
-            credit_lines.make_line(line, names.index(line.from_party),
+            make_line(line, names.index(line.from_party),
                                    names.index(line.to_party), k, stats)
             for k, line in enumerate(scenario.credit_lines)]
         self.segments = [self._compile_segment(s, seg) for s, seg in
@@ -317,7 +318,7 @@ class Model:
         #: per renewal number: the applications' fates (see :meth:`fates`)
         self._fates: dict[int, tuple[np.ndarray, ...]] = {}
         #: review capacity (simkit.des.review), individual mode with staff only
-        self.review = (review.ReviewDesk(self, _RS["withdrawn"])
+        self.review = (ReviewDesk(self, _RS["withdrawn"])
                        if des.review_staff > 0 and des.mode == "individual" else None)
 
         # -- result accumulators -------------------------------------------------------
@@ -482,10 +483,10 @@ class Model:
         margin = np.array([s.margin for s in self.segments])[seg]
         pd_bank = pd_alone = pd  # what the bank sees of the PD (simkit.des.screening)
         if des.screening_noise > 0:
-            z = screening.signal_normals(self.seed, self.replication, self._seg_n, order)
-            pd_bank = screening.observed_pd(pd, self.app_seg, retained, z,
+            z = signal_normals(self.seed, self.replication, self._seg_n, order)
+            pd_bank = observed_pd(pd, self.app_seg, retained, z,
                                             des.screening_noise, des.screening_effort)
-            pd_alone = screening.observed_pd(pd, self.app_seg, 1.0, z,
+            pd_alone = observed_pd(pd, self.app_seg, 1.0, z,
                                              des.screening_noise, des.screening_effort)
         self.app_bank_ok = retained * pd_bank * lgd + des.bank_cost <= margin + 1e-15
         # the same rule with retained share 1: the bank would lend without a guarantee
@@ -695,7 +696,7 @@ class Model:
         approved, (r_pos, r_reason, r_party) = self.check_limits(apps, now, need)
         if r_pos.size:
             # which refusals wait for room (simkit.des.lines.queued_mask)
-            wait = credit_lines.queued_mask(self.des.refusal, r_reason, _RS["credit_line"])
+            wait = queued_mask(self.des.refusal, r_reason, _RS["credit_line"])
             if wait.any():
                 w_pos = r_pos[wait]
                 w_app = apps[w_pos]

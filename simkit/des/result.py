@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simkit.book import Book, _assemble
-from simkit.des import lines, review
 from simkit.des.ledger import FEE_KINDS, LOSS_KINDS, LedgerArrays
+from simkit.des.lines import amounts_at
+from simkit.des.review import wait_series, wait_summary
 
 if TYPE_CHECKING:
     from simkit.des.model import Model
@@ -419,7 +420,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     series["injections"] = flow(("injection",), "received")
     series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
     series.update({k: v[:n_m] for k, v in model.stocks.items()})
-    series.update(review.wait_series(model, loans))
+    series.update(wait_series(model, loans))
 
     cap_refused = np.zeros((n_m + 1, len(model.caps)))
     for t, cap, amount in model.cap_refusals:
@@ -465,7 +466,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     summary = _summary(model, ledger, loans, series, cap_refused, checks)
     summary["cap_refused"] = {c.label: float(cap_refused_total[k])
                               for k, c in enumerate(model.caps)}
-    summary.update(review.wait_summary(model, loans))
+    summary.update(wait_summary(model, loans))
     summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
                    model_events=model_events,
                    model_events_per_second=model_events / max(wall_seconds, 1e-12))
@@ -479,7 +480,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
         credit_line_use=model.line_use,
         credit_line_amount=np.array([x.amount for x in sc.credit_lines]),
-        credit_line_limit=np.array([lines.amounts_at(x, months) for x in model.lines]
+        credit_line_limit=np.array([amounts_at(x, months) for x in model.lines]
                                    ).reshape(len(model.lines), n_m).T,
         ledger=ledger, loans=loans, scenario=sc, events=events, summary=summary,
         checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
