@@ -243,7 +243,8 @@ def test_mid_year_credit_line_increase_gives_more_approvals_after_it() -> None:
     assert b[6:].sum() > a[6:].sum() + 100
     assert raised.summary["refusals"]["credit_line"] < plain.summary["refusals"][
         "credit_line"]
-    assert raised.credit_line_limit[:, 0].tolist() == [4e8] * 5 + [6e8] * 7
+    # in effect during each month (the change at the end of month 6 counts from month 7)
+    assert raised.credit_line_limit[:, 0].tolist() == [4e8] * 6 + [6e8] * 6
     assert plain.credit_line_limit[:, 0].tolist() == [4e8] * 12
     assert raised.credit_line_use[:, 0].max() <= 6e8 * (1 + 1e-9)
     assert raised.credit_line_amount[0] == 4e8
@@ -299,6 +300,7 @@ def test_allocated_line_follows_last_years_use() -> None:
     r = simulate(sc, seed=3)
     used_year1 = r.credit_line_use[:12, 0].max()  # the line binds in the first year
     assert used_year1 == pytest.approx(4e8, rel=1e-3)
+    assert r.credit_line_limit[:12, 0].tolist() == [4e8] * 12
     assert r.credit_line_limit[12:, 0] == pytest.approx(1.2 * used_year1, rel=1e-9)
     assert r.credit_line_use[12:, 0].max() > 4e8
 

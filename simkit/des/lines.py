@@ -163,11 +163,12 @@ def line_stats(model: Any, k: int, t0: float, t1: float) -> tuple[float, float]:
 
 
 def amounts_at(line: CreditLineState, times: np.ndarray) -> np.ndarray:
-    """The line's amount in effect at each time (days), shape ``times.shape`` (yuan)."""
+    """The line's amount in effect just before each time (days; a change at a month end
+    counts from the next month), shape ``times.shape`` (yuan)."""
     path = getattr(line, "amount_path", [(0.0, line.amount)])
     t = np.array([p[0] for p in path])
     a = np.array([p[1] for p in path])
-    return a[np.searchsorted(t, times, side="right") - 1]
+    return a[np.maximum(np.searchsorted(t, times, side="left") - 1, 0)]
 
 
 def queued_mask(refusal: str, reasons: np.ndarray, credit_line_code: int) -> np.ndarray:
