@@ -37,6 +37,12 @@ Rules (the README states them):
   lending on, the guaranteed share of new loans).
 * **Moral hazard** (default off): the loan's true default probability is
   ``PD x (1 + kappa x (1 - retained)^gamma)`` (the bank decides on ``PD``).
+* **Mechanisms** (each off by default; the rules in their modules):
+  noisy screening with effort (:mod:`simkit.des.screening`: the bank decides on an
+  estimate of ``PD`` from a signal whose noise grows as ``retained`` falls), review
+  capacity (:mod:`simkit.des.review`: staff per original guarantor in individual mode),
+  credit lines that change during the year or are re-allocated per period and
+  applications that wait for credit-line room (:mod:`simkit.des.lines`).
 * **Guarantor decision** (:meth:`Model.underwrite_guarantee`) after the review time of
   the mode. Individual mode (``review_days_individual``): the guarantor's own review
   accepts when ``front_share x PD x LGD_mean <= des.review_loss_tolerance x fee_rate``
