@@ -291,7 +291,8 @@ def test_suite_runs_without_nbmake() -> None:
     done = _pytest("notebooks", "-q", "-p", "no:nbmake")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nbmake is not installed" in done.stdout
-    assert "2 skipped" in done.stdout
+    n_notebooks = len(list((ROOT / "notebooks").glob("*.ipynb")))
+    assert n_notebooks >= 3 and f"{n_notebooks} skipped" in done.stdout
 
 
 def test_slow_marker_selects_real_checks() -> None:
