@@ -168,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     cli_policy.add_set(d)
 
-    cli_tools.add_parsers(sub)  # report, calibrate, scenarios
+    cli_tools.add_parsers(sub)  # report, calibrate, scenarios, uncertainty
     return p
 
 

@@ -1665,10 +1665,7 @@ def _uncertainty(top: Reader) -> list[tuple[UncertainParameter, str, bool]]:
     if u is None:
         return []
     out = []
-    rows = u.table_list("parameters", required=True)
-    if not rows:
-        raise u.error("parameters", "must list at least one uncertain parameter")
-    for r in rows:
+    for r in u.table_list("parameters", required=True):  # [] = none (a plain scenario)
         out.append((_uncertain_parameter(r), r.path, False))
         r.finish()
     u.finish()
