@@ -110,10 +110,14 @@ def _share(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
 
 def _boot_se(mean: np.ndarray, var: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Bootstrap standard error of :func:`_share` over the draws (``idx``: (B, n_draws))."""
+    import warnings
+
     shares = np.array([_share(mean[i], var[i]) for i in idx])
-    with np.errstate(invalid="ignore"):
-        return np.nanstd(shares, axis=0, ddof=1) if len(idx) > 1 else np.full(mean.shape[1],
-                                                                              np.nan)
+    if len(idx) < 2:
+        return np.full(mean.shape[1], np.nan)
+    with warnings.catch_warnings():  # a column with no variance: NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanstd(shares, axis=0, ddof=1)
 
 
 def _draw_batches(n_draws: int) -> int:
