@@ -1,5 +1,4 @@
-"""Command-line tools around the engines: ``simkit report``, ``calibrate``, ``scenarios``,
-``uncertainty``.
+"""Command-line tools around the engines: ``simkit report``, ``calibrate``, ``scenarios``.
 
 :func:`add_parsers` registers the sub-commands on the main parser and :func:`run` executes
 one; errors are :class:`~simkit.scenario.ScenarioError` like everywhere else, so the main
@@ -16,11 +15,11 @@ from typing import Any
 
 __all__ = ["COMMANDS", "add_parsers", "run"]
 
-COMMANDS = ("report", "calibrate", "scenarios", "uncertainty")
+COMMANDS = ("report", "calibrate", "scenarios")
 
 
 def add_parsers(sub: Any) -> None:
-    """Add the ``report``, ``calibrate``, ``scenarios`` and ``uncertainty`` sub-commands."""
+    """Add the ``report``, ``calibrate`` and ``scenarios`` sub-commands."""
     rp = sub.add_parser(
         "report", help="one-page HTML report of a result folder",
         description="Build a self-contained one-page HTML report (figures inline, no "
@@ -56,38 +55,6 @@ def add_parsers(sub: Any) -> None:
                         description="List the scenarios that ship with simkit; run one by "
                                     "name, e.g. `simkit run anhui_4321`.")
     sp.add_argument("--paths", action="store_true", help="print the file paths too")
-    _add_uncertainty(sub)
-
-
-def _add_uncertainty(sub: Any) -> None:
-    from simkit import cli_policy
-    from simkit.cli import _int_at_least, _levels, _out_dir, _positive_int, _seed
-
-    up = sub.add_parser(
-        "uncertainty", help="parameter uncertainty: second-order Monte Carlo",
-        description="Draw the scenario's uncertain parameters ([[uncertainty.parameters]] "
-                    "or `uncertain = true`) --draws times, run the Monte Carlo of each "
-                    "draw on common paths, and show every party's EL, VaR and ES of the "
-                    "mixture, the band of the per-draw values and the share of the loss "
-                    "variance and of the tail due to the parameters.")
-    up.add_argument("file", metavar="FILE")
-    up.add_argument("--draws", type=_int_at_least(2), required=True, metavar="N",
-                    help="outer parameter draws (>= 2)")
-    up.add_argument("--paths", type=_positive_int, metavar="M",
-                    help="inner paths per draw (default: file)")
-    up.add_argument("--seed", type=_seed, help="root seed of draws and paths (default: file)")
-    up.add_argument("--levels", type=_levels, metavar="A,B,..", default=(0.99, 0.999),
-                    help="confidence levels of VaR and ES (default 0.99,0.999)")
-    up.add_argument("--independent-paths", action="store_true",
-                    help="new paths for every draw instead of common random numbers")
-    up.add_argument("--workers", type=_positive_int, default=1,
-                    help="processes for each inner run (default 1)")
-    up.add_argument("--out", type=_out_dir, metavar="DIR",
-                    help="write uncertainty.json, uncertainty.csv, draws.csv and "
-                         "uncertainty.png to DIR (atomically)")
-    up.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
-    up.add_argument("--quiet", action="store_true", help="no progress bar")
-    cli_policy.add_set(up)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,31 +72,7 @@ def run(args: argparse.Namespace) -> int:
             line = f"{name:28s} {catalog.describe(path)}"
             print(line + (f"\n{'':28s} {path}" if args.paths else ""))
         return 0
-    if args.command == "uncertainty":
-        return _uncertainty(args)
     return _calibrate(args)
-
-
-def _uncertainty(args: argparse.Namespace) -> int:
-    from simkit import report
-    from simkit.cli import _check_out, _executor, _load_with
-    from simkit.uncertainty import run_uncertainty
-
-    scenario = _load_with(args)  # --paths, --seed and --set edit the file's run
-    _check_out(args.out)
-    with _executor(args.workers) as executor:
-        result = run_uncertainty(scenario, args.draws, levels=args.levels,
-                                 common_random_numbers=not args.independent_paths,
-                                 executor=executor, progress=not (args.quiet or args.json))
-    if args.json:
-        print(json.dumps(report._jsonable(result.summary()), indent=2))
-    else:
-        print(result.format_text())
-    if args.out is not None:
-        files = result.save(args.out)
-        if not args.json:
-            print(f"wrote {args.out}/: " + ", ".join(f.name for f in files), file=sys.stderr)
-    return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:

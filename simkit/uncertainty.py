@@ -81,13 +81,13 @@ def draw_parameters(scenario: Scenario, n_draws: int, seed: int | None = None) -
 def _changes(scenario: Scenario, values: Sequence[float]) -> dict[str, Any]:
     """The :meth:`Scenario.with_changes` edits of one draw (the table itself removed, so
     the draw's scenario is a plain one)."""
-    raw = scenario.to_dict()
-    from simkit.scenario import _get_path
+    from simkit.experiments import get_path
 
     out: dict[str, Any] = {"uncertainty.parameters": []}
     for p, x in zip(scenario.uncertainty, values, strict=True):
         for path in p.paths:
-            out[path] = float(x) if p.apply == "value" else float(_get_path(raw, path)) * x
+            out[path] = (float(x) if p.apply == "value"
+                         else float(get_path(scenario, path)) * float(x))
     return out
 
 
