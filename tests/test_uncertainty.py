@@ -316,3 +316,18 @@ def test_cli_fails_cleanly(tmp_path: Path, capsys) -> None:
         main(["uncertainty", plain, "--draws", "1"])
     assert info.value.code == 2
     assert "--draws: must be an integer >= 2" in capsys.readouterr().err
+
+
+def test_anhui_2024_marks_the_calibrated_level_and_loadings() -> None:
+    s = load(ROOT / "scenarios" / "anhui_2024.toml")
+    pd_level, loadings = s.uncertainty
+    assert (pd_level.name, loadings.name) == ("pd_level", "loadings")
+    assert pd_level.apply == loadings.apply == "scale"
+    assert len(pd_level.paths) == 2 * len(s.segments)
+    # the file's comment: the 2.5-97.5 % quantiles of the PD multiplier about 0.831-1.203
+    # (PD 2.87-4.14 % around the fitted 3.446 %) and the loadings' range 0.647-4.118
+    np.testing.assert_allclose(pd_level.quantile([0.025, 0.975]), [0.831, 1.203], atol=1e-3)
+    np.testing.assert_allclose(loadings.quantile([0.0, 1.0]), [0.647, 4.118], rtol=1e-6)
+    changes = _changes(s, [1.1, 2.0])
+    assert changes["segments[2].default_prob.high"] == pytest.approx(0.05978 * 1.1)
+    assert changes["factors.national"] == pytest.approx(s.factors.loadings.national * 2)
