@@ -1093,7 +1093,7 @@ def _build(data: dict[str, Any], source: str, tape_base: Path | None) -> Scenari
     path is joined to; ``None`` keeps it as given)."""
     _check_depth(data, source)
     data = plain(data) if isinstance(data, dict) else data
-    inline: list[UncertainParameter] = []
+    inline: list[tuple[UncertainParameter, str, bool]] = []
     if isinstance(data, dict):
         data = _lift_uncertain(data, source, inline)
     top = Reader(data, "", source)

@@ -453,7 +453,9 @@ def run_uncertainty(
 
     ref = simulate(plain, n_paths=m, seed=seed, executor=executor, engine=engine)
     horizon = ref.horizon
-    ref_stats = summarize(columns_of(ref), levels, ref.weights, list(columns))
+    ref_stats: dict[str, dict[str, float]] = {
+        str(c): st for c, st in summarize(columns_of(ref), levels, ref.weights,
+                                          list(columns)).items()}
     for st in ref_stats.values():
         st["el"], st["el_se"] = st["el"] / horizon, st["el_se"] / horizon
 
@@ -485,10 +487,10 @@ def run_uncertainty(
             if res.weights is not None:
                 weights[i] = res.weights
                 weighted = True
-            st = summarize(x, levels, res.weights, list(columns), n_batches=None)
+            draw = summarize(x, levels, res.weights, list(columns), n_batches=None)
             for j, c in enumerate(columns):
                 for k in keys:
-                    per_draw[k][i, j] = st[c][k] / (horizon if k == "el" else 1)
+                    per_draw[k][i, j] = draw[c][k] / (horizon if k == "el" else 1)
             mom_mean[i], mom_var[i] = _draw_moments(x, res.weights)
             if bar is not None:
                 bar.update(1)
@@ -498,7 +500,9 @@ def run_uncertainty(
 
     flat = losses.reshape(n_draws * m, n_cols)
     w_flat = weights.reshape(-1) if weighted else None
-    mix = summarize(flat, levels, w_flat, list(columns), n_batches=_draw_batches(n_draws))
+    mix: dict[str, dict[str, float]] = {
+        str(c): st for c, st in summarize(flat, levels, w_flat, list(columns),
+                                          n_batches=_draw_batches(n_draws)).items()}
     # the mixture's EL: the mean of the draws' ELs; its SE adds the outer spread and the
     # inner error of the path averages (shared by all draws under common random numbers)
     wz = losses * weights[:, :, None]

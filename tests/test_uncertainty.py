@@ -181,6 +181,18 @@ def test_degenerate_distribution_equals_plain_run() -> None:
     assert row["es_99_draw_p5"] == row["es_99_draw_p95"] == row["es_99_ref"]
 
 
+def test_independent_paths_share_is_inner_noise() -> None:
+    """Fresh paths per draw: a degenerate distribution's share is pure inner noise, of the
+    order of its bound ``var_share_noise`` (about 1 / n_paths), not 0 as with common paths."""
+    s = scenario({"dist": "uniform", "low": 0.03, "high": 0.03, "uncertain": True}, 0.1)
+    res = run_uncertainty(s, 30, n_paths=300, common_random_numbers=False, n_boot=50)
+    j = res.columns.index("total")
+    share, bound = res.variance["share"][j], res.variance["noise"][j]
+    assert 0 < share < 3 * bound
+    assert bound == pytest.approx(1 / 300, rel=0.05)
+    assert len(set(res.per_draw["el"][:, j])) > 1
+
+
 def test_parameter_share_grows_with_the_spread() -> None:
     shares, ses = [], []
     for half in (0.0, 0.005, 0.02):
