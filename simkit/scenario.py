@@ -45,6 +45,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Segment",
+    "UncertainParameter",
     "from_dict",
     "load",
 ]
@@ -687,6 +688,142 @@ class RunSettings:
                             f"{self.importance_auto!r}")
 
 
+# --------------------------------------------------------------------------------------
+# parameter uncertainty (``[uncertainty]``; simkit.uncertainty runs it)
+# --------------------------------------------------------------------------------------
+#: Distributions of an uncertain parameter and their parameters (``low``/``high`` of a
+#: normal are optional truncation bounds).
+UNCERTAIN_KINDS = {"uniform": ("low", "high"), "loguniform": ("low", "high"),
+                   "normal": ("mean", "sd"), "lognormal": ("median", "sigma"),
+                   "beta": ("mean", "sd")}
+#: ``value``: the draw is the value at every path; ``scale``: it multiplies each stated value.
+UNCERTAIN_APPLY = ("value", "scale")
+#: Draws are quantiles at probabilities in [QUANTILE_EPS, 1 - QUANTILE_EPS]; the loader
+#: checks the scenario at both ends, so every draw makes a valid scenario.
+QUANTILE_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class UncertainParameter:
+    """A model parameter that is not known: a distribution over its value (second order).
+
+    Not to be confused with a segment's ``default_prob`` distribution, which is the spread
+    of default probabilities *across firms* (known); an uncertain parameter is one number
+    the scenario states but whose value is unknown, drawn once per outer draw of
+    :func:`simkit.uncertainty.run_uncertainty`.
+
+    Attributes
+    ----------
+    name : str
+        Label in results (default: the first path).
+    paths : tuple of str
+        Dotted paths of :meth:`Scenario.with_changes` that the draw sets together.
+    kind : str
+        One of :data:`UNCERTAIN_KINDS`.
+    params : tuple of (str, float)
+        The distribution's parameters (``normal``: ``mean``, ``sd`` and optional ``low`` /
+        ``high`` truncation bounds).
+    apply : str
+        ``"value"`` (the draw is the value) or ``"scale"`` (each path's stated value times
+        the draw).
+    """
+
+    name: str
+    paths: tuple[str, ...]
+    kind: str
+    params: tuple[tuple[str, float], ...]
+    apply: str = "value"
+
+    def __post_init__(self) -> None:
+        _own_text(self, "name")
+        if not self.paths or not all(isinstance(p, str) and p for p in self.paths):
+            raise _own_fail(self, "paths", f"must be a non-empty tuple of dotted paths, got "
+                            f"{self.paths!r}")
+        _own_choice(self, "kind", tuple(UNCERTAIN_KINDS))
+        _own_choice(self, "apply", UNCERTAIN_APPLY)
+        p = dict(self.params)
+        need = set(UNCERTAIN_KINDS[self.kind])
+        extra = {"low", "high"} if self.kind == "normal" else set()
+        if not need <= set(p) <= need | extra:
+            raise _own_fail(self, "params", f"of a {self.kind!r} parameter must be "
+                            f"{', '.join(sorted(need))}, got {p!r}")
+        for key, value in p.items():
+            check_number(value, "", f"UncertainParameter.params.{key}")
+        if self.kind in ("uniform", "loguniform") and p["high"] < p["low"]:
+            raise _own_fail(self, "params.high", f"must be >= low, got {p['high']!r}")
+        if self.kind == "loguniform" and p["low"] <= 0:
+            raise _own_fail(self, "params.low", f"must be > 0, got {p['low']!r}")
+        if self.kind == "normal":
+            check_number(p["sd"], "", "UncertainParameter.params.sd", low=0)
+            lo, hi = p.get("low", -math.inf), p.get("high", math.inf)
+            if not lo < hi or not lo <= p["mean"] <= hi:
+                raise _own_fail(self, "params", f"must have low < high and the mean "
+                                f"within them, got {p!r}")
+        if self.kind == "lognormal":
+            check_number(p["median"], "", "UncertainParameter.params.median", low=0,
+                         low_open=True)
+            check_number(p["sigma"], "", "UncertainParameter.params.sigma", low=0, high=5)
+        if self.kind == "beta":
+            check_number(p["mean"], "", "UncertainParameter.params.mean", low=0, high=1,
+                         low_open=True, high_open=True)
+            _beta_sd_ok(self, p["mean"], p["sd"], "params.sd")
+
+    def quantile(self, u: Any) -> np.ndarray:
+        """The value at probabilities ``u`` (clipped to ``[QUANTILE_EPS, 1 - QUANTILE_EPS]``).
+
+        Parameters
+        ----------
+        u : array_like, shape (n,)
+            Probabilities in [0, 1].
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            Values of the parameter (the multiplier when ``apply == "scale"``).
+        """
+        from scipy import special, stats
+
+        u = np.clip(np.asarray(u, dtype=np.float64), QUANTILE_EPS, 1 - QUANTILE_EPS)
+        p = dict(self.params)
+        if self.kind == "uniform":
+            return p["low"] + u * (p["high"] - p["low"])
+        if self.kind == "loguniform":
+            lo, hi = math.log(p["low"]), math.log(p["high"])
+            return np.exp(lo + u * (hi - lo))
+        if self.kind == "lognormal":
+            return p["median"] * np.exp(p["sigma"] * special.ndtri(u))
+        if self.kind == "beta":
+            a, b = _beta_ab(p["mean"], p["sd"])
+            if not math.isfinite(a):
+                return np.full(u.shape, p["mean"])
+            return special.betaincinv(a, b, u)
+        if p["sd"] == 0:  # normal
+            return np.full(u.shape, p["mean"])
+        lo = (p.get("low", -math.inf) - p["mean"]) / p["sd"]
+        hi = (p.get("high", math.inf) - p["mean"]) / p["sd"]
+        return np.asarray(stats.truncnorm.ppf(u, lo, hi, loc=p["mean"], scale=p["sd"]),
+                          dtype=np.float64)
+
+    def mean(self) -> float:
+        """The distribution's mean (the point value of an inline ``uncertain = true``)."""
+        p = dict(self.params)
+        if self.kind == "normal":
+            if p["sd"] == 0 or ("low" not in p and "high" not in p):
+                return p["mean"]
+            from scipy import stats
+
+            lo = (p.get("low", -math.inf) - p["mean"]) / p["sd"]
+            hi = (p.get("high", math.inf) - p["mean"]) / p["sd"]
+            return float(stats.truncnorm.mean(lo, hi, loc=p["mean"], scale=p["sd"]))
+        return Distribution(self.kind, self.params).mean()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry of ``[[uncertainty.parameters]]`` (the form :meth:`Scenario.to_dict`
+        writes)."""
+        return {"name": self.name, "paths": list(self.paths), "apply": self.apply,
+                "dist": self.kind, **dict(self.params)}
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A validated, immutable scenario. Build with :func:`load` or :func:`from_dict`."""
@@ -705,6 +842,9 @@ class Scenario:
     #: Root seed of the synthetic book (``[book] seed``; default the ``[run] seed`` written
     #: in the file, pinned by :meth:`with_changes`, so a new path seed keeps the loans).
     book_seed: int | None = None
+    #: Uncertain parameters (``[uncertainty]``, inline ``uncertain = true``); a plain run
+    #: uses the stated values, :func:`simkit.uncertainty.run_uncertainty` draws them.
+    uncertainty: tuple[UncertainParameter, ...] = ()
     #: Where the scenario came from (a file name or ``"<dict>"``): provenance only, not
     #: part of the scenario's value (two equal scenarios may come from different files).
     source: str = field(default="<dict>", compare=False)
@@ -767,6 +907,8 @@ class Scenario:
                     seg.pop("agreement", None)
         if self.credit_lines:
             out["credit_lines"] = [_credit_line_dict(c) for c in self.credit_lines]
+        if self.uncertainty:
+            out["uncertainty"] = {"parameters": [p.as_dict() for p in self.uncertainty]}
         return out
 
     # -- lookups ------------------------------------------------------------------------
@@ -881,10 +1023,31 @@ def _segment_dict(seg: Segment) -> dict[str, Any]:
     return out
 
 
-def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+def _path_tokens(path: str) -> list[str]:
+    """The keys and ``[i]`` indices of a dotted path (``KeyError`` when malformed)."""
     if not re.fullmatch(r"[A-Za-z0-9_\-]+(\[\d+\])*(\.[A-Za-z0-9_\-]+(\[\d+\])*)*", path):
         raise KeyError(path)
-    tokens = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    return re.findall(r"[^.\[\]]+|\[\d+\]", path)
+
+
+def _get_path(raw: Any, path: str) -> Any:
+    """The value at a dotted path of a plain mapping (``KeyError`` / ``IndexError`` /
+    ``TypeError`` when absent)."""
+    node = raw
+    for tok in _path_tokens(path):
+        if tok.startswith("["):
+            if not isinstance(node, list):
+                raise TypeError(path)
+            node = node[int(tok[1:-1])]
+        else:
+            if not isinstance(node, dict):
+                raise TypeError(path)
+            node = node[tok]
+    return node
+
+
+def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    tokens = _path_tokens(path)
     node: Any = raw
     for i, tok in enumerate(tokens):
         last = i == len(tokens) - 1
@@ -1002,6 +1165,9 @@ def _build(data: dict[str, Any], source: str, tape_base: Path | None) -> Scenari
     path is joined to; ``None`` keeps it as given)."""
     _check_depth(data, source)
     data = plain(data) if isinstance(data, dict) else data
+    inline: list[tuple[UncertainParameter, str, bool]] = []
+    if isinstance(data, dict):
+        data = _lift_uncertain(data, source, inline)
     top = Reader(data, "", source)
     meta = top.sub("scenario")
     name, description = "scenario", ""
@@ -1036,18 +1202,22 @@ def _build(data: dict[str, Any], source: str, tape_base: Path | None) -> Scenari
     regulation = _regulation(top)
     run = _run(top)
     des = _des(top)
+    uncertainty = [*_uncertainty(top), *inline]
     top.finish()
     if book_seed is None:  # the world's default seed: the run seed written in the file
         book_seed = run.seed
     token = _TRUSTED.set(True)
     try:
-        return Scenario(
+        scenario = Scenario(
             name=name, description=description, parties=parties, agreements=agreements,
             segments=segments, factors=factors, run=run, des=des, regulation=regulation,
             credit_lines=credit_lines, tape=tape, book_seed=int(book_seed), source=source,
         )
     finally:
         _TRUSTED.reset(token)
+    if uncertainty:
+        scenario = _check_uncertainty(scenario, uncertainty)
+    return scenario
 
 
 def _check_identifier(r: Reader, key: str, value: str) -> None:
@@ -1557,3 +1727,183 @@ def _des(top: Reader) -> DesSettings:
     )
     r.finish()
     return d
+
+
+# --------------------------------------------------------------------------------------
+# loading: parameter uncertainty
+# --------------------------------------------------------------------------------------
+#: Top-level tables whose values cannot be uncertain parameters.
+_NOT_PARAMETERS = ("run", "book", "scenario", "uncertainty")
+
+
+def _lift_uncertain(data: Any, source: str, found: list[tuple[UncertainParameter, str, bool]],
+                    path: str = "") -> Any:
+    """Replace every inline ``{dist = ..., ..., uncertain = true}`` by its mean, recording
+    the parameter (its path is where it stood); ``uncertain = false`` is dropped (the
+    table stays, e.g. a cross-section of default probabilities)."""
+    if isinstance(data, dict):
+        if path and "uncertain" in data:
+            r = Reader(data, path, source)
+            if not r.boolean("uncertain", False):
+                return {k: v for k, v in data.items() if k != "uncertain"}
+            param = _uncertain_parameter(r, inline_path=path)
+            r.finish()
+            found.append((param, path, True))
+            return param.mean()
+        return {k: v if (not path and k == "uncertainty")
+                else _lift_uncertain(v, source, found, join(path, k))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [_lift_uncertain(v, source, found, join(path, i)) for i, v in enumerate(data)]
+    return data
+
+
+def _uncertainty(top: Reader) -> list[tuple[UncertainParameter, str, bool]]:
+    """``[[uncertainty.parameters]]``: each with ``path`` or ``paths``, optional ``name``
+    and ``apply``, and ``dist`` with its parameters."""
+    u = top.sub("uncertainty")
+    if u is None:
+        return []
+    out = []
+    for r in u.table_list("parameters", required=True):  # [] = none (a plain scenario)
+        out.append((_uncertain_parameter(r), r.path, False))
+        r.finish()
+    u.finish()
+    return out
+
+
+def _uncertain_parameter(r: Reader, inline_path: str | None = None) -> UncertainParameter:
+    if inline_path is not None:
+        paths, name, apply = [inline_path], inline_path, "value"
+    else:
+        if r.has("path") == r.has("paths"):
+            raise r.error("path", "give exactly one of path (a dotted path, as in --set) or "
+                          "paths (an array of them, drawn together)")
+        if r.has("path"):
+            paths = [r.string("path", required=True)]
+        else:
+            raw = r.raw("paths")
+            if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and x
+                                                               for x in raw):
+                raise r.bad("paths", raw, "a non-empty array of dotted paths")
+            paths = list(raw)
+        name = r.string("name", paths[0])
+        if not name.strip() or len(name) > 200:
+            raise r.bad("name", name, "a non-blank label of at most 200 characters")
+        apply = r.string("apply", "value", choices=UNCERTAIN_APPLY)
+    kind = r.string("dist", required=True, choices=tuple(UNCERTAIN_KINDS))
+    params: dict[str, float] = {}
+    if kind in ("uniform", "loguniform"):
+        lo = r.number("low", required=True)
+        if kind == "loguniform" and lo <= 0:
+            raise r.bad("low", lo, "> 0 for a loguniform distribution")
+        hi = r.number("high", required=True)
+        if hi < lo:
+            raise r.bad("high", hi, f">= low ({lo:g})")
+        params = {"low": lo, "high": hi}
+    elif kind == "normal":
+        params = {"mean": r.number("mean", required=True),
+                  "sd": r.number("sd", required=True, low=0)}
+        for key in ("low", "high"):
+            if r.has(key):
+                params[key] = r.number(key)
+        lo, hi = params.get("low", -math.inf), params.get("high", math.inf)
+        if not lo < hi:
+            raise r.bad("high", hi, f"> low ({lo:g})")
+        if not lo <= params["mean"] <= hi:
+            raise r.bad("mean", params["mean"], f"within the truncation bounds [{lo:g}, {hi:g}]")
+    elif kind == "lognormal":
+        params = {"median": r.number("median", required=True, low=0, low_open=True),
+                  "sigma": r.number("sigma", required=True, low=0, high=5)}
+    else:  # beta
+        mean = r.number("mean", required=True, low=0, high=1, low_open=True, high_open=True)
+        sd = r.number("sd", required=True, low=0)
+        _check_beta_sd(r, sd)
+        if sd > 0 and (sd >= math.sqrt(mean * (1 - mean)) or min(_beta_ab(mean, sd)) <= 0):
+            raise r.bad("sd", sd, f"< sqrt(mean*(1-mean)) = {math.sqrt(mean * (1 - mean)):.6g}")
+        params = {"mean": mean, "sd": sd}
+    return UncertainParameter(name, tuple(paths), kind, tuple(params.items()), apply)
+
+
+def _check_uncertainty(scenario: Scenario,
+                       items: list[tuple[UncertainParameter, str, bool]]) -> Scenario:
+    """Check every uncertain parameter against the built scenario and attach them.
+
+    Each path must name a number of the scenario (not a run setting), at most once; the
+    scenario must stay valid with each parameter at either end of its draws (quantiles
+    :data:`QUANTILE_EPS` and ``1 - QUANTILE_EPS``) and with all of them at their lower or
+    all at their upper ends.
+    """
+    src = scenario.source
+    base = scenario.to_dict()
+    names: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    stated: list[list[float]] = []
+    for p, where, inline in items:
+        if p.name in names:
+            raise ScenarioError(src, join(where, "name"), f"repeats the name {p.name!r} of "
+                                f"{names[p.name]}; give each uncertain parameter its own")
+        names[p.name] = where
+        values = []
+        for j, path in enumerate(p.paths):
+            at = where if inline else join(where, "path") if len(p.paths) == 1 \
+                else f"{where}.paths[{j}]"
+            if re.split(r"[.\[]", path, maxsplit=1)[0] in _NOT_PARAMETERS:
+                raise ScenarioError(src, at, f"names {path!r}: run settings, the book, names "
+                                    "and the uncertainty table itself cannot be uncertain")
+            if path in owner:
+                raise ScenarioError(src, at, f"names {path!r}, which {owner[path]} draws "
+                                    "already; a path may be uncertain once")
+            owner[path] = where
+            try:
+                value = _get_path(base, path)
+            except (KeyError, IndexError, TypeError):
+                raise ScenarioError(src, at, f"names no field of this scenario: {path!r} "
+                                    "(dotted paths as in --set, e.g. 'factors.national' or "
+                                    "'segments[0].default_prob')") from None
+            if isinstance(value, dict):
+                raise ScenarioError(src, at, f"names the table {path!r} ({', '.join(value)}); "
+                                    f"name one of its numbers, e.g. '{path}.{next(iter(value))}'"
+                                    if value else f"names the empty table {path!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ScenarioError(src, at, f"names {path!r}, which is "
+                                    f"{type(value).__name__} {value!r}, not a number")
+            values.append(float(value))
+        stated.append(values)
+
+    ends = [tuple(float(v) for v in p.quantile([0.0, 1.0])) for p, _, _ in items]
+
+    def trial(at: dict[int, float]) -> ScenarioError | None:
+        raw = scenario.to_dict()
+        for i, x in at.items():
+            p = items[i][0]
+            for path, s0 in zip(p.paths, stated[i], strict=True):
+                _set_path(raw, path, x if p.apply == "value" else s0 * x)
+        try:
+            _build(raw, src, tape_base=None)
+        except ScenarioError as exc:
+            return exc
+        return None
+
+    def why(exc: ScenarioError) -> str:
+        return str(exc).removeprefix(f"{src}: ")
+
+    for i, (p, where, _) in enumerate(items):
+        for x in ends[i]:
+            exc = trial({i: x})
+            if exc is not None:
+                what = "multiplies the stated values by" if p.apply == "scale" else "draws"
+                raise ScenarioError(src, where, f"{what} {ends[i][0]:.6g} to {ends[i][1]:.6g} "
+                                    f"(its {QUANTILE_EPS:g} and {1 - QUANTILE_EPS} quantiles), "
+                                    f"but at {x:.6g} the scenario is invalid: {why(exc)}")
+    if len(items) > 1:
+        for k, side in ((0, "lowest"), (1, "highest")):
+            exc = trial({i: e[k] for i, e in enumerate(ends)})
+            if exc is not None:
+                raise ScenarioError(src, "uncertainty", f"with every uncertain parameter at "
+                                    f"its {side} draw the scenario is invalid: {why(exc)}")
+    token = _TRUSTED.set(True)
+    try:
+        return dataclasses.replace(scenario, uncertainty=tuple(p for p, _, _ in items))
+    finally:
+        _TRUSTED.reset(token)
