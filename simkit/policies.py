@@ -307,25 +307,36 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
         w = run.result.weights
         stats: dict[str, dict[str, Any]] = {}
 
-        def diff(a: np.ndarray, b: np.ndarray, measure: str, level: float = 0.99,
-                 w: np.ndarray | None = w) -> dict[str, Any]:
-            if paired:
-                return measures.paired_difference(a, b, w, measure=measure, level=level,
-                                                  n_batches=n_batches)
-            one = measures.paired_difference(a, a, base.result.weights, measure=measure,
-                                             level=level, n_batches=n_batches)
-            two = measures.paired_difference(b, b, w, measure=measure, level=level,
-                                             n_batches=n_batches)
+        def unpaired(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
             se = np.sqrt(np.asarray(one["base_se"]) ** 2 + np.asarray(two["base_se"]) ** 2)
             return {"base": one["base"], "other": two["base"],
                     "diff": np.asarray(two["base"]) - np.asarray(one["base"]),
                     "diff_se": se, "other_se": two["base_se"], "unpaired_se": se}
 
-        stats["el"] = diff(b_loss, loss, "el")
+        def diff(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = w) -> dict[str, Any]:
+            if paired:
+                return measures.paired_difference(a, b, w, n_batches=n_batches)
+            return unpaired(measures.paired_difference(a, a, base.result.weights),
+                            measures.paired_difference(b, b, w))
+
+        def tails(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = w
+                  ) -> dict[tuple[str, float], dict[str, Any]]:
+            # VaR and ES at every level from one sort of each batch (not one per measure)
+            if paired:
+                return measures.paired_tail_differences(a, b, w, levels=levels,
+                                                        n_batches=n_batches)
+            one = measures.paired_tail_differences(a, a, base.result.weights,
+                                                   levels=levels, n_batches=n_batches)
+            two = measures.paired_tail_differences(b, b, w, levels=levels,
+                                                   n_batches=n_batches)
+            return {key: unpaired(one[key], two[key]) for key in one}
+
+        stats["el"] = diff(b_loss, loss)
+        tail = tails(b_loss, loss)
         for a in levels:
             lab = measures.level_label(a)
-            stats[f"var_{lab}"] = diff(b_loss, loss, "var", a)
-            stats[f"es_{lab}"] = diff(b_loss, loss, "es", a)
+            stats[f"var_{lab}"] = tail[("var", float(a))]
+            stats[f"es_{lab}"] = tail[("es", float(a))]
         el = stats["el"]
         zero = np.zeros(len(cols))
         stats["fee_income"] = {"other": fee, "other_se": zero, "diff": fee - b_fee,
@@ -333,7 +344,7 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
         stats["net_result"] = {"other": fee - el["other"], "other_se": el["other_se"],
                                "diff": (fee - b_fee) - el["diff"], "diff_se": el["diff_se"],
                                "unpaired_se": el["unpaired_se"]}
-        prob = diff(b_ind, ind, "el") if ind.shape[1] else None
+        prob = diff(b_ind, ind) if ind.shape[1] else None
         head = {"variant": run.label, **{k: run.params.get(k) for k in param_keys}}
         for measure, st in stats.items():
             for j, p in enumerate(cols):
