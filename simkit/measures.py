@@ -1208,6 +1208,7 @@ def paired_tail_differences(
     *,
     levels: Sequence[float] = (0.99,),
     n_batches: int = DEFAULT_N_BATCHES,
+    cache: dict[Any, Any] | None = None,
 ) -> dict[tuple[str, float], dict[str, Value]]:
     """:func:`paired_difference` of VaR and ES at several levels in one pass.
 
@@ -1226,6 +1227,10 @@ def paired_tail_differences(
         Confidence levels.
     n_batches : int
         Contiguous batches of paths for the standard errors.
+    cache : dict, optional
+        An empty dict, passed again on every call that compares other samples with the
+        same ``base`` (same weights, levels and batches): ``base``'s own estimates are
+        then computed once (the dict is reset when ``base`` or the settings change).
 
     Returns
     -------
@@ -1239,23 +1244,48 @@ def paired_tail_differences(
                          f"and {np.shape(other)}")
     w = _check_weights(weights, a.shape[1])
     lv = [_check_level(x) for x in levels]
-    out = _paired_tail(a, b, w, lv, n_batches)
+    out = _paired_tail(a, b, w, lv, n_batches, cache)
     return {(m, lv[i]): {key: _shape_out(v, one_d) for key, v in d.items()}
             for (m, i), d in out.items()}
 
 
 def _paired_tail(a: FloatArray, b: FloatArray, w: FloatArray | None,
-                 levels: Sequence[float], n_batches: int
+                 levels: Sequence[float], n_batches: int,
+                 cache: dict[Any, Any] | None = None,
                  ) -> dict[tuple[str, int], dict[str, FloatArray]]:
     """VaR/ES paired differences of rows ``a`` and ``b`` (``(c, m)``), keyed by
-    ``(measure, level index)``; see :func:`paired_difference` for the method."""
+    ``(measure, level index)``; see :func:`paired_difference` for the method.
+
+    ``cache`` keeps ``a``'s whole-sample and batch estimates between calls with the same
+    ``a``, ``w``, ``levels`` and ``n_batches`` (it is reset when any of them differs).
+    """
     c, m = a.shape
     nb = _check_n_batches(n_batches, m) or 0
+    if cache is None:
+        cache = {}
+    key = cache.get("key")
+    if key is None or not (key[2:] == (tuple(levels), n_batches)
+                           and np.array_equal(key[0], a)
+                           and (w is None) == (key[1] is None)
+                           and (w is None or np.array_equal(key[1], w))):
+        cache.clear()
+        cache["key"] = (a.copy(), None if w is None else w.copy(), tuple(levels), n_batches)
+
+    def batches(x: FloatArray, nbj: int) -> FloatArray:
+        """(measure, level, row, batch) estimates of ``x`` on ``nbj`` batches."""
+        out = np.empty((2, len(levels), x.shape[0], nbj))
+        for t, (lo, hi) in enumerate(pairwise(_batch_edges(m, nbj))):
+            v, e = _var_es_sorted(x[:, lo:hi], None if w is None else w[lo:hi], levels)
+            out[0, :, :, t], out[1, :, :, t] = v, e
+        return out
+
     est: dict[tuple[str, int], tuple[FloatArray, FloatArray]] = {}
     counts: dict[int, list[tuple[int, int]]] = {}  # batches -> [(level index, row)]
     for i, lev in enumerate(levels):
         # the whole-sample estimates, level by level as a single-level call makes them
-        var_a, es_a = (x[0] for x in _var_es_rows(a, w, [lev]))
+        if ("whole", i) not in cache:
+            cache[("whole", i)] = tuple(x[0] for x in _var_es_rows(a, w, [lev]))
+        var_a, es_a = cache[("whole", i)]
         var_b, es_b = (x[0] for x in _var_es_rows(b, w, [lev]))
         est[("var", i)], est[("es", i)] = (var_a, var_b), (es_a, es_b)
         for j in range(c):
@@ -1265,32 +1295,26 @@ def _paired_tail(a: FloatArray, b: FloatArray, w: FloatArray | None,
                       if tail > 0 else nb)
             if nbj >= PAIRED_MIN_BATCHES:
                 counts.setdefault(nbj, []).append((i, j))
-    se = {key: [np.full(c, np.nan) for _ in range(3)] for key in est}
+    se = {k: [np.full(c, np.nan) for _ in range(3)] for k in est}
     for nbj, items in counts.items():
+        if ("batch", nbj) not in cache:
+            cache[("batch", nbj)] = batches(a, nbj)
+        batch_a = cache[("batch", nbj)]
         rows = sorted({j for _, j in items})
-        used = sorted({i for i, _ in items})
-        stacked = np.concatenate([a[rows], b[rows]])
-        # (measure, level, 2 * len(rows), nbj): batch estimates, batches last
-        batch = np.empty((2, len(used), stacked.shape[0], nbj))
-        for t, (lo, hi) in enumerate(pairwise(_batch_edges(m, nbj))):
-            v, e = _var_es_sorted(stacked[:, lo:hi], None if w is None else w[lo:hi],
-                                  [levels[i] for i in used])
-            batch[0, :, :, t], batch[1, :, :, t] = v, e
+        batch_b = batches(b[rows], nbj)
         root = math.sqrt(nbj)
         for i, j in items:
-            r, u = rows.index(j), used.index(i)
             for k, measure in enumerate(("var", "es")):
-                ea, eb = batch[k, u, r], batch[k, u, len(rows) + r]
+                ea, eb = batch_a[k, i, j], batch_b[k, i, rows.index(j)]
                 s_a, s_b, s_d = se[(measure, i)]
                 s_a[j] = ea.std(ddof=1) / root
                 s_b[j] = eb.std(ddof=1) / root
                 s_d[j] = (eb - ea).std(ddof=1) / root
     out = {}
-    for key, (e_a, e_b) in est.items():
-        s_a, s_b, s_d = se[key]
-        out[key] = {"base": e_a, "other": e_b, "diff": e_b - e_a, "diff_se": s_d,
-                    "base_se": s_a, "other_se": s_b,
-                    "unpaired_se": np.sqrt(s_a**2 + s_b**2)}
+    for k, (e_a, e_b) in est.items():
+        s_a, s_b, s_d = se[k]
+        out[k] = {"base": e_a, "other": e_b, "diff": e_b - e_a, "diff_se": s_d,
+                  "base_se": s_a, "other_se": s_b, "unpaired_se": np.sqrt(s_a**2 + s_b**2)}
     return out
 
 

@@ -1240,7 +1240,9 @@ def _same_book(base: Scenario, variant: Scenario) -> bool:
 def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenario,
                  model: FactorModel, same_book: bool = False) -> _PolicyPlan:
     """Compile ``variant``'s policy against the base's books and bands (``same_book``:
-    the variant's book is the base's, so it is not built again).
+    the variant's book is the base's, so it is not built again, and with the base's copula
+    its plan shares the base's bands and loan arrays: only the waterfall, fees and
+    exposures of :func:`_policy_arrays` are compiled).
 
     Raises
     ------
@@ -1254,10 +1256,10 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
     v_books = (list(books) if same_book
                else [book_for(variant, cohort=y) for y in range(len(books))])
     for y, (b, vb, plan) in enumerate(zip(books, v_books, plans, strict=True)):
-        same = b.n_loans == vb.n_loans and all(
+        same = vb is b or (b.n_loans == vb.n_loans and all(
             np.array_equal(getattr(b, f), getattr(vb, f)) for f in (
                 "exposure", "default_prob", "lgd_mean", "lgd_sd", "loadings", "region",
-                "sector", "tenor_years"))
+                "sector", "tenor_years")))
         if not same:
             raise ValueError(f"policy {variant.name!r} is not on the world of the base "
                              f"(cohort {y}: other loans); build it with "
@@ -1286,7 +1288,7 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
                 m = np.zeros((n_base, n_v))
                 m[src, dst] = 1.0
                 maps.append(m)
-        if np.array_equal(b.guaranteed, vb.guaranteed):
+        if vb is b or np.array_equal(b.guaranteed, vb.guaranteed):
             resample.append(None)
         else:  # another covered/uncovered split: the base's bands, this policy's amounts
             order = plan.order
