@@ -385,7 +385,7 @@ def compare(base: Scenario, variants: Sequence[Scenario | tuple[str, Scenario]] 
         results = [simulate(v, executor=executor, progress=progress) for _, v in labelled]
     runs = [policies.PolicyRun(lab, v, r, p)
             for (lab, v), r, p in zip(labelled, results, params, strict=True)]
-    rows = policies.comparison_rows(runs, paired=paired)
+    rows = policies.comparison_rows(runs, paired=paired, executor=executor)
     note = ("common random numbers: the same book and draws for every policy "
             "(paired differences)" if paired else
             "DIFFERENT BOOKS: the scenarios do not share their loans or draws; differences "

@@ -262,18 +262,6 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     def const_in_band(a: np.ndarray) -> np.ndarray:
         return np.maximum.reduceat(a, first) == np.minimum.reduceat(a, first)
 
-    waterfall = Waterfall.from_scenario(scenario, book.cells)
-    # fees on the same basis as the risk: over each loan's life
-    flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years,
-                      years=math.inf)
-    parties = scenario.party_names
-    # guarantee liability per yuan guaranteed, risk-weighted (simkit.regulation)
-    weight = risk_weight(book.guaranteed, scenario.regulation)
-    rw_cell = np.bincount(book.cell, weights=book.guaranteed * weight,
-                          minlength=len(book.cells))
-    liability = np.array([liability_coefficients(p, parties)
-                          for p in compile_cells(scenario, book.cells)]).reshape(
-        len(book.cells), len(parties))
     seg_index = {s: i for i, s in enumerate(book.segment_names)}
     segment_of_cell = np.array([seg_index[s] for s in book.cells.segment], dtype=np.intp)
     lo = book.loadings[order]
@@ -288,11 +276,34 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
             np.where(np.isinf(nu), -1.0, nu)),
         band_has_uncovered=np.maximum.reduceat(uncovered, first) > 0 if n else np.zeros(
             0, dtype=bool),
-        n_cells=len(book.cells), waterfall=waterfall,
-        fee_income=flows.net_income(parties), borrower_fees=flows.borrower_paid(),
-        party_exposure=rw_cell @ liability,
+        n_cells=len(book.cells), **_policy_arrays(scenario, book),
         segment_of_cell=segment_of_cell, n_segments=len(book.segment_names), order=order,
     )
+
+
+def _policy_arrays(scenario: Scenario, book: Book) -> dict[str, Any]:
+    """The fields of a :class:`_Plan` that depend on the policy alone (not on the bands).
+
+    Returns ``waterfall`` (:class:`simkit.sharing.Waterfall` of the book's cells),
+    ``fee_income`` (``(n_parties,)`` net fee income, yuan per year), ``borrower_fees``
+    (yuan per year) and ``party_exposure`` (``(n_parties,)`` risk-weighted guarantee
+    liability, yuan). A policy on the same book and copula reuses every other field of
+    the base's plan (:func:`_policy_plan`).
+    """
+    # fees on the same basis as the risk: over each loan's life
+    flows = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years,
+                      years=math.inf)
+    parties = scenario.party_names
+    # guarantee liability per yuan guaranteed, risk-weighted (simkit.regulation)
+    weight = risk_weight(book.guaranteed, scenario.regulation)
+    rw_cell = np.bincount(book.cell, weights=book.guaranteed * weight,
+                          minlength=len(book.cells))
+    liability = np.array([liability_coefficients(p, parties)
+                          for p in compile_cells(scenario, book.cells)]).reshape(
+        len(book.cells), len(parties))
+    return {"waterfall": Waterfall.from_scenario(scenario, book.cells),
+            "fee_income": flows.net_income(parties), "borrower_fees": flows.borrower_paid(),
+            "party_exposure": rw_cell @ liability}
 
 
 # --------------------------------------------------------------------------------------
@@ -1229,7 +1240,9 @@ def _same_book(base: Scenario, variant: Scenario) -> bool:
 def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenario,
                  model: FactorModel, same_book: bool = False) -> _PolicyPlan:
     """Compile ``variant``'s policy against the base's books and bands (``same_book``:
-    the variant's book is the base's, so it is not built again).
+    the variant's book is the base's, so it is not built again, and with the base's copula
+    its plan shares the base's bands and loan arrays: only the waterfall, fees and
+    exposures of :func:`_policy_arrays` are compiled).
 
     Raises
     ------
@@ -1243,15 +1256,21 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
     v_books = (list(books) if same_book
                else [book_for(variant, cohort=y) for y in range(len(books))])
     for y, (b, vb, plan) in enumerate(zip(books, v_books, plans, strict=True)):
-        same = b.n_loans == vb.n_loans and all(
+        same = vb is b or (b.n_loans == vb.n_loans and all(
             np.array_equal(getattr(b, f), getattr(vb, f)) for f in (
                 "exposure", "default_prob", "lgd_mean", "lgd_sd", "loadings", "region",
-                "sector", "tenor_years"))
+                "sector", "tenor_years")))
         if not same:
             raise ValueError(f"policy {variant.name!r} is not on the world of the base "
                              f"(cohort {y}: other loans); build it with "
                              "simkit.policies.with_policy")
-        vp = _compile(variant, vb, model)
+        if same_book and (variant.factors.copula, variant.factors.dof) == (
+                model.copula, model.dof):
+            # the same loans, bands and thresholds: only the policy's fields are new (the
+            # base's arrays are shared, so they are also pickled once for the workers)
+            vp = dataclasses.replace(plan, **_policy_arrays(variant, vb))
+        else:
+            vp = _compile(variant, vb, model)
         v_plans.append(vp)
         n_base, n_v = len(b.cells), len(vb.cells)
         if same_book:
@@ -1269,7 +1288,7 @@ def _policy_plan(books: Sequence[Book], plans: Sequence[_Plan], variant: Scenari
                 m = np.zeros((n_base, n_v))
                 m[src, dst] = 1.0
                 maps.append(m)
-        if np.array_equal(b.guaranteed, vb.guaranteed):
+        if vb is b or np.array_equal(b.guaranteed, vb.guaranteed):
             resample.append(None)
         else:  # another covered/uncovered split: the base's bands, this policy's amounts
             order = plan.order

@@ -26,6 +26,7 @@ import tomllib
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,7 @@ def _indicators(run: PolicyRun, caps: list[str], names: list[str]) -> np.ndarray
 
 def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.99, 0.999),
                     paired: bool = True, n_batches: int = measures.DEFAULT_N_BATCHES,
-                    ) -> list[dict[str, Any]]:
+                    executor: Executor | None = None) -> list[dict[str, Any]]:
     """The tidy comparison table: one row per variant x party (or group) x measure.
 
     Parameters
@@ -280,6 +281,11 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
         The runs share their paths (common random numbers): differences use
         :func:`simkit.measures.paired_difference`. With ``False`` (different books),
         ``diff_se`` is the unpaired error.
+    n_batches : int
+        Batches of the VaR/ES standard errors (:func:`simkit.measures.paired_difference`).
+    executor : concurrent.futures.Executor, optional
+        Where the VaR/ES differences of the runs are computed (in chunks of runs, one per
+        worker); ``None``: in this process. The table does not depend on it.
 
     Returns
     -------
@@ -300,32 +306,27 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
     base = runs[0]
     b_loss, b_fee = _loss_matrix(base, names)
     b_ind = _indicators(base, caps, cap_names)
+    mats = [(_loss_matrix(run, names), _indicators(run, caps, cap_names)) for run in runs]
+    tail_stats = _tail_table(b_loss, base.result.weights,
+                             [(loss, run.result.weights) for ((loss, _), _), run
+                              in zip(mats, runs, strict=True)],
+                             levels, n_batches, paired, executor)
     rows: list[dict[str, Any]] = []
-    for run in runs:
-        loss, fee = _loss_matrix(run, names)
-        ind = _indicators(run, caps, cap_names)
+    for run, ((loss, fee), ind), tail in zip(runs, mats, tail_stats, strict=True):
         w = run.result.weights
         stats: dict[str, dict[str, Any]] = {}
 
-        def diff(a: np.ndarray, b: np.ndarray, measure: str, level: float = 0.99,
-                 w: np.ndarray | None = w) -> dict[str, Any]:
+        def diff(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = w) -> dict[str, Any]:
             if paired:
-                return measures.paired_difference(a, b, w, measure=measure, level=level,
-                                                  n_batches=n_batches)
-            one = measures.paired_difference(a, a, base.result.weights, measure=measure,
-                                             level=level, n_batches=n_batches)
-            two = measures.paired_difference(b, b, w, measure=measure, level=level,
-                                             n_batches=n_batches)
-            se = np.sqrt(np.asarray(one["base_se"]) ** 2 + np.asarray(two["base_se"]) ** 2)
-            return {"base": one["base"], "other": two["base"],
-                    "diff": np.asarray(two["base"]) - np.asarray(one["base"]),
-                    "diff_se": se, "other_se": two["base_se"], "unpaired_se": se}
+                return measures.paired_difference(a, b, w, n_batches=n_batches)
+            return _unpaired(measures.paired_difference(a, a, base.result.weights),
+                             measures.paired_difference(b, b, w))
 
-        stats["el"] = diff(b_loss, loss, "el")
+        stats["el"] = diff(b_loss, loss)
         for a in levels:
             lab = measures.level_label(a)
-            stats[f"var_{lab}"] = diff(b_loss, loss, "var", a)
-            stats[f"es_{lab}"] = diff(b_loss, loss, "es", a)
+            stats[f"var_{lab}"] = tail[("var", float(a))]
+            stats[f"es_{lab}"] = tail[("es", float(a))]
         el = stats["el"]
         zero = np.zeros(len(cols))
         stats["fee_income"] = {"other": fee, "other_se": zero, "diff": fee - b_fee,
@@ -333,7 +334,7 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
         stats["net_result"] = {"other": fee - el["other"], "other_se": el["other_se"],
                                "diff": (fee - b_fee) - el["diff"], "diff_se": el["diff_se"],
                                "unpaired_se": el["unpaired_se"]}
-        prob = diff(b_ind, ind, "el") if ind.shape[1] else None
+        prob = diff(b_ind, ind) if ind.shape[1] else None
         head = {"variant": run.label, **{k: run.params.get(k) for k in param_keys}}
         for measure, st in stats.items():
             for j, p in enumerate(cols):
@@ -350,6 +351,55 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
                              "diff": _f(prob["diff"], j), "diff_se": _f(prob["diff_se"], j),
                              "unpaired_se": _f(prob["unpaired_se"], j)})
     return rows
+
+
+def _unpaired(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
+    """The difference of two separate estimates (``paired_difference(x, x)`` each) with
+    the unpaired error ``sqrt(se_1**2 + se_2**2)``."""
+    se = np.sqrt(np.asarray(one["base_se"]) ** 2 + np.asarray(two["base_se"]) ** 2)
+    return {"base": one["base"], "other": two["base"],
+            "diff": np.asarray(two["base"]) - np.asarray(one["base"]),
+            "diff_se": se, "other_se": two["base_se"], "unpaired_se": se}
+
+
+def _tail_chunk(b_loss: np.ndarray, b_w: np.ndarray | None,
+                pairs: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                levels: Sequence[float], n_batches: int, paired: bool,
+                ) -> list[dict[tuple[str, float], dict[str, Any]]]:
+    """VaR/ES differences of each ``(losses (n, K), weights)`` against ``b_loss``
+    (:func:`simkit.measures.paired_tail_differences`; the base's own estimates once)."""
+    cache: dict[Any, Any] = {}
+    out = []
+    for loss, w in pairs:
+        if paired:
+            out.append(measures.paired_tail_differences(
+                b_loss, loss, w, levels=levels, n_batches=n_batches, cache=cache))
+            continue
+        one = measures.paired_tail_differences(b_loss, b_loss, b_w, levels=levels,
+                                               n_batches=n_batches, cache=cache)
+        two = measures.paired_tail_differences(loss, loss, w, levels=levels,
+                                               n_batches=n_batches)
+        out.append({key: _unpaired(one[key], two[key]) for key in one})
+    return out
+
+
+def _tail_table(b_loss: np.ndarray, b_w: np.ndarray | None,
+                pairs: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                levels: Sequence[float], n_batches: int, paired: bool,
+                executor: Executor | None) -> list[dict[tuple[str, float], dict[str, Any]]]:
+    """:func:`_tail_chunk` of every run, in this process or split over ``executor`` in
+    contiguous chunks (one per worker); the numbers do not depend on the split."""
+    workers = 1 if executor is None else int(getattr(executor, "_max_workers", 0) or 2)
+    n_chunks = min(workers, len(pairs))
+    if n_chunks <= 1 or executor is None:
+        return _tail_chunk(b_loss, b_w, pairs, levels, n_batches, paired)
+    from simkit import _interrupt
+
+    edges = [len(pairs) * i // n_chunks for i in range(n_chunks + 1)]
+    futures = [executor.submit(_tail_chunk, b_loss, b_w, list(pairs[lo:hi]), list(levels),
+                               n_batches, paired)
+               for lo, hi in pairwise(edges)]
+    return [d for fut in futures for d in _interrupt.result(fut)]
 
 
 def _f(x: Any, j: int) -> float:

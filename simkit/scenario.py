@@ -958,7 +958,23 @@ class Scenario:
                 raise ScenarioError(self.source, repr(path), "is not a field path of this scenario "
                                     "(e.g. 'run.n_paths' or 'agreements[0].layers[1].share')"
                                     ) from None
-        return _build(raw, self.source, tape_base=None)  # the tape path is resolved
+        # the both-ends trials of uncertain parameters (a dozen builds on anhui_2024) run
+        # when a change touches the table; run_uncertainty runs them before it draws
+        ends = any(str(p).startswith("uncertainty") for p in changes)
+        return _build(raw, self.source, tape_base=None, check_ends=ends)
+
+    def check_uncertainty(self) -> None:
+        """Check that every draw of the uncertain parameters gives a valid scenario (each
+        at both ends of its draws, and all at their lower or upper ends), as the loader
+        does; :func:`simkit.uncertainty.run_uncertainty` calls it before drawing.
+
+        Raises
+        ------
+        ScenarioError
+            Naming the parameter and the field its end value breaks.
+        """
+        if self.uncertainty:
+            _build(self.to_dict(), self.source, tape_base=None, check_ends=True)
 
     variant = with_changes
 
@@ -1160,9 +1176,11 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
     return _build(data, source, tape_base=base)
 
 
-def _build(data: dict[str, Any], source: str, tape_base: Path | None) -> Scenario:
+def _build(data: dict[str, Any], source: str, tape_base: Path | None,
+           check_ends: bool = True) -> Scenario:
     """Check ``data`` and build the Scenario (``tape_base``: directory a relative tape
-    path is joined to; ``None`` keeps it as given)."""
+    path is joined to; ``None`` keeps it as given; ``check_ends``: try the uncertain
+    parameters at the ends of their draws)."""
     _check_depth(data, source)
     data = plain(data) if isinstance(data, dict) else data
     inline: list[tuple[UncertainParameter, str, bool]] = []
@@ -1216,7 +1234,7 @@ def _build(data: dict[str, Any], source: str, tape_base: Path | None) -> Scenari
     finally:
         _TRUSTED.reset(token)
     if uncertainty:
-        scenario = _check_uncertainty(scenario, uncertainty)
+        scenario = _check_uncertainty(scenario, uncertainty, check_ends=check_ends)
     return scenario
 
 
@@ -1826,7 +1844,8 @@ def _uncertain_parameter(r: Reader, inline_path: str | None = None) -> Uncertain
 
 
 def _check_uncertainty(scenario: Scenario,
-                       items: list[tuple[UncertainParameter, str, bool]]) -> Scenario:
+                       items: list[tuple[UncertainParameter, str, bool]],
+                       check_ends: bool = True) -> Scenario:
     """Check every uncertain parameter against the built scenario and attach them.
 
     Each path must name a number of the scenario (not a run setting), at most once; the
@@ -1871,6 +1890,20 @@ def _check_uncertainty(scenario: Scenario,
             values.append(float(value))
         stated.append(values)
 
+    if check_ends:
+        _check_ends(scenario, items, stated)
+    token = _TRUSTED.set(True)
+    try:
+        return dataclasses.replace(scenario, uncertainty=tuple(p for p, _, _ in items))
+    finally:
+        _TRUSTED.reset(token)
+
+
+def _check_ends(scenario: Scenario, items: list[tuple[UncertainParameter, str, bool]],
+                stated: list[list[float]]) -> None:
+    """The scenario with each uncertain parameter at either end of its draws, and with all
+    at their lower or upper ends, must be valid (else the ScenarioError names it)."""
+    src = scenario.source
     ends = [tuple(float(v) for v in p.quantile([0.0, 1.0])) for p, _, _ in items]
 
     def trial(at: dict[int, float]) -> ScenarioError | None:
@@ -1902,8 +1935,3 @@ def _check_uncertainty(scenario: Scenario,
             if exc is not None:
                 raise ScenarioError(src, "uncertainty", f"with every uncertain parameter at "
                                     f"its {side} draw the scenario is invalid: {why(exc)}")
-    token = _TRUSTED.set(True)
-    try:
-        return dataclasses.replace(scenario, uncertainty=tuple(p for p, _, _ in items))
-    finally:
-        _TRUSTED.reset(token)

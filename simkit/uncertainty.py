@@ -435,6 +435,7 @@ def run_uncertainty(
     m = scenario.run.n_paths if n_paths is None else int(n_paths)
     if m < 2:
         raise ScenarioError(src, "n_paths", f"must be >= 2, got {m}")
+    scenario.check_uncertainty()  # every draw a valid scenario (with_changes skips it)
     plain = scenario.with_changes({"uncertainty.parameters": []})
     n_cols = len(scenario.parties) + 1
     pooled_bytes = n_draws * m * (n_cols + 1) * 8

@@ -97,6 +97,55 @@ def test_policies_share_every_draw(world) -> None:
     assert results[2].losses[:, j].mean() > results[0].losses[:, j].mean()
 
 
+def test_policy_only_variants_share_the_bands_and_equal_their_own_runs(world) -> None:
+    """Variants that change only the policy reuse the base's compiled bands (fast path)
+    and give, path by path, exactly what each variant gives simulated alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simkit import montecarlo
+
+    changes = [
+        {"agreements[0].layers[0].share": 0.35, "agreements[0].layers[1].share": 0.25},
+        {"agreements[0].fees[0].rate": 0.025},
+        {"agreements[0].layers[3].cap.rate": 0.01},
+        {"agreements[0].layers[3].cap.overflow": "provincial"},
+        {"parties.guarantor.net_assets": 2e8, "parties.guarantor.leverage_limit": 3},
+    ]
+    variants = [world.with_changes(c) for c in changes]
+    ctx, _ = montecarlo._context(world, n_paths=None, seed=None, block_size=None,
+                                 book=None, keep_cells=False, engine="auto",
+                                 variants=variants)
+    base_plan = ctx.plans[0]
+    for pol in ctx.policies or []:
+        vp = pol.plans[0]
+        assert vp.thr is base_plan.thr and vp.band_start is base_plan.band_start
+        assert vp.waterfall is not base_plan.waterfall
+    comp = experiments.sweep_table(world, changes)
+    for v, run in zip(variants, comp.runs[1:], strict=True):
+        alone = simulate(v)
+        for key in ("losses", "paid", "recovered", "cap_overflow", "fees", "total_loss"):
+            np.testing.assert_array_equal(getattr(run.result, key), getattr(alone, key))
+        if alone.capital_paths is not None:
+            np.testing.assert_array_equal(run.result.capital_paths, alone.capital_paths)
+            np.testing.assert_array_equal(run.result.leverage_breach, alone.leverage_breach)
+    # every change moved something (the test would not notice a policy left out)
+    for run in comp.runs[1:]:
+        r0 = comp.runs[0].result
+        assert not (np.array_equal(run.result.losses, r0.losses)
+                    and np.array_equal(run.result.fees, r0.fees)
+                    and np.array_equal(run.result.cap_overflow, r0.cap_overflow)
+                    and np.array_equal(run.result.capital_paths, r0.capital_paths))
+    # the table does not depend on where the VaR/ES differences are computed
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        rows = policies.comparison_rows(comp.runs, executor=ex)
+
+    def same(x: Any, y: Any) -> bool:
+        return x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+    assert len(rows) == len(comp.rows)
+    assert all(r.keys() == q.keys() and all(same(r[k], q[k]) for k in r)
+               for r, q in zip(rows, comp.rows, strict=True))
+
+
 def test_with_policy_puts_other_rules_on_this_world(world) -> None:
     d = copy.deepcopy(MINIMAL)
     d["agreements"][0]["name"] = "other_rule"

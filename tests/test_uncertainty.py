@@ -154,6 +154,22 @@ def test_bad_specs_across_parameters(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{bad}: uncertainty.parameters[0].path names no field")
 
 
+def test_with_changes_defers_the_end_checks_to_the_run() -> None:
+    # national uncertain on [0.1, 0.75]; a changed regional loading of 0.7 makes the
+    # upper end invalid (0.75^2 + 0.7^2 >= 1): with_changes stays cheap and lets it
+    # through, run_uncertainty (and check_uncertainty) refuse it before drawing
+    s = scenario(0.03, 0.1, [{"path": "factors.national", "dist": "uniform", "low": 0.1,
+                              "high": 0.75}])
+    bad = s.with_changes({"factors.regional": 0.7})
+    with pytest.raises(ScenarioError, match=r"at 0\.75 the scenario is invalid"):
+        bad.check_uncertainty()
+    with pytest.raises(ScenarioError, match=r"at 0\.75 the scenario is invalid"):
+        run_uncertainty(bad, 2, n_paths=10)
+    # a change to the table itself is checked at once
+    with pytest.raises(ScenarioError, match="the scenario is invalid"):
+        s.with_changes({"uncertainty.parameters[0].high": 1.2})
+
+
 def test_parameter_object_checks_itself() -> None:
     with pytest.raises(ScenarioError, match=r"UncertainParameter\.kind"):
         UncertainParameter("x", ("factors.national",), "gamma", ())
