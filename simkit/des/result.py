@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simkit.book import Book, _assemble
+from simkit.des.codes import EVENTS, REASONS
 from simkit.des.ledger import FEE_KINDS, LOSS_KINDS, LedgerArrays
 
 if TYPE_CHECKING:
@@ -369,7 +370,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     months = np.minimum((np.arange(n_m) + 1) * (365.0 / 12.0), model.horizon)
 
     # -- loans ---------------------------------------------------------------------------
-    chunks = model._loans
+    chunks = model.records.loans
     if chunks:
         ids, apps, start, end, dflt, renewal, direct = (
             np.concatenate([c[i] for c in chunks]) for i in range(7))
@@ -379,14 +380,14 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         dflt = renewal = direct = np.zeros(0, bool)
     defaulted = dflt & (end < model.settle_until)
     rec = np.zeros(len(ids))
-    for loan, amount in model.recovered.items():
+    for loan, amount in model.records.recovered.items():
         rec[loan] = amount
     loans = {
-        "id": ids, "application": apps, "segment": model.app_seg[apps], "start": start,
+        "id": ids, "application": apps, "segment": model.apps.seg[apps], "start": start,
         "end": end, "defaulted": defaulted, "renewal": renewal, "direct": direct,
-        "exposure": model.app_exposure[apps],
-        "guaranteed": np.where(direct, 0.0, model.app_guaranteed[apps]),
-        "default_prob": model.app_pd_eff[apps], "recovered": rec,
+        "exposure": model.apps.exposure[apps],
+        "guaranteed": np.where(direct, 0.0, model.apps.guaranteed[apps]),
+        "default_prob": model.apps.pd_eff[apps], "recovered": rec,
     }
 
     # -- ledger-derived monthly flows ----------------------------------------------------
@@ -400,7 +401,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
         return out[:, :n_p]
 
-    series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.flows.items()}
+    series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.records.flows.items()}
     series["compensation_paid"] = flow(("compensation", "reimbursement", "overflow"), "paid")
     series["reimbursements_received"] = flow(("reimbursement", "overflow"), "received")
     series["recoveries"] = flow(("recovery",), "received")
@@ -408,11 +409,11 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     series["fees_paid"] = flow(FEE_KINDS, "paid")
     series["injections"] = flow(("injection",), "received")
     series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
-    series.update({k: v[:n_m] for k, v in model.stocks.items()})
+    series.update({k: v[:n_m] for k, v in model.monthly.stocks.items()})
 
     cap_refused = np.zeros((n_m + 1, len(model.caps)))
-    for t, cap, amount in model.cap_refusals:
-        cap_refused[model.month(t), cap] += amount
+    for t, cap, amount in model.cap_settlement.refusals:
+        cap_refused[model.records.month(t), cap] += amount
     cap_refused_total = cap_refused.sum(axis=0)
     cap_refused = cap_refused[:n_m]
 
@@ -433,11 +434,10 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
 
     # -- event log -----------------------------------------------------------------------
     events = None
-    if model.keep_log:
-        from simkit.des.model import EVENTS, REASONS
+    if model.records.keep_log:
         names = ("time", "event", "id", "party", "amount", "reason")
-        if model._log:
-            cols = [np.concatenate([c[i] for c in model._log]) for i in range(6)]
+        if model.records.log:
+            cols = [np.concatenate([c[i] for c in model.records.log]) for i in range(6)]
         else:
             cols = [np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64),
                     np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8)]
@@ -446,7 +446,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         events["event_names"] = np.array(EVENTS)
         events["reason_names"] = np.array(REASONS)
 
-    counts = model.counts
+    counts = model.records.counts
     n_nonfee = int((~ledger.mask(FEE_KINDS)).sum())
     model_events = (counts["applications"] + counts["bank_decisions"]
                     + counts["guarantor_decisions"] + counts["originations"]
@@ -460,12 +460,12 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     return DesResult(
         scenario_name=sc.name, seed=model.seed, replication=model.replication,
         years=model.years, parties=sc.party_names, months=months, series=series,
-        refusals={k: v[:n_m] for k, v in model.refusals.items()},
-        renewal_refusals={k: v[:n_m] for k, v in model.renewal_refusals.items()},
+        refusals={k: v[:n_m] for k, v in model.records.refusals.items()},
+        renewal_refusals={k: v[:n_m] for k, v in model.records.renewal_refusals.items()},
         cohort_losses=cohort_losses, run_off=model.run_off, end_time=float(model.env.now),
         caps=tuple(c.label for c in model.caps),
         cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
-        credit_line_use=model.line_use,
+        credit_line_use=model.monthly.line_use,
         credit_line_amount=np.array([x.amount for x in model.lines]),
         ledger=ledger, loans=loans, scenario=sc, events=events, summary=summary,
         checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
@@ -483,8 +483,8 @@ def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
     err_state = float(np.abs(state - bal).max()) if len(bal) else 0.0
     err_total = abs(float(bal.sum()))
     conservation = bool(np.all(np.abs(state - bal) <= tol_state)) and err_total <= tol_total
-    ids = np.array([d[0] for d in model.defaults], dtype=np.int64)
-    expo = np.array([d[2] for d in model.defaults])
+    ids = np.array([d[0] for d in model.records.defaults], dtype=np.int64)
+    expo = np.array([d[2] for d in model.records.defaults])
     losses = ledger.loan_losses(ids)[:, :model.n_parties]
     rec = loans["recovered"][ids] if len(ids) else np.zeros(0)
     err_loss = float(np.abs(losses.sum(axis=1) - (expo - rec)).max()) if len(ids) else 0.0
@@ -601,12 +601,12 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     sel = ledger.mask(("compensation", "reimbursement", "overflow"))
     np.add.at(paid, ledger.payer[sel], ledger.amount[sel])
     loss = -ledger.balances(LOSS_KINDS)
-    refusals = {r: int(a.sum()) for r, a in model.refusals.items()}
-    renewal_refusals = {r: int(a.sum()) for r, a in model.renewal_refusals.items()}
+    refusals = {r: int(a.sum()) for r, a in model.records.refusals.items()}
+    renewal_refusals = {r: int(a.sum()) for r, a in model.records.renewal_refusals.items()}
     limit_months: dict[str, int] = {}
     j: int | np.integer  # a party column below: from np.flatnonzero, then from enumerate
     for reason in ("leverage", "credit_line", "single_client"):
-        arr = (model.refusals[reason] + model.renewal_refusals[reason])[:model.n_months]
+        arr = (model.records.refusals[reason] + model.records.renewal_refusals[reason])[:model.n_months]
         for j in np.flatnonzero(arr.sum(axis=0)):
             limit_months[f"{reason}:{parties[j]}"] = int((arr[:, j] > 0).sum())
     lev = series["leverage"]
@@ -620,7 +620,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     n_direct_new = int((direct & new).sum())
     # firms served with a guarantee that the bank would not have lent to alone (rule
     # with retained share 1), as a share of all firms served (renewals excluded)
-    alone = model.app_alone_ok[loans["application"]]
+    alone = model.apps.alone_ok[loans["application"]]
     additional = int((new & ~direct & ~alone).sum())
     n_new = int(new.sum())
     return {
@@ -628,7 +628,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "seed": model.seed,
         "replication": model.replication,
         "years": model.years,
-        "applications": int(model.counts["applications"]),
+        "applications": int(model.records.counts["applications"]),
         "approvals": int(series["approvals"].sum()),
         "renewals": int(series["renewed"].sum()),
         "loans": len(loans["id"]),
@@ -643,7 +643,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "direct_loans": int(direct.sum()),
         "direct_credit": float(loans["exposure"][direct].sum()),
         "additionality": additional / n_new if n_new else math.nan,
-        "pending": int(model.counts["applications"] - series["approvals"].sum()
+        "pending": int(model.records.counts["applications"] - series["approvals"].sum()
                        - n_direct_new - sum(refusals.values())),
         "losses": per_party(loss),
         "losses_in_horizon": per_party(-ledger.balances(LOSS_KINDS,
