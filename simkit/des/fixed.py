@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simkit.des.ledger import LOSS_KINDS, LedgerArrays
 from simkit.des.codes import DAYS_PER_YEAR
+from simkit.des.ledger import LOSS_KINDS, LedgerArrays
 from simkit.des.model import Model, run_to_end
 from simkit.regulation import guaranteed_amount, risk_weight
 from simkit.scenario import Scenario

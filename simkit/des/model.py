@@ -32,7 +32,8 @@ Rules (the README states them):
   ``1 + des.seasonality * sin(2 pi t / 365)``. Arrivals are batched per day: the firms
   arriving in day ``d`` are handled together at time ``d`` in a fixed order (by segment,
   then by draw), which keeps the trace reproducible and the event count small.
-* **Bank decision** (:meth:`Underwriting.decide_bank <simkit.des.underwriting.Underwriting.decide_bank>`): the bank lends when
+* **Bank decision** (:meth:`Underwriting.decide_bank
+  <simkit.des.underwriting.Underwriting.decide_bank>`): the bank lends when
   ``retained x PD x LGD_mean + des.bank_cost <= segment.interest_margin``, where
   ``retained`` is the lender's share of the loan's loss under its agreement (its layer
   share of the guaranteed amount plus all of the part above the single limit, per yuan
@@ -41,12 +42,14 @@ Rules (the README states them):
   **With and without a guarantee** (``des.direct_lending``, default off): the bank first
   checks the same rule with ``retained = 1`` (``PD x LGD_mean + des.bank_cost <=
   interest_margin``); when it passes it lends at once **directly, without a guarantee**
-  (:meth:`Loans.originate_direct <simkit.des.loans.Loans.originate_direct>`): no guarantee or other fee, no review, no filing, no
+  (:meth:`Loans.originate_direct <simkit.des.loans.Loans.originate_direct>`): no guarantee or other
+  fee, no review, no filing, no
   limit or credit line used, no cap base. Only the others go the guaranteed path below,
   so every guaranteed loan is one the bank would not have made alone. A direct loan
   defaults by the same factor model (no moral-hazard uplift: the bank retains all);
   the lender pays the whole principal (``default`` flow) and receives the whole
-  recovery (:meth:`Claims.default_direct <simkit.des.claims.Claims.default_direct>`, no claim); at maturity it is renewed with
+  recovery (:meth:`Claims.default_direct <simkit.des.claims.Claims.default_direct>`, no claim); at
+  maturity it is renewed with
   ``des.renewal_prob`` as a new direct loan. Direct loans are in the loan table
   (``direct`` flag, ``guaranteed = 0``), the ledger checks and the loss series, are
   counted in ``direct_loans`` / ``direct_lent`` (and ``new_loans``, ``defaults``,
@@ -58,7 +61,8 @@ Rules (the README states them):
   lending on, the guaranteed share of new loans).
 * **Moral hazard** (default off): the loan's true default probability is
   ``PD x (1 + kappa x (1 - retained)^gamma)`` (the bank decides on ``PD``).
-* **Guarantor decision** (:meth:`Underwriting.underwrite_guarantee <simkit.des.underwriting.Underwriting.underwrite_guarantee>`) after the review time of
+* **Guarantor decision** (:meth:`Underwriting.underwrite_guarantee
+  <simkit.des.underwriting.Underwriting.underwrite_guarantee>`) after the review time of
   the mode. Individual mode (``review_days_individual``): the guarantor's own review
   accepts when ``front_share x PD x LGD_mean <= des.review_loss_tolerance x fee_rate``
   (``fee_rate``: the borrower's guarantee fee rate to it, 1 % when the agreement charges
@@ -69,10 +73,12 @@ Rules (the README states them):
   (``"credit_line"``). With ``des.refusal = "queue"`` these limit refusals wait instead
   (retried first at each later decision batch, given up after
   ``des.queue_patience_days`` and then counted under their last reason).
-* **Filing** (:meth:`Limits.file_reguarantee <simkit.des.limits.Limits.file_reguarantee>`): an approved guarantee uses every credit
+* **Filing** (:meth:`Limits.file_reguarantee <simkit.des.limits.Limits.file_reguarantee>`): an
+  approved guarantee uses every credit
   line whose provider and holder both stand behind the loan, by its guaranteed amount,
   in the line's current period (periods of ``period_years`` from the start).
-* **Loan life** (:meth:`Loans.run_loan <simkit.des.loans.Loans.run_loan>`): per loan year the conditional default
+* **Loan life** (:meth:`Loans.run_loan <simkit.des.loans.Loans.run_loan>`): per loan year the
+  conditional default
   probability is ``Phi((Phi^-1(PD) - b.Z_y) / sqrt(1 - R^2))`` with the systematic
   factors ``Z_y`` of the calendar year in which the loan year starts (national AR(1) with
   ``factors.national_persistence``; regional, sector and guarantor factors iid per year;
@@ -89,11 +95,13 @@ Rules (the README states them):
   series stop at the horizon; the ledger, the loan table, the settled loss per
   origination year (``DesResult.cohort_losses``) and the summary totals include the
   run-off. ``run_off=False`` drops every event at or after the horizon.
-* **Claims** (:meth:`Claims.claim <simkit.des.claims.Claims.claim>`): the bank claims ``claim_trigger_days`` after
+* **Claims** (:meth:`Claims.claim <simkit.des.claims.Claims.claim>`): the bank claims
+  ``claim_trigger_days`` after
   default; ``claim_payment_days`` later the original guarantor pays it the covered part
   (guaranteed amount minus the lender's share). Each uncapped layer reimburses its share
   ``lag_days`` after that payment. A capped layer **settles pro rata per statistics
-  period** (:meth:`CapSettlement.settle <simkit.des.caps.CapSettlement.settle>`): what it owes (``share x guaranteed``) accrues per
+  period** (:meth:`CapSettlement.settle <simkit.des.caps.CapSettlement.settle>`): what it owes
+  (``share x guaranteed``) accrues per
   (layer, pool, statistics period of the loan's origination) and nothing is paid at once;
   at the period's settlement date, ``min(period end, horizon) + longest tenor of the
   segments under the cap + claim_trigger_days + claim_payment_days + lag_days`` (the
@@ -111,14 +119,16 @@ Rules (the README states them):
   horizon do not happen: capped layers have then paid nothing on those periods. An
   agreement's ``fiscal_compensation`` budget reimburses the compensated layer its
   fraction of each payment at once (:func:`simkit.des.caps.compensate`).
-* **Random draws per firm** (:meth:`Draws.fates <simkit.des.draws.Draws.fates>`): every uniform and normal that decides
+* **Random draws per firm** (:meth:`Draws.fates <simkit.des.draws.Draws.fates>`): every uniform and
+  normal that decides
   a loan's fate (loan life above, recoveries below) is drawn up front per (segment,
   renewal number) from a stream keyed by ``("des.fate", replication, segment, renewal
   number)``, one row per application in arrival order: loan ``r`` of an application
   (``r = 0`` the first, ``r`` its ``r``-th renewal) always uses the same row, whatever
   was decided for other firms. The renewal at maturity happens when the loan's renewal
   uniform is below ``des.renewal_prob``.
-* **Recoveries** (:meth:`Claims.recover <simkit.des.claims.Claims.recover>`): ``exposure x (1 - LGD)``, LGD ~ Beta(mean, sd)
+* **Recoveries** (:meth:`Claims.recover <simkit.des.claims.Claims.recover>`): ``exposure x (1 -
+  LGD)``, LGD ~ Beta(mean, sd)
   by the inverse CDF at the loan's LGD uniform (mean shifted by ``factors.downturn_lgd``
   with the national factor of the default year),
   arrive after a lognormal lag with median ``agreement.recovery_lag_years`` and sigma
@@ -154,7 +164,8 @@ Differences from the Monte Carlo waterfall (:mod:`simkit.montecarlo`, :mod:`simk
   settled (then the refused part is lost and the paid part arrives as cash).
 * Common random numbers: a firm's fate (default uniforms per loan year, position in the
   loan year, LGD uniform, recovery-lag normal, renewal uniform) is drawn per application
-  and renewal number (:meth:`Draws.fates <simkit.des.draws.Draws.fates>`), not in event order, so two variants of a
+  and renewal number (:meth:`Draws.fates <simkit.des.draws.Draws.fates>`), not in event order, so
+  two variants of a
   scenario that draw the same applications (same segments, counts, exposure and PD
   settings, seed and replication) give a firm served in both the same default, LGD,
   lag and renewal outcomes; the factor path is shared too. Decisions, limits and caps

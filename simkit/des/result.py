@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simkit.book import Book, _assemble
+from simkit.book import Book, assemble
 from simkit.des.codes import EVENTS, REASONS
 from simkit.des.ledger import FEE_KINDS, LOSS_KINDS, LedgerArrays
 
@@ -365,11 +365,49 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     """Assemble a :class:`DesResult` from a finished :class:`~simkit.des.model.Model`."""
     sc = model.scenario
     ledger = model.ledger.freeze()
-    n_p = model.n_parties
     n_m = model.n_months
     months = np.minimum((np.arange(n_m) + 1) * (365.0 / 12.0), model.horizon)
+    loans = _loan_table(model)
+    series = _series(model, ledger)
+    cap_refused = np.zeros((n_m + 1, len(model.caps)))
+    for t, cap, amount in model.cap_settlement.refusals:
+        cap_refused[model.records.month(t), cap] += amount
+    cap_refused_total = cap_refused.sum(axis=0)
+    cap_refused = cap_refused[:n_m]
+    cohort_losses = _cohort_losses(model, ledger, loans["start"])
+    checks, detail = _checks(model, ledger, loans)
+    events = _event_log(model) if model.records.keep_log else None
 
-    # -- loans ---------------------------------------------------------------------------
+    counts = model.records.counts
+    n_nonfee = int((~ledger.mask(FEE_KINDS)).sum())
+    model_events = (counts["applications"] + counts["bank_decisions"]
+                    + counts["guarantor_decisions"] + counts["originations"]
+                    + counts["maturities"] + counts["defaults"] + counts["claims"] + n_nonfee)
+    summary = _summary(model, ledger, loans, series, cap_refused, checks)
+    summary["cap_refused"] = {c.label: float(cap_refused_total[k])
+                              for k, c in enumerate(model.caps)}
+    summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
+                   model_events=model_events,
+                   model_events_per_second=model_events / max(wall_seconds, 1e-12))
+    rec = model.records
+    return DesResult(
+        scenario_name=sc.name, seed=model.seed, replication=model.replication,
+        years=model.years, parties=sc.party_names, months=months, series=series,
+        refusals={k: v[:n_m] for k, v in rec.refusals.items()},
+        renewal_refusals={k: v[:n_m] for k, v in rec.renewal_refusals.items()},
+        cohort_losses=cohort_losses, run_off=model.run_off, end_time=float(model.env.now),
+        caps=tuple(c.label for c in model.caps),
+        cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
+        credit_line_use=model.monthly.line_use,
+        credit_line_amount=np.array([x.amount for x in model.lines]),
+        ledger=ledger, loans=loans, scenario=sc, events=events, summary=summary,
+        checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
+        model_events=model_events, check_detail=detail,
+    )
+
+
+def _loan_table(model: Model) -> dict[str, np.ndarray]:
+    """:attr:`DesResult.loans` from the model's loan-table chunks."""
     chunks = model.records.loans
     if chunks:
         ids, apps, start, end, dflt, renewal, direct = (
@@ -382,15 +420,21 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     rec = np.zeros(len(ids))
     for loan, amount in model.records.recovered.items():
         rec[loan] = amount
-    loans = {
-        "id": ids, "application": apps, "segment": model.apps.seg[apps], "start": start,
+    a = model.apps
+    return {
+        "id": ids, "application": apps, "segment": a.seg[apps], "start": start,
         "end": end, "defaulted": defaulted, "renewal": renewal, "direct": direct,
-        "exposure": model.apps.exposure[apps],
-        "guaranteed": np.where(direct, 0.0, model.apps.guaranteed[apps]),
-        "default_prob": model.apps.pd_eff[apps], "recovered": rec,
+        "exposure": a.exposure[apps],
+        "guaranteed": np.where(direct, 0.0, a.guaranteed[apps]),
+        "default_prob": a.pd_eff[apps], "recovered": rec,
     }
 
-    # -- ledger-derived monthly flows ----------------------------------------------------
+
+def _series(model: Model, ledger: LedgerArrays) -> dict[str, np.ndarray]:
+    """:attr:`DesResult.series`: the counted flows, the ledger-derived monthly flows
+    (within the horizon) and the month-end stocks."""
+    n_p = model.n_parties
+    n_m = model.n_months
     mon = np.minimum((ledger.time / (365.0 / 12.0)).astype(np.intp), n_m - 1)
     in_horizon = ledger.time < model.horizon
 
@@ -410,14 +454,11 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     series["injections"] = flow(("injection",), "received")
     series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
     series.update({k: v[:n_m] for k, v in model.monthly.stocks.items()})
+    return series
 
-    cap_refused = np.zeros((n_m + 1, len(model.caps)))
-    for t, cap, amount in model.cap_settlement.refusals:
-        cap_refused[model.records.month(t), cap] += amount
-    cap_refused_total = cap_refused.sum(axis=0)
-    cap_refused = cap_refused[:n_m]
 
-    # -- settled loss per origination year ---------------------------------------------
+def _cohort_losses(model: Model, ledger: LedgerArrays, start: np.ndarray) -> np.ndarray:
+    """Settled net loss per origination year and party, shape ``(n_years, n_parties)``."""
     n_years = max(1, math.ceil(model.years - 1e-9))
     cohort_losses = np.zeros((n_years, model.n_accounts))
     sel = ledger.mask(LOSS_KINDS) & (ledger.loan >= 0)
@@ -427,50 +468,23 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         amt = ledger.amount[sel]
         np.add.at(cohort_losses, (year, ledger.payer[sel]), amt)
         np.add.at(cohort_losses, (year, ledger.payee[sel]), -amt)
-    cohort_losses = cohort_losses[:, :n_p]
+    return cohort_losses[:, :model.n_parties]
 
-    # -- checks --------------------------------------------------------------------------
-    checks, detail = _checks(model, ledger, loans)
 
-    # -- event log -----------------------------------------------------------------------
-    events = None
-    if model.records.keep_log:
-        names = ("time", "event", "id", "party", "amount", "reason")
-        if model.records.log:
-            cols = [np.concatenate([c[i] for c in model.records.log]) for i in range(6)]
-        else:
-            cols = [np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64),
-                    np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8)]
-        order = np.argsort(cols[0], kind="stable")
-        events = {k: c[order] for k, c in zip(names, cols, strict=True)}
-        events["event_names"] = np.array(EVENTS)
-        events["reason_names"] = np.array(REASONS)
-
-    counts = model.records.counts
-    n_nonfee = int((~ledger.mask(FEE_KINDS)).sum())
-    model_events = (counts["applications"] + counts["bank_decisions"]
-                    + counts["guarantor_decisions"] + counts["originations"]
-                    + counts["maturities"] + counts["defaults"] + counts["claims"] + n_nonfee)
-    summary = _summary(model, ledger, loans, series, cap_refused, checks)
-    summary["cap_refused"] = {c.label: float(cap_refused_total[k])
-                              for k, c in enumerate(model.caps)}
-    summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
-                   model_events=model_events,
-                   model_events_per_second=model_events / max(wall_seconds, 1e-12))
-    return DesResult(
-        scenario_name=sc.name, seed=model.seed, replication=model.replication,
-        years=model.years, parties=sc.party_names, months=months, series=series,
-        refusals={k: v[:n_m] for k, v in model.records.refusals.items()},
-        renewal_refusals={k: v[:n_m] for k, v in model.records.renewal_refusals.items()},
-        cohort_losses=cohort_losses, run_off=model.run_off, end_time=float(model.env.now),
-        caps=tuple(c.label for c in model.caps),
-        cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
-        credit_line_use=model.monthly.line_use,
-        credit_line_amount=np.array([x.amount for x in model.lines]),
-        ledger=ledger, loans=loans, scenario=sc, events=events, summary=summary,
-        checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
-        model_events=model_events, check_detail=detail,
-    )
+def _event_log(model: Model) -> dict[str, np.ndarray]:
+    """:attr:`DesResult.events`: the event log sorted by time (stable)."""
+    names = ("time", "event", "id", "party", "amount", "reason")
+    log = model.records.log
+    if log:
+        cols = [np.concatenate([c[i] for c in log]) for i in range(6)]
+    else:
+        cols = [np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64),
+                np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8)]
+    order = np.argsort(cols[0], kind="stable")
+    events = {k: c[order] for k, c in zip(names, cols, strict=True)}
+    events["event_names"] = np.array(EVENTS)
+    events["reason_names"] = np.array(REASONS)
+    return events
 
 
 def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
@@ -568,7 +582,7 @@ def book_from_loans(scenario: Scenario, loans: dict[str, np.ndarray]) -> Book:
 
     loadings = np.array([(s.loadings or scenario.factors.loadings).as_tuple() for s in segs]
                         ).reshape(len(segs), 4)[seg]
-    return _assemble(
+    return assemble(
         scenario, exposure=np.asarray(loans["exposure"], float),
         default_prob=np.asarray(loans["default_prob"], float),
         lgd_mean=per_seg([s.lgd.mean for s in segs]),
@@ -606,7 +620,8 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     limit_months: dict[str, int] = {}
     j: int | np.integer  # a party column below: from np.flatnonzero, then from enumerate
     for reason in ("leverage", "credit_line", "single_client"):
-        arr = (model.records.refusals[reason] + model.records.renewal_refusals[reason])[:model.n_months]
+        rec = model.records
+        arr = (rec.refusals[reason] + rec.renewal_refusals[reason])[:model.n_months]
         for j in np.flatnonzero(arr.sum(axis=0)):
             limit_months[f"{reason}:{parties[j]}"] = int((arr[:, j] > 0).sum())
     lev = series["leverage"]
