@@ -40,7 +40,7 @@ from simkit._rng import stream
 from simkit._validate import ScenarioError, suggest
 from simkit.scenario import MIN_BETA_SD, Loadings, Scenario, read_regular_file
 
-__all__ = ["TAPE_COLUMNS", "Book", "Cells", "book_for", "build_book", "read_tape"]
+__all__ = ["TAPE_COLUMNS", "Book", "Cells", "assemble", "book_for", "build_book", "read_tape"]
 
 TAPE_COLUMNS = ("exposure", "default_prob", "lgd", "lgd_sd", "agreement", "segment", "region",
                 "sector", "guarantor", "tech_tier", "tenor_years", "loan_id")
@@ -161,7 +161,7 @@ def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     return np.array([index[v] for v in values], dtype=np.intp), names
 
 
-def _assemble(
+def assemble(
     scenario: Scenario,
     *,
     exposure: np.ndarray,
@@ -181,6 +181,27 @@ def _assemble(
     tech_tier: np.ndarray,
     loadings: np.ndarray,
 ) -> Book:
+    """A :class:`Book` from per-loan arrays (each shape ``(n_loans,)``, ``loadings``
+    ``(n_loans, 4)``): the guaranteed amounts (exposure capped at the agreement's single
+    limit, yuan) and the cells (unique agreement, guarantor, region, segment) are derived
+    here. The one assembler of the synthetic book, the loan tape and the DES's booked
+    loans (:func:`simkit.des.result.book_from_loans`).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    exposure, default_prob, lgd_mean, lgd_sd, tenor_years : ndarray
+        Yuan, annual probability, fractions, years.
+    agreement, segment, region, sector, guarantor, tech_tier : int ndarray
+        Indices (``guarantor`` -1 for none) into the ``*_names`` tuples (agreements: the
+        scenario's order).
+    segment_names, region_names, sector_names, guarantor_names : tuple of str
+    loadings : ndarray, shape (n_loans, 4)
+
+    Returns
+    -------
+    Book
+    """
     limits = np.array([a.single_limit for a in scenario.agreements])
     guaranteed = np.minimum(exposure, limits[agreement])
     # cells: unique (agreement, guarantor, region, segment), in lexicographic order
@@ -298,7 +319,7 @@ def build_book(scenario: Scenario, seed: int | None = None, cohort: int = 0) -> 
     def cat(key: str) -> np.ndarray:
         return np.concatenate(parts[key]) if parts[key] else np.zeros(0)
 
-    return _assemble(
+    return assemble(
         scenario,
         exposure=cat("exposure"), default_prob=cat("default_prob"),
         lgd_mean=cat("lgd_mean"), lgd_sd=cat("lgd_sd"), tenor_years=cat("tenor"),
@@ -869,7 +890,7 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
     g_names = tuple(g for g in g_seen if g)
     g_code = np.array([g_names.index(g) if g else -1 for g in g_seen], dtype=np.intp)[g_lab]
     load: Loadings = scenario.factors.loadings
-    return _assemble(
+    return assemble(
         scenario, exposure=exposure, default_prob=default_prob, lgd_mean=lgd_mean,
         lgd_sd=lgd_sd, tenor_years=tenor, agreement=ag_code, segment=seg_code,
         segment_names=tuple(seg_names), region=reg_code, region_names=tuple(reg_names),

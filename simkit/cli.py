@@ -34,13 +34,19 @@ if TYPE_CHECKING:
 else:  # bound by _import_scenario_layer() once signals are deferred (see the docstring)
     Scenario = ScenarioError = load = None
 
-__all__ = ["main"]
+#: ``main`` and the argument helpers the command modules (``cli_policy``, ``cli_tools``)
+#: share: argparse types (``positive_int``, ``int_at_least``, ``seed_arg``,
+#: ``out_dir_arg``), the scenario loader with the common overrides (``load_with``), the
+#: ``--workers`` pool (``worker_pool``) and the ``--out`` check (``check_out``).
+__all__ = ["check_out", "int_at_least", "load_with", "main", "out_dir_arg", "positive_int",
+           "seed_arg", "worker_pool"]
 
 EXIT_INVALID = 2
 EXIT_WORKER_DIED = 1
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``_`` separators allowed), or a clear error."""
     try:
         value = int(text.replace("_", ""))
     except ValueError:
@@ -50,7 +56,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def int_at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``low`` (seeds, counts), or a clear error."""
     def parse(text: str) -> int:
         try:
@@ -64,7 +70,8 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-_seed = _int_at_least(0)
+#: An argparse type for ``--seed``: an integer >= 0.
+seed_arg = int_at_least(0)
 
 
 def _discount_rate(text: str) -> float:
@@ -95,7 +102,8 @@ def _levels(text: str) -> tuple[float, ...]:
     return levels
 
 
-def _out_dir(text: str) -> Path:
+def out_dir_arg(text: str) -> Path:
+    """An argparse type for ``--out``: a non-blank folder name."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"must name a folder, got {text!r}")
     return Path(text)
@@ -125,12 +133,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "ES (at --levels, default 99 %, 99.9 %) with Monte "
                                    "Carlo standard errors.")
     r.add_argument("file", metavar="FILE")
-    r.add_argument("--paths", type=_positive_int, help="number of scenarios (default: file)")
-    r.add_argument("--seed", type=_seed, help="root seed (default: file)")
-    r.add_argument("--block-size", type=_positive_int, help="scenarios per block")
-    r.add_argument("--workers", type=_positive_int, default=1,
+    r.add_argument("--paths", type=positive_int, help="number of scenarios (default: file)")
+    r.add_argument("--seed", type=seed_arg, help="root seed (default: file)")
+    r.add_argument("--block-size", type=positive_int, help="scenarios per block")
+    r.add_argument("--workers", type=positive_int, default=1,
                    help="processes (default 1: in-process)")
-    r.add_argument("--out", type=_out_dir, metavar="DIR",
+    r.add_argument("--out", type=out_dir_arg, metavar="DIR",
                    help="write summary.json, parties.csv and figures to DIR (atomically)")
     r.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     r.add_argument("--save-paths", action="store_true",
@@ -159,10 +167,10 @@ def _parser() -> argparse.ArgumentParser:
                                    "defaults, claims up the chain, recoveries and capital.")
     d.add_argument("file", metavar="FILE")
     d.add_argument("--years", type=float, help="horizon in years (default: file)")
-    d.add_argument("--replications", type=_positive_int, default=1)
-    d.add_argument("--seed", type=_seed)
-    d.add_argument("--workers", type=_positive_int, default=1)
-    d.add_argument("--out", type=_out_dir, metavar="DIR",
+    d.add_argument("--replications", type=positive_int, default=1)
+    d.add_argument("--seed", type=seed_arg)
+    d.add_argument("--workers", type=positive_int, default=1)
+    d.add_argument("--out", type=out_dir_arg, metavar="DIR",
                    help="write summary, series, figures (atomically)")
     d.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -381,7 +389,10 @@ def _policy_check(s: Scenario, strict: bool) -> None:
         print(f"warning: {s.source}: {w}", file=sys.stderr)
 
 
-def _load_with(args: argparse.Namespace) -> Scenario:
+def load_with(args: argparse.Namespace) -> Scenario:
+    """Load ``args.file`` (a path or a catalog name) with the command line's overrides
+    (``--paths``, ``--seed``, ``--block-size``, ``--years``, ``--set``) and the policy
+    check (``--strict``)."""
     from simkit import catalog
 
     s = load(catalog.resolve(args.file))
@@ -404,7 +415,7 @@ def _load_with(args: argparse.Namespace) -> Scenario:
 
 
 @contextmanager
-def _executor(workers: int) -> Iterator[Any]:
+def worker_pool(workers: int) -> Iterator[Any]:
     """A process pool for ``--workers`` > 1 (None otherwise), stopped on the way out.
 
     Workers ignore SIGINT (Ctrl-C reaches the whole process group; this process handles
@@ -433,7 +444,7 @@ def _executor(workers: int) -> Iterator[Any]:
         pool.shutdown()
 
 
-def _check_out(out: Path | None) -> None:
+def check_out(out: Path | None) -> None:
     """Make sure ``--out`` can receive a result set before any work starts (creates
     nothing; :func:`simkit.report.check_out_dir`)."""
     if out is not None:
@@ -452,8 +463,8 @@ ANALYTIC_CAP_NOTE = ("the scenario has portfolio caps; the closed form treats ea
 def _run(args: argparse.Namespace) -> int:
     from simkit import _interrupt, report
 
-    scenario = _load_with(args)
-    _check_out(args.out)
+    scenario = load_with(args)
+    check_out(args.out)
     if args.save_paths:  # refused before any work
         _check_save_paths(args, scenario)
     if args.analytic:
@@ -494,7 +505,7 @@ def _run(args: argparse.Namespace) -> int:
     from simkit.experiments import run_summary
 
     t0 = time.perf_counter()
-    with _executor(args.workers) as executor:
+    with worker_pool(args.workers) as executor:
         result = run_summary(scenario, executor=executor,
                              progress=not (args.quiet or args.json))
     if args.discount_rate is not None:  # before the summary is built
@@ -538,11 +549,11 @@ def _check_save_paths(args: argparse.Namespace, scenario: Scenario) -> None:
 
 
 def _des(args: argparse.Namespace) -> int:
-    scenario = _load_with(args)
-    _check_out(args.out)
+    scenario = load_with(args)
+    check_out(args.out)
     from simkit.experiments import run_des_summary
 
-    with _executor(args.workers) as executor:
+    with worker_pool(args.workers) as executor:
         out = run_des_summary(scenario, replications=args.replications, seed=args.seed,
                               executor=executor, progress=not (args.quiet or args.json),
                               out=args.out)

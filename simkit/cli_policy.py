@@ -35,22 +35,22 @@ def add_set(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser, *, des: bool = True) -> None:
-    from simkit.cli import _out_dir, _positive_int, _seed
+    from simkit.cli import out_dir_arg, positive_int, seed_arg
 
-    p.add_argument("--paths", type=_positive_int, help="Monte Carlo paths (default: file)")
-    p.add_argument("--seed", type=_seed, help="root seed of the paths (the book keeps its "
+    p.add_argument("--paths", type=positive_int, help="Monte Carlo paths (default: file)")
+    p.add_argument("--seed", type=seed_arg, help="root seed of the paths (the book keeps its "
                                               "own seed)")
-    p.add_argument("--workers", type=_positive_int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="processes; blocks of paths (every policy in each) spread over them")
     if des:
         p.add_argument("--engine", choices=("mc", "des"), default="mc",
                        help="mc: Monte Carlo losses (default); des: the discrete-event "
                             "model (credit supply, refusals, settled losses)")
-        p.add_argument("--replications", type=_positive_int, default=4,
+        p.add_argument("--replications", type=positive_int, default=4,
                        help="DES replications per variant (default 4), paired by "
                             "replication")
         p.add_argument("--years", type=float, help="DES horizon in years (default: file)")
-    p.add_argument("--out", type=_out_dir, metavar="DIR",
+    p.add_argument("--out", type=out_dir_arg, metavar="DIR",
                    help="write the table and figures (atomically)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -99,9 +99,9 @@ def register(sub: Any) -> None:
     s.add_argument("--grid", action="append", default=[], required=True,
                    metavar="PATH=VALUES", help="values v1,v2,... or a range lo:hi:n")
     s.add_argument("--zip", action="store_true", help="zip the axes instead of crossing")
-    from simkit.cli import _int_at_least
+    from simkit.cli import int_at_least
 
-    s.add_argument("--lhs", type=_int_at_least(2), metavar="N",
+    s.add_argument("--lhs", type=int_at_least(2), metavar="N",
                    help="a Latin-hypercube sample of N variants")
     s.add_argument("--link", action="append", default=[], metavar="PATH=EXPR",
                    help="linked edit, e.g. 'agreements[0].layers[1].share=0.6-"
@@ -154,24 +154,24 @@ def handle(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 def _base(args: argparse.Namespace, file: str | None = None) -> Scenario:
     """The scenario with --paths/--seed/--years and --set applied (validated)."""
-    from simkit.cli import _load_with
+    from simkit.cli import load_with
 
     ns = argparse.Namespace(**vars(args))
     if file is not None:
         ns.file = file
-    return _load_with(ns)
+    return load_with(ns)
 
 
-def _executor(args: argparse.Namespace) -> Any:
-    from simkit.cli import _executor as ex
+def worker_pool(args: argparse.Namespace) -> Any:
+    from simkit.cli import worker_pool as ex
 
     return ex(args.workers)
 
 
 def _prepare_out(args: argparse.Namespace) -> None:
-    from simkit.cli import _check_out
+    from simkit.cli import check_out
 
-    _check_out(args.out)
+    check_out(args.out)
 
 
 def _measures(args: argparse.Namespace, engine: str) -> list[str]:
@@ -285,7 +285,7 @@ def _compare(args: argparse.Namespace) -> int:
                             "--policy FILE, --set PATH=VALUE, --variant 'PATH=V; ...' or "
                             "another FILE")
     _prepare_out(args)
-    with _executor(args) as executor:
+    with worker_pool(args) as executor:
         comp = compare(base, variants, executor=executor,
                        progress=not (args.quiet or args.json),
                        different_books=args.different_books, engine=args.engine,
@@ -334,7 +334,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
         base.with_changes(apply_links(base, c, links))
     _prepare_out(args)
-    with _executor(args) as executor:
+    with worker_pool(args) as executor:
         comp = sweep_table(base, changes, links=links, executor=executor,
                            progress=not (args.quiet or args.json), engine=args.engine,
                            replications=args.replications)
@@ -416,7 +416,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         base.with_changes({path: lo})
         base.with_changes({path: hi})
     _prepare_out(args)
-    with _executor(args) as executor:
+    with worker_pool(args) as executor:
         rows = sensitivity(base, ranges, measure=args.measure, party=args.party,
                            executor=executor, progress=not (args.quiet or args.json))
     if args.json:
@@ -468,7 +468,7 @@ def _solve(args: argparse.Namespace) -> int:
     first = {args.vary: bracket[0] if bracket else 0.0}
     base.with_changes(apply_links(base, first, links))  # a bad path fails now
     _prepare_out(args)
-    with _executor(args) as executor:
+    with worker_pool(args) as executor:
         sols = solve_all(base, args.target, args.vary, bracket=bracket, links=links,
                          executor=executor, progress=not (args.quiet or args.json),
                          engine=args.engine, replications=args.replications)

@@ -46,9 +46,9 @@ def add_parsers(sub: Any) -> None:
                     help="paths per case for the effect on each party (0: skip)")
     cp.add_argument("--seed", type=int, default=None)
     cp.add_argument("--json", action="store_true", help="print the result as JSON")
-    from simkit.cli import _out_dir
+    from simkit.cli import out_dir_arg
 
-    cp.add_argument("--out", type=_out_dir, metavar="DIR",
+    cp.add_argument("--out", type=out_dir_arg, metavar="DIR",
                     help="write calibration.json and effect.csv to DIR")
 
     sp = sub.add_parser("scenarios", help="list the shipped scenarios",

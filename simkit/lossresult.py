@@ -161,9 +161,9 @@ class LossResult:
             ``None`` for plain Monte Carlo), ``tail_level``, ``ok`` (bool) and
             ``warning`` (the message, or ``None``).
         """
-        from simkit.measures import _check_levels, level_label, tail_effective_sample_size
+        from simkit.measures import check_levels, level_label, tail_effective_sample_size
 
-        lv = _check_levels(levels)
+        lv = check_levels(levels)
         ess = self.effective_sample_size()
         out: dict[str, Any] = {"effective_sample_size": ess,
                                "ess_fraction": ess / self.n_paths,

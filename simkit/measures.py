@@ -68,6 +68,7 @@ __all__ = [
     "DEFAULT_N_BATCHES",
     "Estimate",
     "ExceedanceCurve",
+    "check_levels",
     "effective_sample_size",
     "enough_paths",
     "exceedance_curve",
@@ -312,7 +313,10 @@ def _check_n_batches(n_batches: Any, n_paths: int) -> int | None:
     return b if n_paths >= 2 * b else 0
 
 
-def _check_levels(levels: Any) -> list[float]:
+def check_levels(levels: Any) -> list[float]:
+    """The confidence levels of a tail measure as a list of floats, each in (0, 1) (a
+    single level becomes a one-item list), distinct; anything else raises ``ValueError``. Every
+    measure that takes levels checks them here."""
     if isinstance(levels, Real):
         levels = [levels]
     try:
@@ -1073,7 +1077,7 @@ def summarize(
     rows, _ = _as_rows(losses)
     c, m = rows.shape
     w = _check_weights(weights, m)
-    lv = _check_levels(levels)
+    lv = check_levels(levels)
     b = _check_n_batches(n_batches, m)
     if names is None:
         keys: list[str | int] = list(range(c))

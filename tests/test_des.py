@@ -844,3 +844,94 @@ def test_model_does_not_import_the_result_module() -> None:
                  for alias in node.names}
     assert "simkit.des.result" not in imported
     assert "simkit.des.run" not in imported
+
+
+# --------------------------------------------------------------------------------------
+# the split along the state (issue 8, item 6) and the credit model from simkit.factors
+# --------------------------------------------------------------------------------------
+def test_des_t_threshold_matches_the_factor_model_scale() -> None:
+    """The DES divides the default threshold by its yearly mixing ``sqrt(dof / W)`` (kept
+    for bit-identical draws); that is :func:`simkit.factors.conditional_default_prob` with
+    the factor model's scale ``sqrt(W / dof)`` (:func:`simkit.factors.t_scale`) to 1e-15
+    over a grid of PDs, loadings, factor states and mixings."""
+    from simkit.factors import conditional_default_prob, default_threshold, t_scale
+
+    rng = np.random.default_rng(8)
+    dof = 5.0
+    pd = np.geomspace(1e-6, 0.5, 40)
+    thr = default_threshold(pd, "student_t", dof)[:, None]
+    w = rng.chisquare(dof, 200)[None, :]
+    m = rng.standard_normal(200)[None, :] * 0.6
+    r2 = np.linspace(0.0, 0.6, 40)[:, None]
+    p_des = conditional_default_prob(thr / np.sqrt(dof / w), r2, m)
+    p_ref = conditional_default_prob(thr, r2, m, t_scale(w, dof))
+    assert p_des.shape == (40, 200) and float(p_ref.max()) > 0.5
+    assert float(np.abs(p_des - p_ref).max()) <= 1e-15
+
+
+def test_des_loss_draw_is_the_factor_models_downturn_beta() -> None:
+    """:meth:`Draws.loss` is the Beta LGD of :mod:`simkit.factors` (downturn mean of the
+    default year's national factor, shape from ``beta_concentration``/``beta_shape``) at
+    the firm's pre-drawn uniform, and the lognormal lag."""
+    from scipy import special
+
+    from simkit.des.model import Model
+    from simkit.factors import beta_concentration, beta_shape, downturn_lgd_mean
+
+    sc = scenario(**{"factors.downturn_lgd": 0.4, "segments[0].lgd.sd": 0.2})
+    model = Model(sc, seed=3, years=3)
+    spec = model.segments[0]
+    app = int(np.flatnonzero(model.apps.seg == 0)[5])
+    for now in (10.0, 400.0, 800.0):
+        lgd, lag = model.draws.loss(spec, app, now)
+        z = model.factors.z_nat[int(now // 365.0)]
+        mean = float(downturn_lgd_mean(spec.lgd_mean, 0.4, z))
+        a, b = beta_shape(mean, beta_concentration(mean, spec.lgd_sd))
+        u = model.draws.fates(0)[2][app]
+        assert lgd == pytest.approx(float(special.betaincinv(a, b, u)), abs=1e-15)
+        assert mean != pytest.approx(spec.lgd_mean)  # the downturn moved the mean
+        z_lag = model.draws.fates(0)[3][app]
+        assert lag == pytest.approx(spec.recovery_lag_days
+                                    * math.exp(sc.des.recovery_lag_sigma * z_lag), rel=1e-15)
+
+
+def test_des_default_times_follow_the_factor_models_probability() -> None:
+    """One-year loans: a loan defaults in its year exactly when its uniform is below
+    :func:`simkit.factors.conditional_default_prob` at the year's factors."""
+    from simkit.des.model import Model
+    from simkit.factors import conditional_default_prob
+
+    sc = scenario(**{"factors.copula": "student_t"})
+    model = Model(sc, seed=5, years=2)
+    apps = np.arange(min(4000, len(model.apps.seg)))
+    apps = apps[model.segments.tenor_years[model.apps.seg[apps]] == 1.0]
+    t_def = model.draws.default_times(apps, 0.0)
+    seg = model.apps.seg[apps]
+    segs, f = model.segments, model.factors
+    load = segs.loadings[seg]
+    bz = (load[:, 0] * f.z_nat[0] + load[:, 1] * f.z_reg[0, segs.region[seg]]
+          + load[:, 2] * f.z_sec[0, segs.sector[seg]] + load[:, 3] * f.z_gua[0, segs.front[seg]])
+    p = conditional_default_prob(model.apps.threshold[apps] / f.mix[0], segs.idio_r2[seg], bz)
+    u = model.draws.fates(0)[0][apps, 0]
+    assert apps.size > 100 and np.isfinite(t_def).any()
+    assert np.array_equal(np.isfinite(t_def), u < p)
+    assert (t_def[np.isfinite(t_def)] < 365.0).all()
+
+
+def test_model_parts_do_not_import_the_result() -> None:
+    """No part of the model (every ``simkit.des`` module but ``result``, ``run``,
+    ``plots`` and the package) imports the result or run module, at any level."""
+    import ast
+    from pathlib import Path
+
+    import simkit.des as des_pkg
+
+    root = Path(des_pkg.__file__).parent
+    parts = [p for p in root.glob("*.py")
+             if p.stem not in ("result", "run", "plots", "__init__")]
+    assert len(parts) >= 10
+    for path in parts:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"simkit.des.result", "simkit.des.run", "simkit.des"}, path

@@ -150,9 +150,10 @@ def test_screening_noise_keeps_the_firms_and_their_fates() -> None:
     factor path, and a firm served in both variants has the same default outcome."""
     off = Model(screened(0.2, 0.0, 0.0), seed=9)
     on = Model(screened(0.2, 0.8, 2.0), seed=9)
-    for name in ("app_day", "app_pd", "app_exposure", "z_nat"):
-        assert np.array_equal(getattr(off, name), getattr(on, name))
-    assert not np.array_equal(off.app_bank_ok, on.app_bank_ok)
+    for name in ("day", "pd", "exposure"):
+        assert np.array_equal(getattr(off.apps, name), getattr(on.apps, name))
+    assert np.array_equal(off.factors.z_nat, on.factors.z_nat)
+    assert not np.array_equal(off.apps.bank_ok, on.apps.bank_ok)
     a = simulate(screened(0.2, 0.0, 0.0), seed=9)
     b = simulate(screened(0.2, 0.8, 2.0), seed=9)
     ka = dict(zip(a.loans["application"].tolist(), a.loans["defaulted"].tolist(),

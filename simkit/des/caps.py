@@ -4,18 +4,30 @@ A :class:`CapAccount` is one capped layer in one pool (named by
 :func:`simkit.sharing.cap_label`). It holds the base originated per statistics period and
 the claims accrued per period until the period's settlement, and settles them with the
 rulebook's budget (:func:`simkit.sharing.cap_budget`) and pro-rata fraction
-(:func:`simkit.sharing.cap_paid_fraction`). The model schedules the settlement event and
-moves the money; a :class:`Step` is one layer's reimbursement on a defaulted loan.
+(:func:`simkit.sharing.cap_paid_fraction`). A :class:`Step` is one layer's reimbursement
+on a defaulted loan. :class:`CapSettlement` owns the cap accounts of a run: it registers
+what a capped layer owes on a default (:meth:`CapSettlement.accrue`), schedules each
+period's settlement event and pays it pro rata (:meth:`CapSettlement.settle`), and keeps
+the refused amounts. :func:`compensate` is the fiscal-compensation reimbursement of a
+layer's payment (uncapped or capped).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from simkit.des.codes import K_OVER, K_REIMB
 from simkit.sharing import cap_budget, cap_paid_fraction
 
-__all__ = ["CapAccount", "Step"]
+if TYPE_CHECKING:
+    import simpy
+
+    from simkit.des.parties import Account
+    from simkit.des.treasury import Treasury
+
+__all__ = ["CapAccount", "CapSettlement", "Step", "compensate"]
 
 
 class CapAccount:
@@ -85,3 +97,95 @@ class Step:
         #: pays that it reimburses to the payer (sharing.compensation_fraction)
         self.budget = budget
         self.budget_frac = budget_frac
+
+
+def compensate(treasury: Treasury, t: float, step: Step, paid: float, loan: int,
+               net: list[float]) -> None:
+    """The agreement's budget party (``fiscal_compensation``) reimburses the layer's
+    payer ``budget_frac`` of what it just paid on the loan (a ``reimbursement`` flow,
+    at once); recoveries, returned pro rata to net payments, then give the budget the
+    same fraction of the payer's share. ``net`` (paid minus received on the loan per
+    account, yuan) is updated."""
+    if step.budget < 0:
+        return
+    amount = paid * step.budget_frac
+    treasury.pay(t, step.budget, step.payer, K_REIMB, amount, loan)
+    net[step.budget] += amount
+    net[step.payer] -= amount
+
+
+class CapSettlement:
+    """The cap accounts of a run: accrual of claims, settlement per statistics period.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+    caps : list of CapAccount
+    treasury : Treasury
+    accounts : list of Account
+        Their ``receivable`` is written here (what capped layers owe until settlement).
+    horizon : float
+        End of the horizon (days): a period ends at the horizon at the latest.
+
+    Attributes
+    ----------
+    refusals : list of (float, int, float)
+        ``(time due, cap, yuan refused)`` per loan whose reimbursement a cap cut.
+    """
+
+    def __init__(self, env: simpy.Environment, caps: list[CapAccount], treasury: Treasury,
+                 accounts: list[Account], horizon: float):
+        self.env = env
+        self.caps = caps
+        self.treasury = treasury
+        self.accounts = accounts
+        self.horizon = horizon
+        self.refusals: list[tuple[float, int, float]] = []
+
+    def add_base(self, now: float, spec: Any, guaranteed: float, annualised: float) -> None:
+        """Add a segment's loans originated now to the base of each of its caps."""
+        for step in spec.layers:
+            if step.cap >= 0:
+                self.caps[step.cap].add_base(now, guaranteed, annualised)
+
+    def accrue(self, loan: int, step: Step, g: float, t_paid: float, start: float,
+               net: list[float]) -> simpy.Event:
+        """Register what a capped layer owes on a default with the (cap, pool, period of
+        origination) it falls in; returns that period's settlement event."""
+        cap = self.caps[step.cap]
+        period = cap.period_of(start)
+        entry = cap.pending.get(period)
+        if entry is None:
+            if period in cap.settled:
+                raise RuntimeError(f"claim on cap {cap.label!r} period {period} after its "
+                                   "settlement")
+            ev = self.env.timeout(cap.settlement_time(period, self.horizon) - self.env.now)
+            ev.callbacks.append(partial(self.settle, step.cap, period))
+            entry = cap.pending[period] = (ev, [])
+        entry[1].append((loan, step, step.share * g, t_paid + step.lag, net))
+        self.accounts[step.holder].receivable += step.share * g
+        return entry[0]
+
+    def settle(self, k: int, period: int, _event: Any = None) -> None:
+        """Callback: settle one capped layer's claims of one statistics period pro rata:
+        each loan gets ``due x min(1, budget / total due)``, the overflow party pays the
+        rest."""
+        now = self.env.now
+        pay = self.treasury.pay
+        entries, frac = self.caps[k].close(period)
+        for loan, step, due, t_due, net in entries:
+            self.accounts[step.holder].receivable -= due
+            paid = due if frac == 1.0 else due * frac
+            if step.payer != step.holder:
+                pay(now, step.payer, step.holder, K_REIMB, paid, loan)
+                net[step.payer] += paid
+                net[step.holder] -= paid
+            compensate(self.treasury, now, step, paid, loan, net)
+            refused = due - paid
+            if refused > 0:
+                # counted in the month the reimbursement was due
+                self.refusals.append((t_due, k, refused))
+                if step.overflow != step.holder:
+                    pay(now, step.overflow, step.holder, K_OVER, refused, loan)
+                    net[step.overflow] += refused
+                    net[step.holder] -= refused

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simkit.des.codes import DAYS_PER_YEAR
 from simkit.des.ledger import LOSS_KINDS, LedgerArrays
-from simkit.des.model import DAYS_PER_YEAR, Model, run_to_end
+from simkit.des.model import Model, run_to_end
 from simkit.regulation import guaranteed_amount, risk_weight
 from simkit.scenario import Scenario
 
@@ -85,22 +86,24 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     segment = np.asarray(segment, dtype=np.intp)
     exposure = np.asarray(exposure, dtype=np.float64)
     n = len(segment)
-    limit = np.array([s.single_limit for s in model.segments])[segment]
+    limit = np.array([s.single_limit for s in model.segments.specs])[segment]
     g = guaranteed_amount(exposure, limit)
-    model.app_seg = segment
-    model.app_exposure = exposure
-    model.app_guaranteed = g
+    apps = model.apps
+    apps.seg = segment
+    apps.exposure = exposure
+    apps.guaranteed = g
     reg = sc.regulation
-    model.app_weight = risk_weight(g, reg)
-    model.app_gen = np.zeros(n, dtype=np.int64)
+    apps.weight = risk_weight(g, reg)
+    model.draws.gen = np.zeros(n, dtype=np.int64)
     t_def = np.where(np.asarray(defaulted, dtype=bool), float(default_day), np.inf)
     lgd = np.asarray(lgd, dtype=np.float64)
     # the forced fates replace the model's draws (instance attributes shadow the methods)
-    model.draw_default_times = lambda apps, now: t_def[apps]  # type: ignore[method-assign]
-    model.draw_loss = lambda spec, app: (float(lgd[app]), 0.0)  # type: ignore[method-assign]
-    apps = np.arange(n, dtype=np.intp)
-    liab = model.coef[segment] * g[:, None]
-    model.originate(apps, liab, liab * model.app_weight[:, None], renewal=False)
+    draws = model.draws
+    draws.default_times = lambda apps, now: t_def[apps]  # type: ignore[method-assign]
+    draws.loss = lambda spec, app, now: (float(lgd[app]), 0.0)  # type: ignore[method-assign]
+    idx = np.arange(n, dtype=np.intp)
+    liab = model.segments.coef[segment] * g[:, None]
+    model.loans.originate(idx, liab, liab * apps.weight[:, None], renewal=False)
     weighted = np.array([inst.weighted for inst in model.institutions])
     run_to_end(model.env)
     led = model.ledger.freeze()

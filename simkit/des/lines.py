@@ -149,17 +149,19 @@ def line_stats(model: Any, k: int, t0: float, t1: float) -> tuple[float, float]:
     line = model.lines[k]
     inst = model.institutions[line.holder]
     lev = inst.leverage() / inst.leverage_limit if inst.constrained else math.nan
-    if not model.defaults or not model._loans:
+    rec = model.records
+    if not rec.defaults or not rec.loans:
         return 0.0, lev
-    d = np.array(model.defaults)
+    d = np.array(rec.defaults)
     when = d[:, 1]
     loan = d[(when >= t0) & (when < t1), 0].astype(np.int64)
     # loan ids are 0..n_loans-1 in origination order
-    apps = np.concatenate([c[1] for c in model._loans])[loan]
-    direct = np.concatenate([c[6] for c in model._loans])[loan]
+    apps = np.concatenate([c[1] for c in rec.loans])[loan]
+    direct = np.concatenate([c[6] for c in rec.loans])[loan]
     apps = apps[~direct]
-    seg = model.app_seg[apps]
-    return float((model.app_guaranteed[apps] * model.line_applies[seg, k]).sum()), lev
+    seg = model.apps.seg[apps]
+    applies = model.segments.line_applies[seg, k]
+    return float((model.apps.guaranteed[apps] * applies).sum()), lev
 
 
 def amounts_at(line: CreditLineState, times: np.ndarray) -> np.ndarray:

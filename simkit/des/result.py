@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simkit.book import Book, _assemble
+from simkit.book import Book, assemble
+from simkit.des.codes import EVENTS, REASONS
 from simkit.des.ledger import FEE_KINDS, LOSS_KINDS, LedgerArrays
 from simkit.des.lines import amounts_at
 from simkit.des.review import wait_series, wait_summary
@@ -108,7 +109,7 @@ class DesResult:
         Yuan used in the line's current period at month end.
     credit_line_amount : ndarray, shape (n_lines,)
         The scenario's amount of each line (yuan); ``credit_line_limit`` (shape
-        ``(n_months, n_lines)``) holds the amount in effect at each month end.
+        ``(n_months, n_lines)``) holds the amount in effect during each month.
     ledger : LedgerArrays
         Every cash flow (see :mod:`simkit.des.ledger`).
     loans : dict of str to ndarray, each shape (n_loans,)
@@ -161,7 +162,7 @@ class DesResult:
     model_events: int
     check_detail: dict[str, float] = field(default_factory=dict, repr=False)
     _book: Book | None = field(default=None, repr=False)
-    #: the amount of each line in effect at each month end, shape (n_months, n_lines)
+    #: the amount of each line in effect during each month, shape (n_months, n_lines)
     #: (yuan; differs from ``credit_line_amount`` with changes or an allocation rule)
     credit_line_limit: np.ndarray | None = field(default=None, repr=False)
 
@@ -375,90 +376,21 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     """Assemble a :class:`DesResult` from a finished :class:`~simkit.des.model.Model`."""
     sc = model.scenario
     ledger = model.ledger.freeze()
-    n_p = model.n_parties
     n_m = model.n_months
     months = np.minimum((np.arange(n_m) + 1) * (365.0 / 12.0), model.horizon)
-
-    # -- loans ---------------------------------------------------------------------------
-    chunks = model._loans
-    if chunks:
-        ids, apps, start, end, dflt, renewal, direct = (
-            np.concatenate([c[i] for c in chunks]) for i in range(7))
-    else:
-        ids = apps = np.zeros(0, np.int64)
-        start = end = np.zeros(0)
-        dflt = renewal = direct = np.zeros(0, bool)
-    defaulted = dflt & (end < model.settle_until)
-    rec = np.zeros(len(ids))
-    for loan, amount in model.recovered.items():
-        rec[loan] = amount
-    loans = {
-        "id": ids, "application": apps, "segment": model.app_seg[apps], "start": start,
-        "end": end, "defaulted": defaulted, "renewal": renewal, "direct": direct,
-        "exposure": model.app_exposure[apps],
-        "guaranteed": np.where(direct, 0.0, model.app_guaranteed[apps]),
-        "default_prob": model.app_pd_eff[apps], "recovered": rec,
-    }
-
-    # -- ledger-derived monthly flows ----------------------------------------------------
-    mon = np.minimum((ledger.time / (365.0 / 12.0)).astype(np.intp), n_m - 1)
-    in_horizon = ledger.time < model.horizon
-
-    def flow(kinds: tuple[str, ...], side: str) -> np.ndarray:
-        out = np.zeros((n_m, model.n_accounts))
-        sel = ledger.mask(kinds) & in_horizon
-        acct = ledger.payer if side == "paid" else ledger.payee
-        np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
-        return out[:, :n_p]
-
-    series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.flows.items()}
-    series["compensation_paid"] = flow(("compensation", "reimbursement", "overflow"), "paid")
-    series["reimbursements_received"] = flow(("reimbursement", "overflow"), "received")
-    series["recoveries"] = flow(("recovery",), "received")
-    series["fees_received"] = flow(FEE_KINDS, "received")
-    series["fees_paid"] = flow(FEE_KINDS, "paid")
-    series["injections"] = flow(("injection",), "received")
-    series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
-    series.update({k: v[:n_m] for k, v in model.stocks.items()})
+    loans = _loan_table(model)
+    series = _series(model, ledger)
     series.update(wait_series(model, loans))
-
     cap_refused = np.zeros((n_m + 1, len(model.caps)))
-    for t, cap, amount in model.cap_refusals:
-        cap_refused[model.month(t), cap] += amount
+    for t, cap, amount in model.cap_settlement.refusals:
+        cap_refused[model.records.month(t), cap] += amount
     cap_refused_total = cap_refused.sum(axis=0)
     cap_refused = cap_refused[:n_m]
-
-    # -- settled loss per origination year ---------------------------------------------
-    n_years = max(1, math.ceil(model.years - 1e-9))
-    cohort_losses = np.zeros((n_years, model.n_accounts))
-    sel = ledger.mask(LOSS_KINDS) & (ledger.loan >= 0)
-    if sel.any():
-        # loan ids are 0..n_loans-1 in origination order (loans["id"][i] == i)
-        year = np.minimum((start[ledger.loan[sel]] // 365.0).astype(np.intp), n_years - 1)
-        amt = ledger.amount[sel]
-        np.add.at(cohort_losses, (year, ledger.payer[sel]), amt)
-        np.add.at(cohort_losses, (year, ledger.payee[sel]), -amt)
-    cohort_losses = cohort_losses[:, :n_p]
-
-    # -- checks --------------------------------------------------------------------------
+    cohort_losses = _cohort_losses(model, ledger, loans["start"])
     checks, detail = _checks(model, ledger, loans)
+    events = _event_log(model) if model.records.keep_log else None
 
-    # -- event log -----------------------------------------------------------------------
-    events = None
-    if model.keep_log:
-        from simkit.des.model import EVENTS, REASONS
-        names = ("time", "event", "id", "party", "amount", "reason")
-        if model._log:
-            cols = [np.concatenate([c[i] for c in model._log]) for i in range(6)]
-        else:
-            cols = [np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64),
-                    np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8)]
-        order = np.argsort(cols[0], kind="stable")
-        events = {k: c[order] for k, c in zip(names, cols, strict=True)}
-        events["event_names"] = np.array(EVENTS)
-        events["reason_names"] = np.array(REASONS)
-
-    counts = model.counts
+    counts = model.records.counts
     n_nonfee = int((~ledger.mask(FEE_KINDS)).sum())
     model_events = (counts["applications"] + counts["bank_decisions"]
                     + counts["guarantor_decisions"] + counts["originations"]
@@ -470,15 +402,16 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     summary.update(wall_seconds=wall_seconds, simpy_events=simpy_events,
                    model_events=model_events,
                    model_events_per_second=model_events / max(wall_seconds, 1e-12))
+    rec = model.records
     return DesResult(
         scenario_name=sc.name, seed=model.seed, replication=model.replication,
         years=model.years, parties=sc.party_names, months=months, series=series,
-        refusals={k: v[:n_m] for k, v in model.refusals.items()},
-        renewal_refusals={k: v[:n_m] for k, v in model.renewal_refusals.items()},
+        refusals={k: v[:n_m] for k, v in rec.refusals.items()},
+        renewal_refusals={k: v[:n_m] for k, v in rec.renewal_refusals.items()},
         cohort_losses=cohort_losses, run_off=model.run_off, end_time=float(model.env.now),
         caps=tuple(c.label for c in model.caps),
         cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
-        credit_line_use=model.line_use,
+        credit_line_use=model.monthly.line_use,
         credit_line_amount=np.array([x.amount for x in sc.credit_lines]),
         credit_line_limit=np.array([amounts_at(x, months) for x in model.lines]
                                    ).reshape(len(model.lines), n_m).T,
@@ -486,6 +419,87 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         checks=checks, wall_seconds=wall_seconds, simpy_events=simpy_events,
         model_events=model_events, check_detail=detail,
     )
+
+
+def _loan_table(model: Model) -> dict[str, np.ndarray]:
+    """:attr:`DesResult.loans` from the model's loan-table chunks."""
+    chunks = model.records.loans
+    if chunks:
+        ids, apps, start, end, dflt, renewal, direct = (
+            np.concatenate([c[i] for c in chunks]) for i in range(7))
+    else:
+        ids = apps = np.zeros(0, np.int64)
+        start = end = np.zeros(0)
+        dflt = renewal = direct = np.zeros(0, bool)
+    defaulted = dflt & (end < model.settle_until)
+    rec = np.zeros(len(ids))
+    for loan, amount in model.records.recovered.items():
+        rec[loan] = amount
+    a = model.apps
+    return {
+        "id": ids, "application": apps, "segment": a.seg[apps], "start": start,
+        "end": end, "defaulted": defaulted, "renewal": renewal, "direct": direct,
+        "exposure": a.exposure[apps],
+        "guaranteed": np.where(direct, 0.0, a.guaranteed[apps]),
+        "default_prob": a.pd_eff[apps], "recovered": rec,
+    }
+
+
+def _series(model: Model, ledger: LedgerArrays) -> dict[str, np.ndarray]:
+    """:attr:`DesResult.series`: the counted flows, the ledger-derived monthly flows
+    (within the horizon) and the month-end stocks."""
+    n_p = model.n_parties
+    n_m = model.n_months
+    mon = np.minimum((ledger.time / (365.0 / 12.0)).astype(np.intp), n_m - 1)
+    in_horizon = ledger.time < model.horizon
+
+    def flow(kinds: tuple[str, ...], side: str) -> np.ndarray:
+        out = np.zeros((n_m, model.n_accounts))
+        sel = ledger.mask(kinds) & in_horizon
+        acct = ledger.payer if side == "paid" else ledger.payee
+        np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
+        return out[:, :n_p]
+
+    series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.records.flows.items()}
+    series["compensation_paid"] = flow(("compensation", "reimbursement", "overflow"), "paid")
+    series["reimbursements_received"] = flow(("reimbursement", "overflow"), "received")
+    series["recoveries"] = flow(("recovery",), "received")
+    series["fees_received"] = flow(FEE_KINDS, "received")
+    series["fees_paid"] = flow(FEE_KINDS, "paid")
+    series["injections"] = flow(("injection",), "received")
+    series["net_loss"] = flow(LOSS_KINDS, "paid") - flow(LOSS_KINDS, "received")
+    series.update({k: v[:n_m] for k, v in model.monthly.stocks.items()})
+    return series
+
+
+def _cohort_losses(model: Model, ledger: LedgerArrays, start: np.ndarray) -> np.ndarray:
+    """Settled net loss per origination year and party, shape ``(n_years, n_parties)``."""
+    n_years = max(1, math.ceil(model.years - 1e-9))
+    cohort_losses = np.zeros((n_years, model.n_accounts))
+    sel = ledger.mask(LOSS_KINDS) & (ledger.loan >= 0)
+    if sel.any():
+        # loan ids are 0..n_loans-1 in origination order (loans["id"][i] == i)
+        year = np.minimum((start[ledger.loan[sel]] // 365.0).astype(np.intp), n_years - 1)
+        amt = ledger.amount[sel]
+        np.add.at(cohort_losses, (year, ledger.payer[sel]), amt)
+        np.add.at(cohort_losses, (year, ledger.payee[sel]), -amt)
+    return cohort_losses[:, :model.n_parties]
+
+
+def _event_log(model: Model) -> dict[str, np.ndarray]:
+    """:attr:`DesResult.events`: the event log sorted by time (stable)."""
+    names = ("time", "event", "id", "party", "amount", "reason")
+    log = model.records.log
+    if log:
+        cols = [np.concatenate([c[i] for c in log]) for i in range(6)]
+    else:
+        cols = [np.zeros(0), np.zeros(0, np.int8), np.zeros(0, np.int64),
+                np.zeros(0, np.int16), np.zeros(0), np.zeros(0, np.int8)]
+    order = np.argsort(cols[0], kind="stable")
+    events = {k: c[order] for k, c in zip(names, cols, strict=True)}
+    events["event_names"] = np.array(EVENTS)
+    events["reason_names"] = np.array(REASONS)
+    return events
 
 
 def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
@@ -498,8 +512,8 @@ def _checks(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray]
     err_state = float(np.abs(state - bal).max()) if len(bal) else 0.0
     err_total = abs(float(bal.sum()))
     conservation = bool(np.all(np.abs(state - bal) <= tol_state)) and err_total <= tol_total
-    ids = np.array([d[0] for d in model.defaults], dtype=np.int64)
-    expo = np.array([d[2] for d in model.defaults])
+    ids = np.array([d[0] for d in model.records.defaults], dtype=np.int64)
+    expo = np.array([d[2] for d in model.records.defaults])
     losses = ledger.loan_losses(ids)[:, :model.n_parties]
     rec = loans["recovered"][ids] if len(ids) else np.zeros(0)
     err_loss = float(np.abs(losses.sum(axis=1) - (expo - rec)).max()) if len(ids) else 0.0
@@ -583,7 +597,7 @@ def book_from_loans(scenario: Scenario, loans: dict[str, np.ndarray]) -> Book:
 
     loadings = np.array([(s.loadings or scenario.factors.loadings).as_tuple() for s in segs]
                         ).reshape(len(segs), 4)[seg]
-    return _assemble(
+    return assemble(
         scenario, exposure=np.asarray(loans["exposure"], float),
         default_prob=np.asarray(loans["default_prob"], float),
         lgd_mean=per_seg([s.lgd.mean for s in segs]),
@@ -616,12 +630,13 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     sel = ledger.mask(("compensation", "reimbursement", "overflow"))
     np.add.at(paid, ledger.payer[sel], ledger.amount[sel])
     loss = -ledger.balances(LOSS_KINDS)
-    refusals = {r: int(a.sum()) for r, a in model.refusals.items()}
-    renewal_refusals = {r: int(a.sum()) for r, a in model.renewal_refusals.items()}
+    refusals = {r: int(a.sum()) for r, a in model.records.refusals.items()}
+    renewal_refusals = {r: int(a.sum()) for r, a in model.records.renewal_refusals.items()}
     limit_months: dict[str, int] = {}
     j: int | np.integer  # a party column below: from np.flatnonzero, then from enumerate
     for reason in ("leverage", "credit_line", "single_client"):
-        arr = (model.refusals[reason] + model.renewal_refusals[reason])[:model.n_months]
+        rec = model.records
+        arr = (rec.refusals[reason] + rec.renewal_refusals[reason])[:model.n_months]
         for j in np.flatnonzero(arr.sum(axis=0)):
             limit_months[f"{reason}:{parties[j]}"] = int((arr[:, j] > 0).sum())
     lev = series["leverage"]
@@ -635,7 +650,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
     n_direct_new = int((direct & new).sum())
     # firms served with a guarantee that the bank would not have lent to alone (rule
     # with retained share 1), as a share of all firms served (renewals excluded)
-    alone = model.app_alone_ok[loans["application"]]
+    alone = model.apps.alone_ok[loans["application"]]
     additional = int((new & ~direct & ~alone).sum())
     n_new = int(new.sum())
     return {
@@ -643,7 +658,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "seed": model.seed,
         "replication": model.replication,
         "years": model.years,
-        "applications": int(model.counts["applications"]),
+        "applications": int(model.records.counts["applications"]),
         "approvals": int(series["approvals"].sum()),
         "renewals": int(series["renewed"].sum()),
         "loans": len(loans["id"]),
@@ -658,7 +673,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "direct_loans": int(direct.sum()),
         "direct_credit": float(loans["exposure"][direct].sum()),
         "additionality": additional / n_new if n_new else math.nan,
-        "pending": int(model.counts["applications"] - series["approvals"].sum()
+        "pending": int(model.records.counts["applications"] - series["approvals"].sum()
                        - n_direct_new - sum(refusals.values())),
         "losses": per_party(loss),
         "losses_in_horizon": per_party(-ledger.balances(LOSS_KINDS,

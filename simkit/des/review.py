@@ -33,7 +33,12 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simkit.des.codes import REASON_CODE
+
 __all__ = ["ReviewDesk", "daily_capacity", "wait_series", "wait_summary"]
+
+#: The refusal reason of an applicant who gave up waiting for a reviewer.
+WITHDRAWN = REASON_CODE["withdrawn"]
 
 
 def daily_capacity(day: int, per_day: float) -> int:
@@ -48,27 +53,30 @@ class ReviewDesk:
     Parameters
     ----------
     model : simkit.des.model.Model
-        The running model (its environment, segments and decision process).
-    withdrawn : int
-        The refusal reason code of a withdrawal (``REASONS.index("withdrawn")``).
+        The model being built: its environment, settings, applications (``apps``),
+        segments, records (refusals) and underwriting (the guarantor's decision and the
+        refusal queue).
     """
 
-    def __init__(self, model: Any, withdrawn: int):
-        self.model = model
-        self.withdrawn = withdrawn
+    def __init__(self, model: Any):
         des = model.des
+        self.env = env = model.env
+        self.apps = model.apps
+        self.front_of_seg = model.segments.front
+        self.records = model.records
+        self.underwriting = model.underwriting
+        self.n_days = model.apps.n_days
         self.staff = int(des.review_staff)
         self.rate = float(des.review_rate)
         self.per_day = self.staff * self.rate
         self.patience = float(des.review_patience_days)
-        self.fronts = sorted(set(model.seg_front.tolist()))
-        env = model.env
+        self.fronts = sorted(set(self.front_of_seg.tolist()))
         #: staff of each original guarantor (party index -> Resource)
         self.staff_pool = {j: simpy.Resource(env, capacity=self.staff) for j in self.fronts}
         #: waiting applications (application indices, in arrival order) per guarantor
         self.queue: dict[int, np.ndarray] = {j: np.zeros(0, np.intp) for j in self.fronts}
         #: queue length per guarantor after each day's service, shape (n_days, n_parties)
-        self.queue_length = np.zeros((model.n_days, model.n_parties))
+        self.queue_length = np.zeros((self.n_days, model.n_parties))
         #: staff-days used per guarantor (for the utilisation)
         self.staff_days = dict.fromkeys(self.fronts, 0)
 
@@ -76,16 +84,16 @@ class ReviewDesk:
         """Queue the applications the bank passed today (in arrival order)."""
         if apps.size == 0:
             return
-        front = self.model.seg_front[self.model.app_seg[apps]]
+        front = self.front_of_seg[self.apps.seg[apps]]
         for j in np.unique(front).tolist():
             self.queue[j] = np.concatenate([self.queue[j], apps[front == j]])
 
     def serve(self) -> Generator[simpy.Event, Any, None]:
         """Process: each day, after the arrivals, start the reviews the staff can take."""
-        m = self.model
-        env = m.env
-        reason = self.withdrawn
-        for d in range(m.n_days):
+        env = self.env
+        uw = self.underwriting
+        day = self.apps.day
+        for d in range(self.n_days):
             if d > env.now:
                 yield env.timeout(d - env.now)
             started = []
@@ -94,10 +102,11 @@ class ReviewDesk:
                 q = self.queue[j]
                 if q.size == 0:
                     continue
-                late = env.now - m.app_day[q] > self.patience
+                late = env.now - day[q] > self.patience
                 if late.any():
                     gone = q[late]
-                    m._refuse(env.now, gone, reason, np.full(len(gone), j, np.intp))
+                    self.records.refuse(env.now, gone, WITHDRAWN,
+                                        np.full(len(gone), j, np.intp))
                     q = q[~late]
                 n = min(q.size, daily_capacity(d, self.per_day))
                 if n:
@@ -111,8 +120,8 @@ class ReviewDesk:
                 self.queue_length[d, j] = q.size
             apps = (np.sort(np.concatenate(started)) if started
                     else np.zeros(0, np.intp))
-            if apps.size or m.q_app.size:
-                env.process(m.underwrite_guarantee(apps))
+            if apps.size or uw.q_app.size:
+                env.process(uw.underwrite_guarantee(apps))
             if held:  # the staff are busy for the day
                 ev = env.timeout(1.0)
                 ev.callbacks.append(lambda _e, h=held: [p.release(r) for p, r in h])
@@ -126,7 +135,7 @@ class ReviewDesk:
 
     def utilisation(self) -> dict[int, float]:
         """Staff-days used over staff-days available, per guarantor (0..1)."""
-        days = max(self.model.n_days, 1)
+        days = max(self.n_days, 1)
         return {j: self.staff_days[j] / (self.staff * days) for j in self.fronts}
 
 
@@ -136,7 +145,8 @@ def _approval_waits(model: Any, loans: dict[str, np.ndarray]) -> tuple[np.ndarra
     sel = ~loans["renewal"] & ~loans["direct"] & (loans["start"] < model.horizon)
     start = loans["start"][sel]
     apps = loans["application"][sel]
-    return start, start - model.app_day[apps], model.seg_front[model.app_seg[apps]]
+    return (start, start - model.apps.day[apps],
+            model.segments.front[model.apps.seg[apps]])
 
 
 def wait_series(model: Any, loans: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

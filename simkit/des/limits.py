@@ -1,0 +1,235 @@
+"""Capital and limits of the discrete-event model: the one writer of every party's
+guarantee liability (``outstanding``, ``weighted``) and of the credit lines' use.
+
+The rules themselves (liability coefficients, risk weight, leverage room, single-client
+room) are :mod:`simkit.regulation`'s, held per party by :mod:`simkit.des.parties`.
+:class:`Limits` checks a batch of guarantees against the single-client limit of every
+party standing behind the loan, the leverage room of every constrained party and every
+credit line that applies, in arrival order (:meth:`Limits.check`), files approved
+guarantees with the credit lines, takes on the liability at origination and releases it
+at maturity or default.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simkit.des.codes import REASON_CODE
+
+if TYPE_CHECKING:
+    from simkit.des.draws import Applications
+    from simkit.des.parties import CreditLineState, EnterpriseSegment, Institution
+    from simkit.des.segments import Segments
+
+__all__ = ["Limits", "fit_in_order"]
+
+
+class Limits:
+    """Guarantee liability, leverage, single-client limits and credit lines.
+
+    Parameters
+    ----------
+    institutions : list of Institution
+    lines : list of CreditLineState
+    segments : Segments
+    apps : Applications
+
+    Attributes
+    ----------
+    constrained : list of int
+        Leverage-constrained parties.
+    single_limited : list of int
+        Parties with a finite single-client limit.
+    n_limits : int
+        Columns of :meth:`need`: the constrained parties, then the credit lines.
+    """
+
+    def __init__(self, institutions: list[Institution], lines: list[CreditLineState],
+                 segments: Segments, apps: Applications):
+        self.institutions = institutions
+        self.lines = lines
+        self.segments = segments
+        self.apps = apps
+        self.n_parties = len(institutions)
+        self.constrained = [a.index for a in institutions if a.constrained]
+        self.single_limited = [a.index for a in institutions
+                               if math.isfinite(a.single_client_limit)]
+        self.n_limits = len(self.constrained) + len(lines)
+
+    def need(self, apps: np.ndarray) -> np.ndarray:
+        """What each application uses of each limit, shape ``(n, k)`` (yuan): the
+        constrained parties' risk-weighted liability, then each credit line's use."""
+        seg = self.apps.seg[apps]
+        g = self.apps.guaranteed[apps]
+        coef = self.segments.coef
+        return np.concatenate([coef[seg][:, self.constrained]
+                               * (g * self.apps.weight[apps])[:, None],
+                               self.segments.line_applies[seg] * g[:, None]], axis=1)
+
+    def check(self, apps: np.ndarray, now: float, need: np.ndarray | None = None
+              ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """Single-client, leverage and credit-line checks, in arrival order.
+
+        Each application is checked against the room left by those before it that were
+        approved. Applications that do not fit even the room at the start of the batch
+        are refused without entering the sequential pass (room only shrinks within a
+        batch); their reason is the first check they fail with the room left at their
+        position.
+
+        ``need`` is :meth:`need` of ``apps`` when already known (the queue keeps it).
+
+        Returns
+        -------
+        approved : (apps, liability, weighted liability, line use)
+            Arrays of shape ``(n,)``, ``(n, n_accounts)``, ``(n, n_accounts)`` and
+            ``(n, n_lines)`` (yuan).
+        refused : (positions, reason codes, refusing parties)
+            Integer arrays: positions in ``apps`` (single-client refusals first, then the
+            others, each in arrival order), reasons and parties.
+        """
+        pos = np.arange(len(apps))
+        empty = np.zeros(0, dtype=np.intp)
+        r_pos, r_reason, r_party = [empty], [empty], [empty]
+        seg = self.apps.seg[apps]
+        g = self.apps.guaranteed[apps]
+        coef = self.segments.coef
+        inst = self.institutions
+        if self.single_limited:
+            lim = np.array([inst[j].single_limit() for j in self.single_limited])
+            over = coef[seg][:, self.single_limited] * g[:, None] > lim
+            bad = over.any(axis=1)
+            if bad.any():
+                r_pos.append(pos[bad])
+                r_reason.append(np.full(int(bad.sum()), REASON_CODE["single_client"],
+                                        np.intp))
+                r_party.append(np.array(self.single_limited, dtype=np.intp)[
+                    over.argmax(axis=1)[bad]])
+                ok = ~bad
+                apps, pos, seg, g = apps[ok], pos[ok], seg[ok], g[ok]
+                if need is not None:
+                    need = need[ok]
+        for line in self.lines:
+            line.roll(now)
+        if need is None:
+            need = self.need(apps)
+        room0 = np.array([inst[j].room() for j in self.constrained]
+                         + [line.room() for line in self.lines])
+        slack0 = room0 + 1e-12 * np.abs(room0) + 1e-6
+        fail0 = (need > 0) & (need > slack0)
+        if fail0.any() or (need.sum(axis=0) > slack0).any():
+            keep = fit_in_order(need, room0, np.flatnonzero(~fail0.any(axis=1)))
+            refused = np.flatnonzero(~keep)
+            col = self._first_failed(need, room0, keep, refused)
+            parties = np.array(self.constrained + [line.provider for line in self.lines],
+                               dtype=np.intp)
+            r_pos.append(pos[refused])
+            r_reason.append(np.where(col < len(self.constrained), REASON_CODE["leverage"],
+                                     REASON_CODE["credit_line"]).astype(np.intp))
+            r_party.append(parties[col])
+            apps, seg, g = apps[keep], seg[keep], g[keep]
+        liab = coef[seg] * g[:, None]
+        wliab = liab * self.apps.weight[apps][:, None]
+        use = self.segments.line_applies[seg] * g[:, None]
+        refused_out = (np.concatenate(r_pos), np.concatenate(r_reason),
+                       np.concatenate(r_party))
+        return (apps, liab, wliab, use), refused_out
+
+    @staticmethod
+    def _first_failed(need: np.ndarray, room0: np.ndarray, keep: np.ndarray,
+                      refused: np.ndarray) -> np.ndarray:
+        """The first limit column each refused position fails with the room left at its
+        position (the approved ones before it taken)."""
+        kept = np.flatnonzero(keep)
+        cum = np.concatenate([np.zeros((1, need.shape[1])), np.cumsum(need[kept], axis=0)])
+        left = room0 - cum[np.searchsorted(kept, refused)]
+        nr = need[refused]
+        return ((nr > 0) & (nr > left + 1e-12 * np.abs(left) + 1e-6)).argmax(axis=1)
+
+    def file_reguarantee(self, use: np.ndarray) -> None:
+        """File approved guarantees with the re-guarantors: use the credit lines (yuan,
+        ``use`` of shape ``(n, n_lines)``)."""
+        if self.lines:
+            totals = use.sum(axis=0)
+            for k, line in enumerate(self.lines):
+                if totals[k] > 0:
+                    line.use(float(totals[k]))
+
+    def take(self, liab: np.ndarray, wliab: np.ndarray) -> None:
+        """Take on the liability of new guarantees (``(n, n_accounts)`` yuan each)."""
+        lt = liab.sum(axis=0)
+        wt = wliab.sum(axis=0)
+        inst = self.institutions
+        for j in range(self.n_parties):
+            if lt[j] != 0.0:
+                inst[j].outstanding += float(lt[j])
+                inst[j].weighted += float(wt[j])
+
+    def release(self, apps: np.ndarray) -> None:
+        """Release the liability of guaranteed loans repaid at maturity."""
+        seg = self.apps.seg[apps]
+        liab = self.segments.coef[seg] * self.apps.guaranteed[apps][:, None]
+        lt = liab.sum(axis=0)
+        wt = (liab * self.apps.weight[apps][:, None]).sum(axis=0)
+        inst = self.institutions
+        for j in range(self.n_parties):
+            if lt[j] != 0.0:
+                inst[j].outstanding -= float(lt[j])
+                inst[j].weighted -= float(wt[j])
+
+    def release_one(self, spec: EnterpriseSegment, app: int) -> None:
+        """Release the liability of one guaranteed loan at its default."""
+        g = float(self.apps.guaranteed[app])
+        w = float(self.apps.weight[app])
+        inst = self.institutions
+        for j, c in self.segments.liab[spec.index]:
+            inst[j].outstanding -= c * g
+            inst[j].weighted -= c * g * w
+
+
+def fit_in_order(need: np.ndarray, room: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Approve candidates in order while each fits the room left by those before it.
+
+    ``need`` (n, k) yuan per application and limit, ``room`` (k,), ``cand`` the
+    positions to consider, in order. Vectorised: the prefix that fits is taken with
+    a cumulative sum, the first that does not is refused, and the rest is filtered
+    against the room left; after a few rounds a plain loop finishes the rest.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    keep = np.zeros(len(need), dtype=bool)
+    room = room.astype(float)
+    for _ in range(32):
+        if cand.size == 0:
+            return keep
+        nd = need[cand]
+        cum = np.cumsum(nd, axis=0)
+        left = room - (cum - nd)
+        bad = ((nd > 0) & (nd > left + 1e-12 * np.abs(left) + 1e-6)).any(axis=1)
+        if not bad.any():
+            keep[cand] = True
+            return keep
+        f = int(bad.argmax())
+        keep[cand[:f]] = True
+        if f > 0:
+            room = room - cum[f - 1]
+        rest = cand[f + 1:]
+        nr = need[rest]
+        cand = rest[~((nr > 0) & (nr > room + 1e-12 * np.abs(room) + 1e-6)).any(axis=1)]
+    rooms = room.tolist()
+    n_col = len(rooms)
+    for i, row in zip(cand.tolist(), need[cand].tolist(), strict=True):
+        if all(row[k] <= 0 or row[k] <= _slack(rooms[k]) for k in range(n_col)):
+            keep[i] = True
+            for k in range(n_col):
+                rooms[k] -= row[k]
+    return keep
+
+
+def _slack(room: float) -> float:
+    """Room with a relative tolerance of 1e-12 for rounding in running sums (yuan)."""
+    return room + 1e-12 * abs(room) + 1e-6

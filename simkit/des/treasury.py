@@ -1,0 +1,90 @@
+"""Money of the discrete-event model: the one writer of every account's ``capital``.
+
+:class:`Treasury` records each flow in the :class:`~simkit.des.ledger.Ledger` and moves
+it between the two accounts at once, then applies the capital-injection rule
+(:func:`simkit.regulation.capital_injection`) to a payer that may be injected: when a
+guarantor, provincial or national-fund party with net assets pays something and its
+capital falls below ``des.injection_trigger x initial``, the local government of its
+region (else the first ``local_gov`` party, else the external ``fiscal`` account) injects
+``des.injection_target x initial - capital``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simkit.des.codes import K_INJ
+from simkit.des.ledger import Ledger
+from simkit.des.parties import Account, Institution
+from simkit.regulation import capital_injection
+
+if TYPE_CHECKING:
+    from simkit.scenario import DesSettings
+
+__all__ = ["Treasury"]
+
+
+class Treasury:
+    """The accounts of a run, their ledger and the injection rule.
+
+    Parameters
+    ----------
+    accounts : list of Account
+        Parties first (``institutions``), then ``borrower`` and ``fiscal``.
+    institutions : list of Institution
+    des : DesSettings
+        ``injection_trigger`` and ``injection_target``.
+    """
+
+    def __init__(self, accounts: list[Account], institutions: list[Institution],
+                 des: DesSettings):
+        self.accounts = accounts
+        self.institutions = institutions
+        self.des = des
+        self.ledger = Ledger(tuple(a.name for a in accounts))
+        self.fiscal = len(institutions) + 1
+        self.injectable = {a.index for a in institutions
+                           if a.kind in ("guarantor", "provincial", "national_fund")
+                           and a.initial > 0} if des.injection_trigger > 0 else set()
+        local = [a for a in institutions if a.kind == "local_gov"]
+        self.injector: dict[int, int] = {}
+        for a in institutions:
+            same = [g for g in local if a.region is not None and g.region == a.region]
+            pick: Sequence[Account] = same or local or [accounts[self.fiscal]]
+            self.injector[a.index] = pick[0].index
+
+    def pay(self, t: float, payer: int, payee: int, kind: int, amount: float,
+            loan: int) -> None:
+        """Record one flow of ``amount`` yuan and move it between the two accounts."""
+        if amount <= 0.0:
+            return
+        self.ledger.add(t, payer, payee, kind, amount, loan)
+        acc = self.accounts
+        acc[payer].capital -= amount
+        acc[payee].capital += amount
+        if payer in self.injectable:
+            self.inject_capital(t, payer)
+
+    def pay_many(self, t: float, payer: int, payee: int, kind: int, amount: np.ndarray,
+                 loans: np.ndarray) -> None:
+        """Record one flow per loan (``amount``, yuan, shape ``(n,)``) between the same two
+        accounts and move their sum."""
+        self.ledger.add_many(t, payer, payee, kind, amount, loans)
+        total = float(amount.sum())
+        self.accounts[payer].capital -= total
+        self.accounts[payee].capital += total
+        if payer in self.injectable:
+            self.inject_capital(t, payer)
+
+    def inject_capital(self, t: float, index: int) -> None:
+        """Apply the injection rule to party ``index`` after it paid something."""
+        party = self.institutions[index]
+        des = self.des
+        amount = float(capital_injection(party.capital, party.initial,
+                                         des.injection_trigger, des.injection_target))
+        if amount > 0:
+            party.injected += amount
+            self.pay(t, self.injector[index], index, K_INJ, amount, -1)
