@@ -422,7 +422,9 @@ class Model:
             z[t] = phi * z[t - 1] + math.sqrt(1.0 - phi * phi) * eps[t]
         n_reg = len({s.region for s in self.scenario.segments})
         n_sec = len({s.sector for s in self.scenario.segments})
-        self.z_nat = z
+        from simkit.factors import stressed_national  # factors.national_path, as the MC
+
+        self.z_nat = stressed_national(z, np.arange(n), f.national_path)
         self.z_reg = rng.standard_normal((n, max(n_reg, 1)))
         self.z_sec = rng.standard_normal((n, max(n_sec, 1)))
         self.z_gua = rng.standard_normal((n, self.n_accounts))
