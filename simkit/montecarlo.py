@@ -94,9 +94,15 @@ Multi-year horizon
 With ``run.horizon_years = H > 1`` each year ``y`` has its own annual cohort
 (``book_for(scenario, cohort=y)``; a loan tape is the same every year), exposed for that
 year; the national factor follows an AR(1) with ``factors.national_persistence``, other
-factors are drawn afresh each year. Recoveries count in the year of default. Each party's
-capital starts at ``Party.net_assets`` and moves by ``+ fees - net loss`` each year
-(:attr:`LossResult.capital_paths`). The leverage of a party at the end of year ``y`` is its
+factors are drawn afresh each year; ``factors.national_path`` shifts each year's national
+factor after the AR(1) (:func:`simkit.factors.stressed_national`, as in the DES).
+Recoveries count in the year of default. Each party's capital starts at
+``Party.net_assets`` and moves by ``+ fees - net loss`` each year
+(:attr:`LossResult.capital_paths`); with ``des.injection_trigger > 0`` the DES's
+injection rule then applies at each year end, per path (:func:`_capital`,
+:attr:`LossResult.injections`). With ``des.moral_hazard_kappa > 0`` the book's default
+probabilities carry the moral-hazard rule (:func:`simkit.book.book_for`). The leverage
+of a party at the end of year ``y`` is its
 risk-weighted guarantee liability on cohort ``y`` (:mod:`simkit.regulation`: the original
 guarantor the whole covered part, other layers their share; weight
 ``regulation.small_weight`` for loans guaranteed up to ``regulation.small_threshold``,
