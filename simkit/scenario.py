@@ -295,13 +295,12 @@ NATIONAL_PATH_YEARS = 50
 def _national_path(value: Any, file: str, path: str) -> tuple[float, ...]:
     """Check a ``national_path`` (an array of at most :data:`NATIONAL_PATH_YEARS`
     numbers in ``[-NATIONAL_PATH_MAX, NATIONAL_PATH_MAX]``) and return it as a tuple."""
-    from simkit._validate import _fmt as _short
-
     value = plain(value)
     if not isinstance(value, list | tuple):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:60] + "..."
         raise ScenarioError(file, path, "must be an array of numbers (the national "
-                            "factor's shift in year 1, 2, ...), got "
-                            f"{_short(value)}")
+                            f"factor's shift in year 1, 2, ...), got {shown}")
     if len(value) > NATIONAL_PATH_YEARS:
         raise ScenarioError(file, path, f"must have at most {NATIONAL_PATH_YEARS} years, "
                             f"got {len(value)}")
