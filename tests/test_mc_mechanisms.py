@@ -283,3 +283,19 @@ def test_shipped_downturn_scenario_loses_more_every_year() -> None:
     d = rs.annual_losses.sum(axis=2) - rb.annual_losses.sum(axis=2)
     se = d.std(axis=0, ddof=1) / math.sqrt(len(d))
     assert np.all(d.mean(axis=0) > 3 * se), (d.mean(axis=0), se)
+
+
+def test_moral_hazard_variant_with_other_shares_is_not_shared_silently() -> None:
+    """Under moral hazard another retained share is another book (other PDs): the shared
+    draws of the base would be wrong, so the variant is refused, not run on them."""
+    from simkit.montecarlo import simulate_all
+
+    sc = _small(**{"des.moral_hazard_kappa": 1.0, "run.n_paths": 50})
+    v = sc.with_changes({"agreements[0].layers[0].share": 0.3,
+                         "agreements[0].layers[1].share": 0.4})
+    assert not np.array_equal(book_for(v).default_prob, book_for(sc).default_prob)
+    with pytest.raises(ValueError, match="not on the world of the base"):
+        simulate_all(sc, variants=[v])
+    # the same shares (another fee, say) still share the draws
+    same = sc.with_changes({"run.n_paths": 50})
+    assert len(simulate_all(sc, variants=[same])) == 2
