@@ -163,7 +163,13 @@ from simkit.lossresult import (
     time_basis,
 )
 from simkit.measures import effective_sample_size
-from simkit.regulation import capital_injection, leverage, liability_coefficients, risk_weight
+from simkit.regulation import (
+    capital_injection,
+    leverage,
+    liability_coefficients,
+    risk_weight,
+)
+from simkit.regulation import injection_parties as regulation_injection_parties
 from simkit.scenario import Scenario
 from simkit.sharing import Allocation, Waterfall, compile_cells, fee_flows
 
@@ -1358,28 +1364,11 @@ def _variant_result(base: LossResult, variant: Scenario, pol: _PolicyPlan, cat: 
 
 
 def injection_parties(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """Who may receive a capital injection and who pays it, by the DES's rule
-    (:mod:`simkit.des.model`): a guarantor, provincial or national-fund party with net
-    assets > 0 receives; the local-government party of its region pays, else the first
-    local-government party, else the government budget outside the scenario.
-
-    Returns
-    -------
-    receives : ndarray of bool, shape (P,)
-        Whether each party (``scenario.party_names`` order) may receive an injection.
-    payer : ndarray of intp, shape (P,)
-        Index of the party that injects into each party, ``-1`` for the budget outside.
-    """
+    """:func:`simkit.regulation.injection_parties` of the scenario's parties."""
     parties = scenario.parties
-    receives = np.array([p.kind in ("guarantor", "provincial", "national_fund")
-                         and (p.net_assets or 0.0) > 0 for p in parties], dtype=bool)
-    local = [j for j, p in enumerate(parties) if p.kind == "local_gov"]
-    payer = np.full(len(parties), -1, dtype=np.intp)
-    for j, p in enumerate(parties):
-        same = [g for g in local if p.region is not None and parties[g].region == p.region]
-        pick = same or local
-        payer[j] = pick[0] if pick else -1
-    return receives, payer
+    return regulation_injection_parties([p.kind for p in parties],
+                                        [p.net_assets or 0.0 for p in parties],
+                                        [p.region for p in parties])
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simkit.des.codes import REASON_CODE, Process
-from simkit.factors import moral_hazard_pd
+from simkit.factors import moral_hazard_pd, retained_share
 
 if TYPE_CHECKING:
     import simpy
@@ -51,7 +51,7 @@ def decision_terms(segments: Segments, des: DesSettings, seg: np.ndarray,
     g = guaranteed
     lender_share = segments.per_application("lender_share", seg)
     covers = (segments.front != segments.lender)[seg]
-    retained = np.where(covers, (lender_share * g + exposure - g) / exposure, 1.0)
+    retained = retained_share(exposure, g, lender_share, covers)
     lgd = segments.per_application("lgd_mean", seg)
     margin = segments.per_application("margin", seg)
     bank_ok = retained * pd * lgd + des.bank_cost <= margin + 1e-15
