@@ -101,7 +101,9 @@ class Book:
     Attributes
     ----------
     exposure : float64, yuan
-    default_prob : float64, annual
+    default_prob : float64, annual; with moral hazard on (``des.moral_hazard_kappa >
+        0``) the true probability ``moral_hazard_pd(PD, retained, kappa, gamma)`` of the
+        PD the lender sees, ``retained`` its share of the loan's loss (:func:`_assemble`)
     lgd_mean, lgd_sd : float64
     tenor_years : float64
     guaranteed : float64, yuan; ``min(exposure, agreement.single_limit)``
@@ -215,6 +217,8 @@ def assemble(
         guaranteed=np.bincount(cell, weights=guaranteed, minlength=n_cells),
         annualised=np.bincount(cell, weights=guaranteed * tenor_years, minlength=n_cells),
     )
+    default_prob = _true_default_prob(scenario, exposure, guaranteed, default_prob, cell,
+                                      cells)
     return Book(
         exposure=exposure, default_prob=default_prob, lgd_mean=lgd_mean, lgd_sd=lgd_sd,
         tenor_years=tenor_years, guaranteed=guaranteed, agreement=agreement,
@@ -223,6 +227,31 @@ def assemble(
         segment_names=segment_names, region_names=region_names, sector_names=sector_names,
         guarantor_names=guarantor_names,
     )
+
+
+def _true_default_prob(scenario: Scenario, exposure: np.ndarray, guaranteed: np.ndarray,
+                       default_prob: np.ndarray, cell: np.ndarray, cells: Cells,
+                       ) -> np.ndarray:
+    """The book's annual default probabilities under moral hazard, as the DES draws them:
+    ``moral_hazard_pd(PD, retained, des.moral_hazard_kappa, des.moral_hazard_gamma)``
+    with ``retained`` the lender's share of each loan's loss under its cell's compiled
+    plan (:func:`simkit.factors.retained_share`, :func:`simkit.sharing.compile_cells`);
+    ``PD`` itself when ``moral_hazard_kappa = 0`` (the default).
+
+    Shapes: every array ``(n_loans,)``; returns ``(n_loans,)``.
+    """
+    des = scenario.des
+    if des.moral_hazard_kappa <= 0 or len(exposure) == 0:
+        return default_prob
+    from simkit.factors import moral_hazard_pd, retained_share
+    from simkit.sharing import compile_cells  # sharing imports Cells from here
+
+    plans = compile_cells(scenario, cells)
+    lender_share = np.array([p.lender_share for p in plans])[cell]
+    covered = np.array([p.front != p.lender for p in plans])[cell]
+    retained = retained_share(exposure, guaranteed, lender_share, covered)
+    return moral_hazard_pd(default_prob, retained, des.moral_hazard_kappa,
+                           des.moral_hazard_gamma)
 
 
 def _cell_keys(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

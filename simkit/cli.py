@@ -191,18 +191,18 @@ def _add_uncertainty(sub: Any) -> None:
                     "mixture, the band of the per-draw values and the share of the loss "
                     "variance and of the tail due to the parameters.")
     up.add_argument("file", metavar="FILE")
-    up.add_argument("--draws", type=_int_at_least(2), required=True, metavar="N",
+    up.add_argument("--draws", type=int_at_least(2), required=True, metavar="N",
                     help="outer parameter draws (>= 2)")
-    up.add_argument("--paths", type=_positive_int, metavar="M",
+    up.add_argument("--paths", type=positive_int, metavar="M",
                     help="inner paths per draw (default: file)")
-    up.add_argument("--seed", type=_seed, help="root seed of draws and paths (default: file)")
+    up.add_argument("--seed", type=seed_arg, help="root seed of draws and paths (default: file)")
     up.add_argument("--levels", type=_levels, metavar="A,B,..", default=(0.99, 0.999),
                     help="confidence levels of VaR and ES (default 0.99,0.999)")
     up.add_argument("--independent-paths", action="store_true",
                     help="new paths for every draw instead of common random numbers")
-    up.add_argument("--workers", type=_positive_int, default=1,
+    up.add_argument("--workers", type=positive_int, default=1,
                     help="processes for each inner run (default 1)")
-    up.add_argument("--out", type=_out_dir, metavar="DIR",
+    up.add_argument("--out", type=out_dir_arg, metavar="DIR",
                     help="write uncertainty.json, uncertainty.csv, draws.csv and "
                          "uncertainty.png to DIR (atomically)")
     up.add_argument("--json", action="store_true", help="print the JSON summary to stdout")
@@ -216,9 +216,9 @@ def _uncertainty(args: argparse.Namespace) -> int:
     from simkit import report
     from simkit.uncertainty import run_uncertainty
 
-    scenario = _load_with(args)  # --paths, --seed and --set edit the file's run
-    _check_out(args.out)
-    with _executor(args.workers) as executor:
+    scenario = load_with(args)  # --paths, --seed and --set edit the file's run
+    check_out(args.out)
+    with worker_pool(args.workers) as executor:
         result = run_uncertainty(scenario, args.draws, levels=args.levels,
                                  common_random_numbers=not args.independent_paths,
                                  executor=executor, progress=not (args.quiet or args.json))

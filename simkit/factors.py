@@ -68,6 +68,9 @@ __all__ = [
     "default_threshold",
     "downturn_lgd_mean",
     "idiosyncratic_sd",
+    "moral_hazard_pd",
+    "retained_share",
+    "stressed_national",
     "systematic_part",
     "t_scale",
 ]
@@ -322,6 +325,70 @@ def moral_hazard_pd(default_prob: np.ndarray | float, retained: np.ndarray | flo
         return p
     r = np.asarray(retained, dtype=np.float64)
     return np.minimum(p * (1.0 + kappa * (1.0 - r) ** gamma), 1 - 1e-9)
+
+
+def retained_share(exposure: np.ndarray | float, guaranteed: np.ndarray | float,
+                   lender_share: np.ndarray | float,
+                   covered: np.ndarray | bool = True) -> np.ndarray:
+    """Lender's share of a loan's loss: ``(lender_share x guaranteed + exposure -
+    guaranteed) / exposure`` where a guarantee covers the loan (the agreement's front is
+    not the lender), else 1; the ``retained`` argument of :func:`moral_hazard_pd`.
+
+    Parameters
+    ----------
+    exposure, guaranteed : ndarray or float
+        Loan principal and its guaranteed part (yuan, > 0 and <= exposure).
+    lender_share : ndarray or float
+        The lender's own layer share on the guaranteed part
+        (:attr:`simkit.sharing.CellPlan.lender_share`), in [0, 1].
+    covered : ndarray or bool
+        Whether someone other than the lender covers the guaranteed part.
+
+    Returns
+    -------
+    ndarray
+        Share in [0, 1], the broadcast shape of the inputs.
+    """
+    e = np.asarray(exposure, dtype=np.float64)
+    g = np.asarray(guaranteed, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (np.asarray(lender_share, dtype=np.float64) * g + e - g) / e
+    return np.where(np.asarray(covered) & (e > 0), share, 1.0)
+
+
+def stressed_national(national: np.ndarray | float, year: np.ndarray | int,
+                      path: tuple[float, ...] | list[float] | np.ndarray) -> np.ndarray:
+    """The national factor of year ``year`` under a stress path: ``Z + path[year]``
+    (``year`` 0-based; years before 0 or past the path's end get no shift), the
+    ``factors.national_path`` rule of both engines.
+
+    The shift is added to the year's factor after the AR(1) (:func:`ar1`), so it does not
+    carry into later years through the persistence; it moves every loan's systematic
+    part by ``b_nat x path[year]`` and the downturn LGD mean with it. An empty path
+    leaves the factor as it is.
+
+    Parameters
+    ----------
+    national : ndarray or float
+        National factor (the Monte Carlo: one year's ``(n,)`` paths; the DES: one value
+        per calendar year, shape ``(n_years,)``).
+    year : int or ndarray of int
+        Year of each value (broadcast with ``national``).
+    path : sequence of float
+        Shift per year, in standard deviations of the factor (negative: a downturn).
+
+    Returns
+    -------
+    ndarray
+        The shifted factor, the broadcast shape of ``national`` and ``year``.
+    """
+    z = np.asarray(national, dtype=np.float64)
+    p = np.asarray(path, dtype=np.float64).reshape(-1)
+    if p.size == 0:
+        return z
+    y = np.asarray(year, dtype=np.int64)
+    inside = (y >= 0) & (y < p.size)
+    return z + np.where(inside, p[np.clip(y, 0, p.size - 1)], 0.0)
 
 
 def default_threshold(default_prob: np.ndarray | float, copula: str = "gaussian",

@@ -73,6 +73,13 @@ class LossResult:
     segment_names : tuple of str
     provenance : dict
         Seed, block size, path count, shift, book size and library versions.
+    injections : ndarray (n, P) float64 or None
+        Capital injections over the horizon per path (``des.injection_trigger > 0``):
+        received minus paid, yuan (a guarantor topped up is positive, the local
+        government that pays negative); ``None`` when the rule is off.
+    injections_external : ndarray (n,) float64 or None
+        Injections paid by the government budget outside the scenario (no
+        local-government party); ``injections.sum(axis=1) == injections_external``.
     """
 
     parties: tuple[str, ...]
@@ -96,6 +103,8 @@ class LossResult:
     by_segment: np.ndarray | None = None
     segment_names: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    injections: np.ndarray | None = None
+    injections_external: np.ndarray | None = None
 
     @property
     def n_paths(self) -> int:
@@ -130,6 +139,34 @@ class LossResult:
         prob = self._mean(self.leverage_breach)
         limited = self.provenance.get("leverage_limited", [True] * len(self.parties))
         return {p: float(prob[j]) for j, p in enumerate(self.parties) if limited[j]}
+
+    def injection_summary(self) -> dict[str, Any]:
+        """Capital injections within the horizon (yuan over the horizon, weighted under
+        importance sampling); ``{}`` when the rule is off.
+
+        Returns
+        -------
+        dict
+            ``parties``: per party that receives or pays any, ``received`` and ``paid``
+            (expected yuan), ``p_received`` and ``p_paid`` (probability of any);
+            ``external``: the same ``paid`` / ``p_paid`` for the budget outside the
+            scenario.
+        """
+        if self.injections is None:
+            return {}
+        inj = np.asarray(self.injections, dtype=np.float64)
+        got, gave = np.maximum(inj, 0.0), np.maximum(-inj, 0.0)
+        e_got, e_gave = self._mean(got), self._mean(gave)
+        p_got, p_gave = self._mean(got > 0), self._mean(gave > 0)
+        parties = {p: {"received": float(e_got[j]), "paid": float(e_gave[j]),
+                       "p_received": float(p_got[j]), "p_paid": float(p_gave[j])}
+                   for j, p in enumerate(self.parties)
+                   if np.any(got[:, j] > 0) or np.any(gave[:, j] > 0)}
+        ext = (np.zeros(self.n_paths) if self.injections_external is None
+               else np.asarray(self.injections_external, dtype=np.float64))
+        return {"parties": parties,
+                "external": {"paid": float(self._mean(ext[:, None])[0]),
+                             "p_paid": float(self._mean((ext > 0)[:, None])[0])}}
 
     @property
     def fees_per_year(self) -> np.ndarray:
@@ -218,6 +255,7 @@ class LossResult:
             "el_se", "fee_income", "net_result"}}, "total": {"el", "el_se",
             "fee_income_borrowers"}}`` (totals over the horizon); ``cap_binding``,
             ``capital_exhausted``, ``leverage_breach``: probabilities within the horizon;
+            ``injections``: :meth:`injection_summary` (over the horizon);
             ``importance``: :meth:`importance_check`; ``effective_sample_size``;
             ``time_basis``; ``n_paths``, ``horizon_years``, ``provenance``.
         """
@@ -254,6 +292,7 @@ class LossResult:
             "cap_binding": self.cap_binding_probability(),
             "capital_exhausted": self.capital_exhaustion_probability(),
             "leverage_breach": self.leverage_breach_probability(),
+            "injections": self.injection_summary(),
             "importance": check,
             "effective_sample_size": check["effective_sample_size"],
             "n_paths": self.n_paths,

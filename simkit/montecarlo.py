@@ -94,9 +94,15 @@ Multi-year horizon
 With ``run.horizon_years = H > 1`` each year ``y`` has its own annual cohort
 (``book_for(scenario, cohort=y)``; a loan tape is the same every year), exposed for that
 year; the national factor follows an AR(1) with ``factors.national_persistence``, other
-factors are drawn afresh each year. Recoveries count in the year of default. Each party's
-capital starts at ``Party.net_assets`` and moves by ``+ fees - net loss`` each year
-(:attr:`LossResult.capital_paths`). The leverage of a party at the end of year ``y`` is its
+factors are drawn afresh each year; ``factors.national_path`` shifts each year's national
+factor after the AR(1) (:func:`simkit.factors.stressed_national`, as in the DES).
+Recoveries count in the year of default. Each party's capital starts at
+``Party.net_assets`` and moves by ``+ fees - net loss`` each year
+(:attr:`LossResult.capital_paths`); with ``des.injection_trigger > 0`` the DES's
+injection rule then applies at each year end, per path (:func:`_capital`,
+:attr:`LossResult.injections`). With ``des.moral_hazard_kappa > 0`` the book's default
+probabilities carry the moral-hazard rule (:func:`simkit.book.book_for`). The leverage
+of a party at the end of year ``y`` is its
 risk-weighted guarantee liability on cohort ``y`` (:mod:`simkit.regulation`: the original
 guarantor the whole covered part, other layers their share; weight
 ``regulation.small_weight`` for loans guaranteed up to ``regulation.small_threshold``,
@@ -145,6 +151,7 @@ from simkit.factors import (
     default_threshold,
     downturn_lgd_mean,
     idiosyncratic_sd,
+    stressed_national,
     systematic_part,
     t_scale,
 )
@@ -156,7 +163,13 @@ from simkit.lossresult import (
     time_basis,
 )
 from simkit.measures import effective_sample_size
-from simkit.regulation import leverage, liability_coefficients, risk_weight
+from simkit.regulation import (
+    capital_injection,
+    leverage,
+    liability_coefficients,
+    risk_weight,
+)
+from simkit.regulation import injection_parties as regulation_injection_parties
 from simkit.scenario import Scenario
 from simkit.sharing import Allocation, Waterfall, compile_cells, fee_flows
 
@@ -660,6 +673,8 @@ class _Context:
     mix_theta: float | None = None
     #: Other policies applied to the same draws (:func:`simkit.policies.simulate_policies`).
     policies: list[_PolicyPlan] | None = None
+    #: ``factors.national_path``: the stress shift of the national factor per year.
+    national_path: tuple[float, ...] = ()
 
 
 @dataclass
@@ -783,14 +798,15 @@ def _run_block(ctx: _Context, block: int) -> dict[str, Any]:
             _tilt_mixing(rng_f, draw, ctx.model.dof, ctx.mix_theta)
         log_w += draw.log_weight
         national = ar1(national, draw.national, ctx.model.persistence)
-        sums = _defaults(plan, ctx.model, national, draw, ctx.seed, block, year,
+        z_nat = stressed_national(national, year, ctx.national_path)  # the stress path
+        sums = _defaults(plan, ctx.model, z_nat, draw, ctx.seed, block, year,
                          ctx.use_numba)
         accounts.allocate(sums, plan, year, ctx.cap_period, ctx.period_waterfalls,
                           ctx.keep_cells)
         for pol, acc in zip(policies, others, strict=True):
             resample = pol.resample[year]
             own = sums if resample is None else _defaults(
-                resample, ctx.model, national, draw, ctx.seed, block, year, ctx.use_numba)
+                resample, ctx.model, z_nat, draw, ctx.seed, block, year, ctx.use_numba)
             acc.allocate(_mapped(own, pol.cell_map[year]), pol.plans[year], year,
                          pol.cap_period, pol.period_waterfalls, ctx.keep_cells)
         total += (sums.covered - sums.covered_recovery + sums.uncovered
@@ -1102,7 +1118,8 @@ def _context(scenario: Scenario, *, n_paths: int | None, seed: int | None,
                    n_parties=len(scenario.party_names), n_caps=len(plans[0].waterfall.caps),
                    use_numba=choose_engine(engine), shift_probs=shift_probs,
                    cap_period=scenario.cap_period_years,
-                   period_waterfalls=_period_waterfalls(scenario, books, plans))
+                   period_waterfalls=_period_waterfalls(scenario, books, plans),
+                   national_path=scenario.factors.national_path)
     if shift is not None and model.copula == "student_t":
         ctx.mix_theta = mixing_tilt(model.dof)
     if variants:
@@ -1205,7 +1222,8 @@ def _assemble(scenario: Scenario, ctx: _Context, books: Sequence[Book],
     fees_by_year = np.array([pl.fee_income for pl in plans])
     exposure = np.array([pl.party_exposure for pl in plans])
     annual = cat("annual") if horizon > 1 else losses[:, None, :]
-    capital, breach, limited = _capital(scenario, annual, fees_by_year, exposure)
+    cp = _capital(scenario, annual, fees_by_year, exposure)
+    capital, breach, limited = cp.path, cp.breach, cp.limited
     return LossResult(
         parties=scenario.party_names, losses=losses, paid=paid, recovered=recovered,
         weights=weights, fees=fees_by_year.mean(axis=0),
@@ -1217,13 +1235,16 @@ def _assemble(scenario: Scenario, ctx: _Context, books: Sequence[Book],
         annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
         by_segment=cat("by_segment") if keep_cells else None,
-        segment_names=books[0].segment_names,
+        segment_names=books[0].segment_names, injections=cp.injections,
+        injections_external=cp.injections_external,
         provenance=_provenance(scenario, ctx, books, n_blocks, weights, limited),
     )
 
 
 def _same_book(base: Scenario, variant: Scenario) -> bool:
     """Whether ``variant``'s book is ``base``'s, array for array (no need to build it)."""
+    if base.des.moral_hazard_kappa > 0 or variant.des.moral_hazard_kappa > 0:
+        return False  # moral hazard: the book's PDs follow each policy's retained shares
     def key(s: Scenario) -> tuple[Any, ...]:
         names = [a.name for a in s.agreements]
         if s.tape is not None:  # a tape names its agreements and guarantors
@@ -1318,7 +1339,8 @@ def _variant_result(base: LossResult, variant: Scenario, pol: _PolicyPlan, cat: 
     fees_by_year = np.array([pl.fee_income for pl in pol.plans])
     exposure = np.array([pl.party_exposure for pl in pol.plans])
     annual = cat("annual") if horizon > 1 else losses[:, None, :]
-    capital, breach, limited = _capital(variant, annual, fees_by_year, exposure)
+    cp = _capital(variant, annual, fees_by_year, exposure)
+    capital, breach, limited = cp.path, cp.breach, cp.limited
     waterfall = pol.plans[0].waterfall
     prov = dict(base.provenance)
     prov.update({
@@ -1337,26 +1359,75 @@ def _variant_result(base: LossResult, variant: Scenario, pol: _PolicyPlan, cat: 
         fees_by_year=fees_by_year, annual_losses=annual if horizon > 1 else None,
         annual_paid=cat("annual_paid") if horizon > 1 else None,
         capital_paths=capital, leverage_breach=breach, exposure_weighted=exposure,
-        by_segment=cat("by_segment") if keep_cells else None, provenance=prov)
+        by_segment=cat("by_segment") if keep_cells else None, provenance=prov,
+        injections=cp.injections, injections_external=cp.injections_external)
+
+
+def injection_parties(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`simkit.regulation.injection_parties` of the scenario's parties."""
+    parties = scenario.parties
+    return regulation_injection_parties([p.kind for p in parties],
+                                        [p.net_assets or 0.0 for p in parties],
+                                        [p.region for p in parties])
+
+
+@dataclass
+class _CapitalPaths:
+    """Capital per path (:func:`_capital`): paths (n, H+1, P), leverage-breach flags
+    (n, P), which parties have a leverage limit, and the injections (n, P) net received
+    and (n,) paid by the budget outside the scenario (``None`` when the rule is off)."""
+
+    path: np.ndarray | None
+    breach: np.ndarray | None
+    limited: list[bool]
+    injections: np.ndarray | None = None
+    injections_external: np.ndarray | None = None
 
 
 def _capital(scenario: Scenario, annual: np.ndarray, fees_by_year: np.ndarray,
-             exposure: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, list[bool]]:
-    """Capital paths (n, H+1, P) and leverage-breach flags (n, P) from annual losses."""
+             exposure: np.ndarray) -> _CapitalPaths:
+    """Capital paths (n, H+1, P), leverage-breach flags (n, P) and capital injections
+    from annual losses (n, H, P), fees (H, P) and risk-weighted exposure (H, P).
+
+    Each year-end the capital moves by ``fees - net loss``; then, with
+    ``des.injection_trigger > 0``, every party that may receive one
+    (:func:`injection_parties`) whose capital is below ``trigger x net_assets`` is
+    topped up by :func:`simkit.regulation.capital_injection` and its payer's capital falls
+    by the same amount (the same rule as the DES, applied once a year per path).
+    """
     parties = scenario.parties
     limited = [p.leverage_limit is not None and p.net_assets is not None for p in parties]
     start = np.array([np.nan if p.net_assets is None else p.net_assets for p in parties])
     if np.all(np.isnan(start)):
-        return None, None, limited
+        return _CapitalPaths(None, None, limited)
     n, horizon, n_p = annual.shape
     steps = fees_by_year[None, :, :] - annual  # (n, H, P)
     path = np.empty((n, horizon + 1, n_p))
     path[:, 0, :] = start
-    path[:, 1:, :] = start[None, None, :] + np.cumsum(steps, axis=1)
+    trigger, target = scenario.des.injection_trigger, scenario.des.injection_target
+    receives, payer = injection_parties(scenario)
+    rec = np.flatnonzero(receives) if trigger > 0 else np.zeros(0, dtype=np.intp)
+    injections = np.zeros((n, n_p)) if rec.size else None
+    external = np.zeros(n) if rec.size else None
+    cap = np.broadcast_to(start, (n, n_p)).copy()
+    for y in range(horizon):
+        cap += steps[:, y, :]
+        if injections is not None and external is not None:
+            for j in rec.tolist():
+                amount = capital_injection(cap[:, j], start[j], trigger, target)
+                cap[:, j] += amount
+                injections[:, j] += amount
+                q = int(payer[j])
+                if q < 0:
+                    external += amount
+                else:
+                    cap[:, q] -= amount  # NaN (no net assets) stays NaN
+                    injections[:, q] -= amount
+        path[:, y + 1, :] = cap
     limit = np.array([np.inf if p.leverage_limit is None else p.leverage_limit
                       for p in parties])
     cap_end = path[:, 1:, :]
     lev = leverage(exposure[None, :, :], cap_end)  # simkit.regulation
     breach = np.any((cap_end <= 0) | (lev > limit[None, None, :]), axis=1)
     breach &= np.array(limited)[None, :]
-    return path, breach, limited
+    return _CapitalPaths(path, breach, limited, injections, external)

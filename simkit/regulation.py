@@ -24,13 +24,15 @@ Monte Carlo (:func:`simkit.montecarlo._capital`) and the DES (:mod:`simkit.des.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from simkit.scenario import Regulation
 from simkit.sharing import CellPlan
 
-__all__ = ["guaranteed_amount", "leverage", "liability_coefficients", "risk_weight",
-           "single_client_room"]
+__all__ = ["capital_injection", "guaranteed_amount", "injection_parties", "leverage",
+           "liability_coefficients", "risk_weight", "single_client_room"]
 
 
 def guaranteed_amount(exposure: np.ndarray, single_limit: float | np.ndarray) -> np.ndarray:
@@ -112,3 +114,33 @@ def capital_injection(capital: float | np.ndarray, initial: float | np.ndarray,
     c0 = np.asarray(initial, dtype=np.float64)
     short = (trigger > 0) & (c < trigger * c0)
     return np.where(short, np.maximum(target * c0 - c, 0.0), 0.0)
+
+
+def injection_parties(kinds: Sequence[str], initial: Sequence[float],
+                      regions: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Who may receive a capital injection and who pays it (both engines): a guarantor,
+    provincial or national-fund party with initial capital > 0 receives; the
+    local-government party of its region pays, else the first local-government party,
+    else the government budget outside the scenario.
+
+    Parameters
+    ----------
+    kinds, initial, regions : sequence, length P
+        Each party's kind, initial capital (yuan) and region (``None``: none).
+
+    Returns
+    -------
+    receives : ndarray of bool, shape (P,)
+        Whether each party may receive an injection.
+    payer : ndarray of intp, shape (P,)
+        Index of the party that injects into each party, ``-1`` for the budget outside.
+    """
+    receives = np.array([k in ("guarantor", "provincial", "national_fund") and c > 0
+                         for k, c in zip(kinds, initial, strict=True)], dtype=bool)
+    local = [j for j, k in enumerate(kinds) if k == "local_gov"]
+    payer = np.full(len(kinds), -1, dtype=np.intp)
+    for j, region in enumerate(regions):
+        same = [g for g in local if region is not None and regions[g] == region]
+        pick = same or local
+        payer[j] = pick[0] if pick else -1
+    return receives, payer

@@ -27,8 +27,9 @@ from typing import IO, Any
 
 __all__ = ["PANDAS_MISSING", "PYARROW_MISSING", "OutError", "atomic_write",
            "atomic_write_text", "check_out_dir", "closed_form_rows", "fmt_money",
-           "format_table", "long_rows", "require_pandas", "require_pyarrow", "result_set",
-           "save_des", "write_columns_parquet", "write_csv", "write_json", "write_parquet"]
+           "format_table", "injection_lines", "long_rows", "require_pandas",
+           "require_pyarrow", "result_set", "save_des", "write_columns_parquet",
+           "write_csv", "write_json", "write_parquet"]
 
 #: The message of the ImportError raised where pandas is needed and missing.
 PANDAS_MISSING = "pandas is needed: pip install 'simkit[pandas]'"
@@ -377,6 +378,31 @@ def fmt_money(value: float, unit: float = 1e6, digits: int = 2) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value / unit:,.{digits}f}"
+
+
+def injection_lines(injections: Mapping[str, Any], horizon: int, unit_label: str,
+                    ) -> list[str]:
+    """Text-report lines of the capital injections of a Monte Carlo summary
+    (:meth:`simkit.lossresult.LossResult.injection_summary`): per party the expected
+    amount received or paid over the horizon (million yuan) and its probability; ``[]``
+    when the rule is off."""
+    if not injections:
+        return []
+    lines = ["", f"capital injections within {horizon} year" + ("s" if horizon > 1 else "")
+             + f": expected amount ({unit_label}) and probability"]
+    for p, c in injections["parties"].items():
+        if c["received"] > 0:
+            lines.append(f"  {p} receives {fmt_money(c['received'])} "
+                         f"(P {c['p_received']:.2%})")
+        if c["paid"] > 0:
+            lines.append(f"  {p} pays {fmt_money(c['paid'])} (P {c['p_paid']:.2%})")
+    ext = injections["external"]
+    if ext["paid"] > 0:
+        lines.append(f"  the budget outside the scenario pays {fmt_money(ext['paid'])} "
+                     f"(P {ext['p_paid']:.2%})")
+    if len(lines) == 2:
+        lines.append("  none on any path")
+    return lines
 
 
 def format_table(rows: Iterable[Sequence[str]], header: Sequence[str],

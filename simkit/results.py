@@ -27,6 +27,8 @@ Summary JSON (``simkit run --json`` and ``summary.json``)::
                   "caps": {cap: {"expected_overflow"}}},        # totals over the horizon
       "notes": [str],            # e.g. "var_99.9_se ... null: not enough paths"
       "capital": {party: {"p_exhausted", "p_leverage_breach"}}   # horizon > 1
+      "injections": {"parties": {party: {"received", "paid", "p_received", "p_paid"}},
+                     "external": {"paid", "p_paid"}}   # des.injection_trigger > 0
       "fiscal": simkit.fiscal.fiscal_summary (cost to the public purse by payer)
       "provenance": {...}
     }
@@ -152,6 +154,8 @@ class RunReport:
                     "p_leverage_breach": base["leverage_breach"].get(p)}
                 for p in parties
                 if p in base["capital_exhausted"] or p in base["leverage_breach"]}
+        if base["injections"]:  # capital injections (yuan over the horizon)
+            out["injections"] = base["injections"]
         # the government's cost (simkit.fiscal): public payers, expected / ES 99 % / PV
         out["fiscal"] = fiscal.fiscal_summary(self.scenario, r, self.discount_rate)
         out["provenance"] = base["provenance"]
@@ -307,6 +311,7 @@ class RunReport:
 
             lines += [f"  {p}: {pct(c['p_exhausted'])} / {pct(c['p_leverage_breach'])}"
                       for p, c in s["capital"].items()]
+        lines += report.injection_lines(s.get("injections", {}), h, u)
         fiscal_lines = fiscal.format_fiscal(s["fiscal"])  # the government's cost
         if fiscal_lines:
             lines += ["", *fiscal_lines]

@@ -265,6 +265,11 @@ class Factors:
     downturn_lgd : float
         LGD sensitivity to the national factor: the LGD mean becomes
         ``Phi(Phi^-1(mean) - downturn_lgd * Z_national)``.
+    national_path : tuple of float
+        Stress path: a fixed shift of the national factor in year 1, 2, ... (standard
+        deviations, each in ``[-NATIONAL_PATH_MAX, NATIONAL_PATH_MAX]``, at most
+        ``NATIONAL_PATH_YEARS`` years; none after the path ends), applied by both engines
+        (:func:`simkit.factors.stressed_national`). Empty: no stress.
     """
 
     loadings: Loadings = Loadings(national=0.3)
@@ -272,6 +277,7 @@ class Factors:
     dof: float = 6.0
     national_persistence: float = 0.0
     downturn_lgd: float = 0.0
+    national_path: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.loadings, Loadings):
@@ -280,6 +286,30 @@ class Factors:
         _own(self, "dof", low=2, low_open=True, high=1000)
         _own(self, "national_persistence", low=0, high=1, high_open=True)
         _own(self, "downturn_lgd", low=0, high=2)
+        _national_path(self.national_path, "", "Factors.national_path")
+
+
+#: Largest shift of the national factor in one year of ``factors.national_path`` (sd).
+NATIONAL_PATH_MAX = 5.0
+#: Most years of ``factors.national_path`` (the longest horizon, ``run.horizon_years``).
+NATIONAL_PATH_YEARS = 50
+
+
+def _national_path(value: Any, file: str, path: str) -> tuple[float, ...]:
+    """Check a ``national_path`` (an array of at most :data:`NATIONAL_PATH_YEARS`
+    numbers in ``[-NATIONAL_PATH_MAX, NATIONAL_PATH_MAX]``) and return it as a tuple."""
+    value = plain(value)
+    if not isinstance(value, list | tuple):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:60] + "..."
+        raise ScenarioError(file, path, "must be an array of numbers (the national "
+                            f"factor's shift in year 1, 2, ...), got {shown}")
+    if len(value) > NATIONAL_PATH_YEARS:
+        raise ScenarioError(file, path, f"must have at most {NATIONAL_PATH_YEARS} years, "
+                            f"got {len(value)}")
+    return tuple(float(check_number(v, file, join(path, i), low=-NATIONAL_PATH_MAX,
+                                    high=NATIONAL_PATH_MAX))
+                 for i, v in enumerate(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -884,7 +914,8 @@ class Scenario:
             "factors": {**_fields(self.factors.loadings), "copula": self.factors.copula,
                         "dof": self.factors.dof,
                         "national_persistence": self.factors.national_persistence,
-                        "downturn_lgd": self.factors.downturn_lgd},
+                        "downturn_lgd": self.factors.downturn_lgd,
+                        "national_path": list(self.factors.national_path)},
             "regulation": _fields(self.regulation),
             "run": {"n_paths": self.run.n_paths, "seed": self.run.seed,
                     "block_size": self.run.block_size,
@@ -1296,6 +1327,8 @@ def _factors(top: Reader) -> Factors:
         national_persistence=r.number("national_persistence", 0.0, low=0, high=1,
                                       high_open=True),
         downturn_lgd=r.number("downturn_lgd", 0.0, low=0, high=2),
+        national_path=_national_path(r.raw("national_path", []), r.file,
+                                     join(r.path, "national_path")),
     )
     r.finish()
     return f

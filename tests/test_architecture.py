@@ -34,6 +34,10 @@ LAZY_CYCLE_EDGES: dict[tuple[str, str], str] = {
         "modules lazily (per command), so each command module is imported only after cli",
     ("simkit.cli_tools", "simkit.cli"):
         "as cli_policy: the tool commands use the CLI's argument helpers at call time",
+    ("simkit.book", "simkit.sharing"):
+        "with moral hazard on, the book's PDs take the lender's share from the compiled "
+        "plan (sharing.compile_cells); sharing imports Cells from the book at module "
+        "level, so the book takes the rulebook at the call",
 }
 
 #: Private names imported across modules: ``(importer, module, name)`` -> reason. Each is

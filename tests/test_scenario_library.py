@@ -78,3 +78,15 @@ def test_stress_scenarios_move_the_losses_as_stated(anhui) -> None:
     np.testing.assert_allclose(1 - book_for(rec).lgd_mean, (1 - b0.lgd_mean) / 2, rtol=1e-3)
     assert 1.9 < expected_results(pd2).expected_loss.sum() / base < 2.05
     assert expected_results(rec).expected_loss.sum() / base > 1.2
+
+
+def test_downturn_stress_is_anhui_over_three_years_with_the_path(anhui) -> None:
+    """anhui_2024_stress_downturn.toml: the Anhui book, parties and agreements over three
+    years with a national-factor path (its losses: tests/test_mc_mechanisms.py)."""
+    s = load(ROOT / "scenarios" / "anhui_2024_stress_downturn.toml")
+    assert s.parties == anhui.parties and s.agreements == anhui.agreements
+    assert s.segments == anhui.segments and s.factors.loadings == anhui.factors.loadings
+    assert s.run.horizon_years == 3 and s.des.years == 3
+    assert len(s.factors.national_path) == 3 and max(s.factors.national_path) < 0
+    assert anhui.factors.national_path == ()
+    np.testing.assert_array_equal(book_for(s).default_prob, book_for(anhui).default_prob)

@@ -33,6 +33,7 @@ from simkit.factors import (
     default_prob_over,
     default_threshold,
     downturn_lgd_mean,
+    stressed_national,
 )
 from simkit.regulation import guaranteed_amount, risk_weight
 
@@ -73,7 +74,7 @@ class FactorPath:
             z[t] = ar1(z[t - 1], eps[t], phi)
         n_reg = len({s.region for s in scenario.segments})
         n_sec = len({s.sector for s in scenario.segments})
-        self.z_nat = z
+        self.z_nat = stressed_national(z, np.arange(n), f.national_path)  # as the MC
         self.z_reg = rng.standard_normal((n, max(n_reg, 1)))
         self.z_sec = rng.standard_normal((n, max(n_sec, 1)))
         self.z_gua = rng.standard_normal((n, n_accounts))

@@ -11,7 +11,6 @@ region (else the first ``local_gov`` party, else the external ``fiscal`` account
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,7 +18,7 @@ import numpy as np
 from simkit.des.codes import K_INJ
 from simkit.des.ledger import Ledger
 from simkit.des.parties import Account, Institution
-from simkit.regulation import capital_injection
+from simkit.regulation import capital_injection, injection_parties
 
 if TYPE_CHECKING:
     from simkit.scenario import DesSettings
@@ -46,15 +45,14 @@ class Treasury:
         self.des = des
         self.ledger = Ledger(tuple(a.name for a in accounts))
         self.fiscal = len(institutions) + 1
-        self.injectable = {a.index for a in institutions
-                           if a.kind in ("guarantor", "provincial", "national_fund")
-                           and a.initial > 0} if des.injection_trigger > 0 else set()
-        local = [a for a in institutions if a.kind == "local_gov"]
-        self.injector: dict[int, int] = {}
-        for a in institutions:
-            same = [g for g in local if a.region is not None and g.region == a.region]
-            pick: Sequence[Account] = same or local or [accounts[self.fiscal]]
-            self.injector[a.index] = pick[0].index
+        receives, payer = injection_parties([a.kind for a in institutions],
+                                            [a.initial for a in institutions],
+                                            [a.region for a in institutions])
+        self.injectable = ({a.index for a, r in zip(institutions, receives, strict=True) if r}
+                           if des.injection_trigger > 0 else set())
+        self.injector: dict[int, int] = {
+            a.index: institutions[int(j)].index if j >= 0 else self.fiscal
+            for a, j in zip(institutions, payer, strict=True)}
 
     def pay(self, t: float, payer: int, payee: int, kind: int, amount: float,
             loan: int) -> None:

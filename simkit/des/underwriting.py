@@ -21,7 +21,7 @@ import numpy as np
 from simkit.des.codes import REASON_CODE, Process
 from simkit.des.lines import queued_mask
 from simkit.des.screening import observed_pd
-from simkit.factors import moral_hazard_pd
+from simkit.factors import moral_hazard_pd, retained_share
 
 if TYPE_CHECKING:
     import simpy
@@ -57,7 +57,7 @@ def decision_terms(segments: Segments, des: DesSettings, seg: np.ndarray,
     g = guaranteed
     lender_share = segments.per_application("lender_share", seg)
     covers = (segments.front != segments.lender)[seg]
-    retained = np.where(covers, (lender_share * g + exposure - g) / exposure, 1.0)
+    retained = retained_share(exposure, g, lender_share, covers)
     lgd = segments.per_application("lgd_mean", seg)
     margin = segments.per_application("margin", seg)
     pd_bank = pd_alone = pd  # what the bank sees of the PD (simkit.des.screening)
