@@ -2,11 +2,12 @@
 
 Monte Carlo: a pilot run gives every party's relative standard error of its 99.9 % VaR
 and ES; the paths needed for the worst of them to reach ``--target`` (1 %) follow from
-``SE ~ 1 / sqrt(paths)`` (capped by ``--max-paths``, default 8,000 at full size), and that run is timed end to end
-(book, bands, importance-sampling mixture, blocks, measures) and reports the SE it
-reached, its wall time, the traced (``tracemalloc``) peak of the pilot and the process's
-peak resident set size. DES: one replication of the national book (1.05 million
-applications a year, ``des.years`` years, run-off) and one of
+``SE ~ 1 / sqrt(paths)`` (capped by ``--max-paths``, default 8,000 at full size), and
+that run is timed end to end (book, bands, importance-sampling mixture, blocks, on
+``--workers`` processes) and reports the SE it reached, its wall time and measures time,
+the traced (``tracemalloc``) peak of the pilot and this process's peak resident set size
+(workers are separate processes). DES: one replication of the national book (1.05
+million applications a year, ``des.years`` years, run-off) and one of
 ``scenarios/anhui_4321.toml`` in the same run: firms per second of each and their ratio.
 
 Run from the repository root::
@@ -31,6 +32,7 @@ import sys
 import time
 import tracemalloc
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +75,9 @@ def worst(rel: dict[str, dict[str, float]]) -> float:
 
 
 def monte_carlo(sc: simkit.Scenario, pilot: int, target: float, max_paths: int,
-                block_size: int) -> dict[str, Any]:
-    """Pilot, then the run sized for ``target`` (see the module doc)."""
+                block_size: int, workers: int = 1) -> dict[str, Any]:
+    """Pilot (in this process), then the run sized for ``target`` on ``workers``
+    processes (bit-identical to one; see the module doc)."""
     simulate(sc, n_paths=min(block_size, 200), block_size=min(block_size, 200))  # warm-up
     gc.collect()
     tracemalloc.start()
@@ -91,7 +94,11 @@ def monte_carlo(sc: simkit.Scenario, pilot: int, target: float, max_paths: int,
     del res
     gc.collect()
     t0 = time.perf_counter()
-    res = simulate(sc, n_paths=paths, block_size=block_size)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            res = simulate(sc, n_paths=paths, block_size=block_size, executor=pool)
+    else:
+        res = simulate(sc, n_paths=paths, block_size=block_size)
     wall = time.perf_counter() - t0
     t0 = time.perf_counter()
     rel = rel_se(res)
@@ -102,7 +109,7 @@ def monte_carlo(sc: simkit.Scenario, pilot: int, target: float, max_paths: int,
                                    else len(prov["importance_mixture"])),
             "pilot_paths": pilot, "pilot_seconds": pilot_wall,
             "pilot_worst_rel_se": w, "pilot_traced_peak_mib": traced / 2**20,
-            "paths": paths, "seconds": wall, "measures_seconds": measures,
+            "paths": paths, "workers": workers, "seconds": wall, "measures_seconds": measures,
             "worst_rel_se": worst(rel),
             "ess": float(prov["effective_sample_size"]),
             "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--size", choices=("ci", "full"), default="ci")
     ap.add_argument("--target", type=float, default=0.01, help="relative SE (default 1 %%)")
     ap.add_argument("--max-paths", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes of the sized Monte Carlo run (default 2 full, 1 ci)")
     ap.add_argument("--no-des", action="store_true", help="Monte Carlo only")
     ap.add_argument("--no-mc", action="store_true", help="DES only")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
@@ -136,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.no_mc:
         pilot, block = (2000, 1000) if full else (1000, 500)
         max_paths = args.max_paths or (8_000 if full else 1000)
-        out["mc"] = monte_carlo(national, pilot, args.target, max_paths, block)
+        workers = args.workers or (2 if full else 1)
+        out["mc"] = monte_carlo(national, pilot, args.target, max_paths, block, workers)
     if not args.no_des:
         years = None if full else 1
         nat_des = national if years is None else national.with_changes({"des.years": years})
@@ -163,7 +173,8 @@ def report(out: dict[str, Any]) -> None:
               f"{mc['mixture_components']} components")
         print(f"  pilot {mc['pilot_paths']:,} paths {mc['pilot_seconds']:.1f} s, worst rel SE "
               f"{mc['pilot_worst_rel_se']:.2%}, traced peak {mc['pilot_traced_peak_mib']:.0f} MiB")
-        print(f"  run {mc['paths']:,} paths {mc['seconds']:.1f} s (+ measures "
+        print(f"  run {mc['paths']:,} paths on {mc['workers']} process(es) "
+              f"{mc['seconds']:.1f} s (+ measures "
               f"{mc['measures_seconds']:.1f} s), worst rel SE of any party's "
               f"99.9 % VaR/ES {mc['worst_rel_se']:.2%}, Kish ESS {mc['ess']:.0f}, "
               f"process RSS peak {mc['rss_peak_mib']:.0f} MiB")

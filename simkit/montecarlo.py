@@ -1033,12 +1033,20 @@ def auto_shifts(scenario: Scenario, book: Book, model: FactorModel,
     # the loans' sensitivities and factor columns once (they are the same for every row;
     # on a book of a million loans and 31 regions this was most of the set-up time)
     sens, gcol = _auto_sensitivity(book, model)
-    rows = [_shift_of(sens, gcol, book, model, level)]
+    rows = [_shift_of(sens, gcol, book.region, book.sector, book.loadings, model, level)]
     regions = np.unique(book.region)
     if regions.size > 1:
-        for r in regions:
-            rows.append(_shift_of(np.where(book.region == r, sens, 0.0), gcol, book, model,
-                                  level))
+        # each region's sums over its own loans only (the other loans add exact zeros:
+        # the same bits as over the whole book); the national entry keeps the whole-book
+        # dot product of the masked sensitivities (a dot's rounding depends on its length)
+        order = np.argsort(book.region, kind="stable")
+        lo = np.searchsorted(book.region[order], regions, side="left")
+        hi = np.searchsorted(book.region[order], regions, side="right")
+        for r, a, z in zip(regions, lo, hi, strict=True):
+            idx = order[a:z]
+            u0 = float(np.where(book.region == r, sens, 0.0) @ book.loadings[:, 0])
+            rows.append(_shift_of(sens[idx], gcol[idx], book.region[idx], book.sector[idx],
+                                  book.loadings[idx], model, level, national=u0))
     # the unshifted measure as one more component bounds every weight by K (a truly
     # defensive mixture), so means such as the expected loss keep a plain-MC-like error
     rows.append(np.zeros_like(rows[0]))
@@ -1105,7 +1113,7 @@ def auto_shift(scenario: Scenario, book: Book, model: FactorModel,
     sens, gcol = _auto_sensitivity(book, model)
     if mask is not None:  # only these loans (e.g. one region)
         sens = np.where(mask, sens, 0.0)
-    return _shift_of(sens, gcol, book, model, level)
+    return _shift_of(sens, gcol, book.region, book.sector, book.loadings, model, level)
 
 
 def _auto_sensitivity(book: Book, model: FactorModel) -> tuple[np.ndarray, np.ndarray]:
@@ -1116,19 +1124,22 @@ def _auto_sensitivity(book: Book, model: FactorModel) -> tuple[np.ndarray, np.nd
     return sens, model.guarantor_column(book.guarantor)
 
 
-def _shift_of(sens: np.ndarray, gcol: np.ndarray, book: Book, model: FactorModel,
-              level: float) -> np.ndarray:
-    """:func:`auto_shift` from the loans' sensitivities ``sens`` (zero for loans left out)."""
+def _shift_of(sens: np.ndarray, gcol: np.ndarray, region: np.ndarray, sector: np.ndarray,
+              loadings: np.ndarray, model: FactorModel, level: float,
+              national: float | None = None) -> np.ndarray:
+    """:func:`auto_shift` from some loans' sensitivities ``sens``, guarantor columns,
+    region and sector codes and ``(n, 4)`` loadings (``national``: the national entry of
+    the gradient, if already known)."""
     u = np.zeros(model.n_factors)
-    u[0] = sens @ book.loadings[:, 0]
+    u[0] = sens @ loadings[:, 0] if national is None else national
     r0 = 1
     s0 = r0 + model.n_regions
     g0 = s0 + model.n_sectors
-    u[r0:s0] += np.bincount(book.region, sens * book.loadings[:, 1],
+    u[r0:s0] += np.bincount(region, sens * loadings[:, 1],
                             minlength=model.n_regions)[:model.n_regions]
-    u[s0:g0] += np.bincount(book.sector, sens * book.loadings[:, 2],
+    u[s0:g0] += np.bincount(sector, sens * loadings[:, 2],
                             minlength=model.n_sectors)[:model.n_sectors]
-    u[g0:] += np.bincount(gcol, sens * book.loadings[:, 3],
+    u[g0:] += np.bincount(gcol, sens * loadings[:, 3],
                           minlength=model.n_guarantors)[:model.n_guarantors]
     norm = float(np.sqrt(u @ u))
     if norm == 0:
