@@ -243,6 +243,16 @@ class _Plan:
         return len(self.band_start)
 
 
+def _functions_of(code: np.ndarray, keys: Sequence[np.ndarray]) -> bool:
+    """Whether every array of ``keys`` is constant among the loans of each value of the
+    integer ``code`` (checked against the first loan of each code)."""
+    if code.size == 0:
+        return True
+    codes, first = np.unique(code, return_index=True)
+    where = np.searchsorted(codes, code)
+    return all(np.array_equal(k, k[first][where]) for k in keys)
+
+
 def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     n = book.n_loans
     copula, dof = scenario.factors.copula, scenario.factors.dof
@@ -252,14 +262,22 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     # one tenor and its thresholds are those of the annual PD
     life_pd = default_prob_over(book.default_prob, book.tenor_years)
     multi_tenor = np.where(book.tenor_years > 1.0, book.tenor_years, 0.0)
-    keys = [life_pd, book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
-            book.loadings[:, 0], gcol, book.sector, multi_tenor, book.cell]
-    order = np.lexsort(keys)
-    group_cols = np.column_stack([book.cell, multi_tenor, book.sector, gcol,
-                                  book.loadings])[order]
+    group_keys = [book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
+                  book.loadings[:, 0], gcol, book.sector, multi_tenor]
     new_group = np.ones(n, dtype=bool)
-    if n > 1:
-        new_group[1:] = np.any(group_cols[1:] != group_cols[:-1], axis=1)
+    if _functions_of(book.cell, group_keys):
+        # every group key is constant within a cell (a segment-built book): the groups
+        # are the cells, and sorting by (cell, life PD) gives the very same order
+        order = np.lexsort([life_pd, book.cell])
+        if n > 1:
+            cell_sorted = book.cell[order]
+            new_group[1:] = cell_sorted[1:] != cell_sorted[:-1]
+    else:
+        order = np.lexsort([life_pd, *group_keys, book.cell])
+        group_cols = np.column_stack([book.cell, multi_tenor, book.sector, gcol,
+                                      book.loadings])[order]
+        if n > 1:
+            new_group[1:] = np.any(group_cols[1:] != group_cols[:-1], axis=1)
     group_id = np.cumsum(new_group) - 1
     pd_sorted = life_pd[order]
     group_first = np.flatnonzero(new_group)
