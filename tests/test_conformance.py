@@ -343,3 +343,27 @@ def test_kernel_time_rule_is_the_reference() -> None:
     for p in [0.0, 1e-12, 1e-4, 0.02, 0.3, 0.5, 0.97, 1 - 1e-12]:
         for t in [1e-3, 0.25, 0.5, 0.999, 1.0]:
             assert prob_over(p, t) == float(default_prob_over(p, t)), (p, t)
+
+
+def test_fast_paths_of_the_set_up_give_the_same_bits(monkeypatch: pytest.MonkeyPatch
+                                                      ) -> None:
+    """The set-up's shortcuts on segment books are exact: sorting by (cell, life PD) when
+    every group key is constant per cell gives the general lexsort's bands, and the
+    importance-sampling mixture's regional rows equal :func:`auto_shift` of each region."""
+    from simkit import montecarlo
+
+    sc = simkit.load(SCENARIOS[[p.stem for p in SCENARIOS].index("anhui_4321")])
+    sc = sc.with_changes({f"segments[{i}].count": 40 for i in range(len(sc.segments))})
+    book = book_for(sc)
+    model = montecarlo._factor_model(sc, [book])
+    fast = montecarlo._compile(sc, book, model)
+    monkeypatch.setattr(montecarlo, "_functions_of", lambda code, keys: False)
+    general = montecarlo._compile(sc, book, model)
+    for name in ("order", "band_start", "band_stop", "thr", "band_cell"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(general, name))
+    regions = np.unique(book.region)
+    assert regions.size > 1
+    rows = montecarlo.auto_shifts(sc, book, model)
+    expect = [montecarlo.auto_shift(sc, book, model)] + [
+        montecarlo.auto_shift(sc, book, model, mask=book.region == r) for r in regions]
+    np.testing.assert_array_equal(rows[:-1], np.array(expect))
