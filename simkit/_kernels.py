@@ -126,3 +126,98 @@ def band(rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, thr, sd_idio, equal
                 unc[s, cell] += u
                 unc_rec[s, cell] += u * rec
     return out_s[:n_out], out_l[:n_out]
+
+
+@numba.njit(cache=True, nogil=True)
+def prob_over(p: float, t: float) -> float:  # pragma: no cover - compiled
+    """``1 - (1 - p)^t``: the copy of :func:`simkit.factors.default_prob_over`."""
+    if t == 1.0:
+        return p
+    return -math.expm1(t * math.log1p(-p))
+
+
+@numba.njit(cache=True, nogil=True)
+def band_years(rng, p_max, m, scale, lengths, thr, sd_idio, equal, kind, mean, table,
+               row, lam, guaranteed, uncovered, has_unc, cell, cnt, cov, cov_rec, unc,
+               unc_rec):  # pragma: no cover - compiled
+    """One band of multi-year loans (tenor > 1 year): one factor state per loan year.
+
+    Loan year ``j`` (of length ``lengths[j]`` years, at most 1) has the conditional
+    annual probability ``p_j = cond_default_prob(thr_i, scale[j, s], m[j, s], sd_idio)``
+    and the default probability ``q_j = prob_over(p_j, lengths[j])``; the loan defaults
+    in the first loan year it is hit, so over its life with ``1 - prod_j (1 - q_j)``.
+    ``p_max[s]`` is that life probability of the band's riskiest loan. Candidates come
+    from the Bernoulli(``p_max``) process of :func:`band`; a candidate with acceptance
+    uniform ``v`` defaults when ``v p_max`` is below its life probability, in the loan year
+    ``j`` whose slice ``[1 - prod_{k<j}, 1 - prod_{k<=j})`` holds ``v p_max``, and its LGD
+    uniform is ``v p_max`` rescaled within that slice (uniform and independent of the
+    year). ``mean``, ``row`` and ``lam`` are ``(n_years, n)`` (the LGD of the default's
+    loan year). With ``kind < 0`` returns the defaults' scenario, loan and loan year and
+    adds nothing but the default counts.
+    """
+    n_loans = thr.size
+    n_years = lengths.size
+    collect = kind < 0
+    cap = 16 if collect else 1
+    out_s = np.empty(cap, dtype=np.int64)
+    out_l = np.empty(cap, dtype=np.int64)
+    out_y = np.empty(cap, dtype=np.int64)
+    n_out = 0
+    cum = np.empty(n_years)
+    for s in range(p_max.size):
+        p = p_max[s]
+        if not p > 0.0:
+            continue
+        inv = -1.0 / math.log1p(-p) if p < 1.0 else 0.0
+        pos = 0
+        while True:
+            x = rng.standard_exponential() * inv
+            if not x < n_loans - pos:
+                break
+            pos += int(x) + 1
+            i = pos - 1
+            log_surv = 0.0
+            for j in range(n_years):
+                q = prob_over(cond_default_prob(thr[i], scale[j, s], m[j, s], sd_idio),
+                              lengths[j])
+                log_surv += math.log1p(-q)
+                cum[j] = -math.expm1(log_surv)
+            life = cum[n_years - 1]
+            vp = rng.random() * (life if equal else p)
+            if not vp < life:
+                continue
+            yr = 0
+            while not vp < cum[yr]:
+                yr += 1
+            lo = cum[yr - 1] if yr > 0 else 0.0
+            w = (vp - lo) / (cum[yr] - lo)
+            cnt[s] += 1
+            if collect:
+                if n_out == cap:
+                    cap *= 2
+                    new_s = np.empty(cap, dtype=np.int64)
+                    new_l = np.empty(cap, dtype=np.int64)
+                    new_y = np.empty(cap, dtype=np.int64)
+                    new_s[:n_out] = out_s[:n_out]
+                    new_l[:n_out] = out_l[:n_out]
+                    new_y[:n_out] = out_y[:n_out]
+                    out_s, out_l, out_y = new_s, new_l, new_y
+                out_s[n_out] = s
+                out_l[n_out] = i
+                out_y[n_out] = yr
+                n_out += 1
+                continue
+            if kind == 0:
+                rec = 1.0 - mean[yr, s]
+            else:
+                if not 0.0 <= w < 1.0:
+                    w = rng.random()
+                rec = 1.0 - table_lgd(table, kind, row[yr, s], lam[yr, s], w)
+            g = guaranteed[i]
+            cov[s, cell] += g
+            cov_rec[s, cell] += g * rec
+            if has_unc:
+                u = uncovered[i]
+                unc[s, cell] += u
+                unc_rec[s, cell] += u * rec
+    return out_s[:n_out], out_l[:n_out], out_y[:n_out]

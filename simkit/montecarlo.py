@@ -96,10 +96,12 @@ With ``run.horizon_years = H > 1`` each year ``y`` has its own annual cohort
 year; the national factor follows an AR(1) with ``factors.national_persistence``, other
 factors are drawn afresh each year; ``factors.national_path`` shifts each year's national
 factor after the AR(1) (:func:`simkit.factors.stressed_national`, as in the DES).
-Recoveries count in the year of default. Each party's capital starts at
-``Party.net_assets`` and moves by ``+ fees - net loss`` each year
-(:attr:`LossResult.capital_paths`); with ``des.injection_trigger > 0`` the DES's
-injection rule then applies at each year end, per path (:func:`_capital`,
+Recoveries count in the year of default. A loan of more than a year takes one factor state
+per loan year (cohort year ``+ j`` for loan year ``j``, states after the horizon drawn as
+needed; :func:`_multi_year_band`), the DES's rule; its whole loss belongs to its cohort's
+year. Each party's capital starts at ``Party.net_assets`` and moves by ``+ fees - net
+loss`` each year (:attr:`LossResult.capital_paths`); with ``des.injection_trigger > 0`` the
+DES's injection rule then applies at each year end, per path (:func:`_capital`,
 :attr:`LossResult.injections`). With ``des.moral_hazard_kappa > 0`` the book's default
 probabilities carry the moral-hazard rule (:func:`simkit.book.book_for`). The leverage
 of a party at the end of year ``y`` is its
@@ -230,25 +232,64 @@ class _Plan:
     n_segments: int
     #: (n_loans,) position in the book of each of the plan's (sorted) loans
     order: np.ndarray | None = None
+    #: (n_bands,) tenor (years) of a band of multi-year loans (one factor state per loan
+    #: year, thresholds of the annual PD), 0 for loans of at most a year (one state,
+    #: thresholds of the life PD); None: every band is of the latter kind
+    band_tenor: np.ndarray | None = None
+
+    def loan_years(self, k: int) -> int:
+        """Number of factor states (loan years) band ``k`` needs (1 up to a year's tenor)."""
+        if self.band_tenor is None or not self.band_tenor[k] > 1.0:
+            return 1
+        return math.ceil(float(self.band_tenor[k]) - 1e-12)
+
+    @property
+    def max_loan_years(self) -> int:
+        """The most factor states (loan years) any band needs."""
+        if self.band_tenor is None or not self.band_tenor.size:
+            return 1
+        return max(1, math.ceil(float(self.band_tenor.max()) - 1e-12))
 
     @property
     def n_bands(self) -> int:
         return len(self.band_start)
 
 
+def _functions_of(code: np.ndarray, keys: Sequence[np.ndarray]) -> bool:
+    """Whether every array of ``keys`` is constant among the loans of each value of the
+    integer ``code`` (checked against the first loan of each code)."""
+    if code.size == 0:
+        return True
+    codes, first = np.unique(code, return_index=True)
+    where = np.searchsorted(codes, code)
+    return all(np.array_equal(k, k[first][where]) for k in keys)
+
+
 def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     n = book.n_loans
     copula, dof = scenario.factors.copula, scenario.factors.dof
     gcol = model.guarantor_column(book.guarantor)
-    # the time rule: a loan's default probability over its life (simkit.factors)
+    # the time rule: a loan's default probability over its life (simkit.factors); a
+    # multi-year loan gets one factor state per loan year (_defaults), so its bands hold
+    # one tenor and its thresholds are those of the annual PD
     life_pd = default_prob_over(book.default_prob, book.tenor_years)
-    keys = [life_pd, book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
-            book.loadings[:, 0], gcol, book.sector, book.cell]
-    order = np.lexsort(keys)
-    group_cols = np.column_stack([book.cell, book.sector, gcol, book.loadings])[order]
+    multi_tenor = np.where(book.tenor_years > 1.0, book.tenor_years, 0.0)
+    group_keys = [book.loadings[:, 3], book.loadings[:, 2], book.loadings[:, 1],
+                  book.loadings[:, 0], gcol, book.sector, multi_tenor]
     new_group = np.ones(n, dtype=bool)
-    if n > 1:
-        new_group[1:] = np.any(group_cols[1:] != group_cols[:-1], axis=1)
+    if _functions_of(book.cell, group_keys):
+        # every group key is constant within a cell (a segment-built book): the groups
+        # are the cells, and sorting by (cell, life PD) gives the very same order
+        order = np.lexsort([life_pd, book.cell])
+        if n > 1:
+            cell_sorted = book.cell[order]
+            new_group[1:] = cell_sorted[1:] != cell_sorted[:-1]
+    else:
+        order = np.lexsort([life_pd, *group_keys, book.cell])
+        group_cols = np.column_stack([book.cell, multi_tenor, book.sector, gcol,
+                                      book.loadings])[order]
+        if n > 1:
+            new_group[1:] = np.any(group_cols[1:] != group_cols[:-1], axis=1)
     group_id = np.cumsum(new_group) - 1
     pd_sorted = life_pd[order]
     group_first = np.flatnonzero(new_group)
@@ -265,7 +306,9 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
     band_start = np.flatnonzero(starts)
     band_stop = np.append(band_start[1:], n)
 
-    thr = default_threshold(pd_sorted, copula, dof)
+    tenor_sorted = multi_tenor[order]
+    thr = default_threshold(np.where(tenor_sorted > 0, book.default_prob[order], pd_sorted),
+                            copula, dof)
     lgd_mean = book.lgd_mean[order]
     nu = beta_concentration(lgd_mean, book.lgd_sd[order])
     uncovered = (book.exposure - book.guaranteed)[order]
@@ -291,6 +334,7 @@ def _compile(scenario: Scenario, book: Book, model: FactorModel) -> _Plan:
             0, dtype=bool),
         n_cells=len(book.cells), **_policy_arrays(scenario, book),
         segment_of_cell=segment_of_cell, n_segments=len(book.segment_names), order=order,
+        band_tenor=tenor_sorted[first] if np.any(tenor_sorted > 0) else None,
     )
 
 
@@ -325,7 +369,8 @@ def _policy_arrays(scenario: Scenario, book: Book) -> dict[str, Any]:
 def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarray,
                   pos0: np.ndarray, p_max: np.ndarray, p_min: np.ndarray, m: np.ndarray,
                   scale: np.ndarray, thr: np.ndarray, r_squared: float, n_loans: int,
-                  equal: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  equal: bool, lengths: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Geometric skips and acceptance for one chunk (NumPy engine).
 
     Parameters
@@ -340,6 +385,10 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
         Thresholds of the band's loans.
     r_squared : float
         The band's sum of squared loadings.
+    lengths : (n_years,), optional
+        A band of multi-year loans: the length of every loan year; ``m`` and ``scale``
+        are then ``(n_seg, n_years)`` and ``p_i`` is the life probability
+        (:func:`_life_cum`).
 
     Returns
     -------
@@ -364,8 +413,12 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
         rest = np.flatnonzero(~ok)
         if rest.size:
             sr = sidx[rest]
-            ok[rest] = vp[rest] < conditional_default_prob(thr[loan[rest]], r_squared,
-                                                           m[sr], scale[sr])
+            if lengths is None:
+                ok[rest] = vp[rest] < conditional_default_prob(thr[loan[rest]], r_squared,
+                                                               m[sr], scale[sr])
+            else:
+                ok[rest] = vp[rest] < _life_cum(thr[loan[rest]], r_squared, m[sr],
+                                                scale[sr], lengths)[:, -1]
         sidx, loan = sidx[ok], loan[ok]
     return sidx, loan, pos[seg_end]
 
@@ -373,6 +426,7 @@ def _sample_numpy(u: np.ndarray, v: np.ndarray, kk: np.ndarray, log_q: np.ndarra
 def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.ndarray,
                       m: np.ndarray,
                       scale: np.ndarray, thr: np.ndarray, r_squared: float, equal: bool,
+                      lengths: np.ndarray | None = None,
                       ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """Exact Bernoulli(``p_i(Z)``) defaults of one band for every scenario (NumPy engine).
 
@@ -382,6 +436,8 @@ def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.nda
     scenario (``mu`` the expected remaining number), two uniforms per slot (skip,
     acceptance), in chunks of at most :data:`MAX_SLOTS`; a scenario that has not yet
     passed the end of the band gets another round. Yields ``(scenario, loan)`` arrays.
+    With ``lengths`` (a band of multi-year loans) ``p_i`` is the loan's life probability
+    and ``m``, ``scale`` are ``(n, n_years)`` (:func:`_sample_numpy`).
     """
     n_loans = thr.size
     active = np.flatnonzero(p_max > 0)
@@ -408,7 +464,7 @@ def _defaults_in_band(rng: np.random.Generator, p_max: np.ndarray, p_min: np.nda
             args = (u, v, kk, log_q[act], pos0[lo:hi], p_max[act], p_min[act], m[act],
                     scale[act], thr,
                     r_squared, n_loans, equal)
-            sidx, loan, last = _sample_numpy(*args)
+            sidx, loan, last = _sample_numpy(*args, lengths=lengths)
             yield act[sidx], loan
             more = last < n_loans
             next_active.append(act[more])
@@ -548,8 +604,13 @@ def _numba_band() -> Any:
 
 
 def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
-              seed: int, block: int, year: int, use_numba: bool = False) -> _CellSums:
+              seed: int, block: int, year: int, use_numba: bool = False,
+              later: Sequence[tuple[np.ndarray, Any]] = ()) -> _CellSums:
     """Sample defaults and LGDs of one year for every band; sums per (scenario, cell).
+
+    ``national`` and ``draw`` are the factor state of the cohort's year; ``later`` the
+    ``(national, draw)`` states of the following years, which a band of multi-year loans
+    uses for its later loan years (:func:`_multi_year_band`).
 
     Bands with one LGD mean and concentration (every segment-built book) draw one uniform
     per Beta default after the band chunk's skip and acceptance uniforms and invert a
@@ -568,7 +629,14 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
     band = _numba_band() if use_numba else None
     empty_spec = _LgdSpec(-1, np.zeros(n), np.zeros((1, 2)), np.zeros(n, dtype=np.int64),
                           np.ones(n))
+    states = [(national, draw), *later]
+    sums = (cov, cov_rec, unc, unc_rec)
+    year_specs: dict[tuple[float, float, int], _LgdSpec] = {}
     for k in range(plan.n_bands):
+        if plan.loan_years(k) > 1:
+            _multi_year_band(plan, k, model, states, seed, block, year, use_numba, n_def,
+                             sums, year_specs)
+            continue
         start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
         b = plan.band_loadings[k]
         r2 = float(b @ b)
@@ -631,12 +699,14 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
 def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
               rng: np.random.Generator, scen: np.ndarray, loan: np.ndarray, has_unc: bool,
               cell: int, cov: np.ndarray, cov_rec: np.ndarray, unc: np.ndarray,
-              unc_rec: np.ndarray, n: int) -> None:
-    """Per-loan Beta LGDs (``Generator.beta``) of some defaults, added to the cell sums."""
+              unc_rec: np.ndarray, n: int, national_at: np.ndarray | None = None) -> None:
+    """Per-loan Beta LGDs (``Generator.beta``) of some defaults, added to the cell sums
+    (``national_at``: the national factor of each default, default ``national[scen]``)."""
     g = plan.guaranteed[loan]
     mean = plan.lgd_mean[loan]
     if model.downturn_lgd > 0:
-        mean = downturn_lgd_mean(mean, model.downturn_lgd, national[scen])
+        nat = national[scen] if national_at is None else national_at
+        mean = downturn_lgd_mean(mean, model.downturn_lgd, nat)
     rec = 1.0 - _draw_lgd(rng, mean, plan.lgd_nu[loan])
     cov[:, cell] += np.bincount(scen, weights=g, minlength=n)
     cov_rec[:, cell] += np.bincount(scen, weights=g * rec, minlength=n)
@@ -644,6 +714,149 @@ def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
         u_amt = plan.uncovered[loan]
         unc[:, cell] += np.bincount(scen, weights=u_amt, minlength=n)
         unc_rec[:, cell] += np.bincount(scen, weights=u_amt * rec, minlength=n)
+
+
+def _life_cum(threshold: np.ndarray | float, r_squared: float, m: np.ndarray,
+              scale: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Probability that a multi-year loan has defaulted by the end of each loan year.
+
+    Loan year ``j`` has the conditional annual probability ``p_j = Phi((c s_j - m_j) /
+    sqrt(1 - R^2))`` (:func:`simkit.factors.conditional_default_prob`, its own factor
+    state) and, over its length ``L_j``, ``q_j = 1 - (1 - p_j)^L_j`` (the time rule,
+    :func:`simkit.factors.default_prob_over`); the loan defaults in the first year it is
+    hit, so ``cum_j = 1 - prod_{k <= j} (1 - q_k)`` and ``cum_{-1}`` is the life probability.
+
+    Parameters
+    ----------
+    threshold : float or ndarray, shape (d,)
+        Default thresholds ``c`` of the annual PD.
+    r_squared : float
+        Sum of the squared loadings.
+    m, scale : ndarray, shape (d, n_years)
+        Systematic part and Student-t scale of each loan year's factor state.
+    lengths : ndarray, shape (n_years,)
+        Length of each loan year (years, in (0, 1]).
+
+    Returns
+    -------
+    ndarray, shape (d, n_years)
+    """
+    c = np.asarray(threshold, dtype=np.float64)
+    if c.ndim:
+        c = c[:, None]
+    q = default_prob_over(conditional_default_prob(c, r_squared, m, scale), lengths)
+    return -np.expm1(np.cumsum(np.log1p(-q), axis=-1))
+
+
+_NUMBA_BAND_YEARS: Any = None
+
+
+def _numba_band_years() -> Any:
+    """The compiled kernel of a band of multi-year loans (:func:`simkit._kernels.band_years`)."""
+    global _NUMBA_BAND_YEARS
+    if _NUMBA_BAND_YEARS is None:
+        from simkit._kernels import band_years
+
+        _NUMBA_BAND_YEARS = band_years
+    return _NUMBA_BAND_YEARS
+
+
+def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
+                     states: Sequence[tuple[np.ndarray, Any]], seed: int, block: int,
+                     year: int, use_numba: bool, n_def: np.ndarray,
+                     sums: tuple[np.ndarray, ...],
+                     specs: dict[tuple[float, float, int], _LgdSpec]) -> None:
+    """Defaults of band ``k`` of multi-year loans (tenor ``T > 1``), added to ``sums``.
+
+    The DES's rule (``simkit.des.model.Model.draw_default_times``): loan year ``j`` (``j =
+    0 .. ceil(T) - 1``, length ``min(T - j, 1)``) takes the factor state ``states[j]`` (the
+    cohort's year ``+ j``) and the default probability ``1 - (1 - p_j)^L_j`` of its
+    conditional annual probability ``p_j``; the loan defaults in the first loan year it is
+    hit (:func:`_life_cum`). The sampler is the band sampler on the life probability
+    (exact thinning from the band's riskiest loan); each default then takes its loan year
+    (from its acceptance uniform in the numba engine, one more uniform in the NumPy one)
+    and the LGD of that year's national factor. The whole loss belongs to the cohort.
+
+    ``sums`` are the block's four ``(n, n_cells)`` cell sums, ``n_def`` the ``(n,)``
+    default counts (both updated in place).
+    """
+    n_years = plan.loan_years(k)
+    if len(states) < n_years:
+        raise ValueError(f"a band of {plan.band_tenor[k]:g}-year loans needs {n_years} "
+                         f"factor states, got {len(states)}")
+    cov, cov_rec, unc, unc_rec = sums
+    n = n_def.shape[0]
+    start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
+    lengths = np.clip(float(plan.band_tenor[k]) - np.arange(n_years), 0.0, 1.0)
+    b = plan.band_loadings[k]
+    r2 = float(b @ b)
+    sd_idio = float(idiosyncratic_sd(r2))
+    region, sector, gcol = (int(plan.band_region[k]), int(plan.band_sector[k]),
+                            int(plan.band_gcol[k]))
+    used = states[:n_years]
+    m = np.stack([systematic_part(b, nat, dr, region, sector, gcol) for nat, dr in used])
+    scale = np.stack([dr.scale for _, dr in used])  # (n_years, n)
+    national = np.stack([nat for nat, _ in used])
+    thr = plan.thr[start:stop]
+    p_max = _life_cum(thr[-1], r2, m.T, scale.T, lengths)[:, -1]
+    equal = bool(plan.band_equal_pd[k])
+    p_min = p_max if equal else _life_cum(thr[0], r2, m.T, scale.T, lengths)[:, -1]
+    rng = stream(seed, "defaults", block, year, k)
+    cell = int(plan.band_cell[k])
+    has_unc = bool(plan.band_has_uncovered[k])
+    spec = None
+    if plan.band_lgd_const[k]:  # the LGD of every (loan year, scenario), flattened
+        key = (float(plan.lgd_mean[start]), float(plan.lgd_nu[start]), n_years)
+        spec = specs.get(key)
+        if spec is None:
+            spec = _lgd_spec(key[0], key[1], model, national.ravel(), {})
+            if spec.mean.shape != (n_years * n,):
+                spec.mean = np.broadcast_to(spec.mean, (n_years * n,))
+            specs[key] = spec
+    if use_numba:
+        kernel = _numba_band_years()
+        kind = spec.kind if spec is not None else -1
+        if spec is None:
+            mean2, table, row2, lam2 = (np.zeros((n_years, n)), np.zeros((1, 2)),
+                                        np.zeros((n_years, n), dtype=np.int64),
+                                        np.ones((n_years, n)))
+        else:
+            mean2, table = np.ascontiguousarray(spec.mean).reshape(n_years, n), spec.table
+            row2 = np.broadcast_to(spec.row, (n_years * n,)).reshape(n_years, n)
+            lam2 = np.broadcast_to(spec.lam, (n_years * n,)).reshape(n_years, n)
+        scen, pos, yr = kernel(rng, p_max, m, scale, lengths, thr, sd_idio, equal, kind,
+                               mean2, table, np.ascontiguousarray(row2),
+                               np.ascontiguousarray(lam2), plan.guaranteed[start:stop],
+                               plan.uncovered[start:stop], has_unc, cell, n_def, cov,
+                               cov_rec, unc, unc_rec)
+        if spec is None and scen.size:
+            _tape_lgd(plan, model, national[0], rng, scen, pos + start, has_unc, cell, cov,
+                      cov_rec, unc, unc_rec, n, national_at=national[yr, scen])
+        return
+    for scen, pos in _defaults_in_band(rng, p_max, p_min, m.T, scale.T, thr, r2, equal,
+                                       lengths=lengths):
+        if scen.size == 0:
+            continue
+        loan = pos + start
+        cum = _life_cum(plan.thr[loan], r2, m.T[scen], scale.T[scen], lengths)
+        u = rng.random(scen.size) * cum[:, -1]
+        yr = np.minimum((cum <= u[:, None]).sum(axis=1), n_years - 1)  # first u < cum_j
+        if spec is None:
+            n_def += np.bincount(scen, minlength=n)
+            _tape_lgd(plan, model, national[0], rng, scen, loan, has_unc, cell, cov,
+                      cov_rec, unc, unc_rec, n, national_at=national[yr, scen])
+            continue
+        w = rng.random(scen.size) if spec.kind != _LGD_FIXED else np.zeros(0)
+        flat = yr * n + scen  # the (loan year, scenario) of each default
+        cnt, part = _accumulate_numpy(flat, loan, w, spec, plan.guaranteed,
+                                      plan.uncovered, has_unc, n_years * n)
+        n_def += cnt.reshape(n_years, n).sum(axis=0)
+        part = part.reshape(4, n_years, n).sum(axis=1)
+        cov[:, cell] += part[0]
+        cov_rec[:, cell] += part[1]
+        if has_unc:
+            unc[:, cell] += part[2]
+            unc_rec[:, cell] += part[3]
 
 
 # --------------------------------------------------------------------------------------
@@ -791,22 +1004,18 @@ def _run_block(ctx: _Context, block: int) -> dict[str, Any]:
     total = np.zeros(n)
     n_def = np.zeros((n, horizon), dtype=np.int64)
     log_w = np.zeros(n)
-    national = None
+    states = _factor_states(ctx, rng_f, n, log_w)
     for year, plan in enumerate(ctx.plans):
-        draw = ctx.model.draw(rng_f, n, ctx.shift, ctx.shift_probs)
-        if ctx.mix_theta is not None:
-            _tilt_mixing(rng_f, draw, ctx.model.dof, ctx.mix_theta)
-        log_w += draw.log_weight
-        national = ar1(national, draw.national, ctx.model.persistence)
-        z_nat = stressed_national(national, year, ctx.national_path)  # the stress path
-        sums = _defaults(plan, ctx.model, z_nat, draw, ctx.seed, block, year,
-                         ctx.use_numba)
+        national, draw = states[year]
+        sums = _defaults(plan, ctx.model, national, draw, ctx.seed, block, year,
+                         ctx.use_numba, later=states[year + 1:])
         accounts.allocate(sums, plan, year, ctx.cap_period, ctx.period_waterfalls,
                           ctx.keep_cells)
         for pol, acc in zip(policies, others, strict=True):
             resample = pol.resample[year]
             own = sums if resample is None else _defaults(
-                resample, ctx.model, z_nat, draw, ctx.seed, block, year, ctx.use_numba)
+                resample, ctx.model, national, draw, ctx.seed, block, year, ctx.use_numba,
+                later=states[year + 1:])
             acc.allocate(_mapped(own, pol.cell_map[year]), pol.plans[year], year,
                          pol.cap_period, pol.period_waterfalls, ctx.keep_cells)
         total += (sums.covered - sums.covered_recovery + sums.uncovered
@@ -818,6 +1027,33 @@ def _run_block(ctx: _Context, block: int) -> dict[str, Any]:
     if policies:
         out["policies"] = [{k: v[:keep] for k, v in acc.out().items()} for acc in others]
     return out
+
+
+def _factor_states(ctx: _Context, rng_f: np.random.Generator, n: int,
+                   log_w: np.ndarray) -> list[tuple[np.ndarray, Any]]:
+    """The ``(national, draw)`` factor state of every year a block's loans live in.
+
+    One state per year of the horizon, then (only when a cohort holds loans of more than
+    a year) the states of the years after it that its later loan years reach: cohort
+    ``y``'s loan year ``j`` takes year ``y + j``'s state, as in the DES. Years are drawn
+    in order from ``rng_f`` (the national factor an AR(1) across them), each under the
+    run's sampling measure; every year's log likelihood ratio is added to ``log_w``.
+    """
+    n_states = max(y + pl.max_loan_years for y, pl in enumerate(ctx.plans))
+    for pol in ctx.policies or []:
+        n_states = max([n_states] + [y + pl.max_loan_years
+                                     for y, pl in enumerate(pol.resample) if pl is not None])
+    states: list[tuple[np.ndarray, Any]] = []
+    national: np.ndarray | None = None
+    for k in range(n_states):
+        draw = ctx.model.draw(rng_f, n, ctx.shift, ctx.shift_probs)
+        if ctx.mix_theta is not None:
+            _tilt_mixing(rng_f, draw, ctx.model.dof, ctx.mix_theta)
+        log_w += draw.log_weight
+        national = ar1(national, draw.national, ctx.model.persistence)
+        # the stress path shifts year k after the AR(1) step (it does not carry on)
+        states.append((stressed_national(national, k, ctx.national_path), draw))
+    return states
 
 
 def _run_blocks(ctx: _Context, blocks: Sequence[int]) -> list[tuple[int, dict[str, np.ndarray]]]:
@@ -838,11 +1074,23 @@ def auto_shifts(scenario: Scenario, book: Book, model: FactorModel,
     bounds every likelihood ratio by ``1 / AUTO_PLAIN_PROB``. Every row is scaled by
     ``depth``.
     """
-    rows = [auto_shift(scenario, book, model, level)]
+    # the loans' sensitivities and factor columns once (they are the same for every row;
+    # on a book of a million loans and 31 regions this was most of the set-up time)
+    sens, gcol = _auto_sensitivity(book, model)
+    rows = [_shift_of(sens, gcol, book.region, book.sector, book.loadings, model, level)]
     regions = np.unique(book.region)
     if regions.size > 1:
-        for r in regions:
-            rows.append(auto_shift(scenario, book, model, level, mask=book.region == r))
+        # each region's sums over its own loans only (the other loans add exact zeros:
+        # the same bits as over the whole book); the national entry keeps the whole-book
+        # dot product of the masked sensitivities (a dot's rounding depends on its length)
+        order = np.argsort(book.region, kind="stable")
+        lo = np.searchsorted(book.region[order], regions, side="left")
+        hi = np.searchsorted(book.region[order], regions, side="right")
+        for r, a, z in zip(regions, lo, hi, strict=True):
+            idx = order[a:z]
+            u0 = float(np.where(book.region == r, sens, 0.0) @ book.loadings[:, 0])
+            rows.append(_shift_of(sens[idx], gcol[idx], book.region[idx], book.sector[idx],
+                                  book.loadings[idx], model, level, national=u0))
     # the unshifted measure as one more component bounds every weight by K (a truly
     # defensive mixture), so means such as the expected loss keep a plain-MC-like error
     rows.append(np.zeros_like(rows[0]))
@@ -906,21 +1154,36 @@ def auto_shift(scenario: Scenario, book: Book, model: FactorModel,
         ``Phi^-1(1 - level) * u / |u|`` with ``u_k = sum_i EAD_i LGD_i phi(c_i) b_ik /
         sqrt(1 - R_i^2)`` (gradient of the expected loss at ``Z = 0``, sign flipped).
     """
+    sens, gcol = _auto_sensitivity(book, model)
+    if mask is not None:  # only these loans (e.g. one region)
+        sens = np.where(mask, sens, 0.0)
+    return _shift_of(sens, gcol, book.region, book.sector, book.loadings, model, level)
+
+
+def _auto_sensitivity(book: Book, model: FactorModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per loan, ``EAD LGD phi(c) / sqrt(1 - R^2)`` and the guarantor-factor column."""
     c = default_threshold(book.default_prob)
     r2 = (book.loadings**2).sum(axis=1)
     sens = book.exposure * book.lgd_mean * np.exp(-0.5 * c * c) / np.sqrt(1 - r2)
-    if mask is not None:  # only these loans (e.g. one region)
-        sens = np.where(mask, sens, 0.0)
+    return sens, model.guarantor_column(book.guarantor)
+
+
+def _shift_of(sens: np.ndarray, gcol: np.ndarray, region: np.ndarray, sector: np.ndarray,
+              loadings: np.ndarray, model: FactorModel, level: float,
+              national: float | None = None) -> np.ndarray:
+    """:func:`auto_shift` from some loans' sensitivities ``sens``, guarantor columns,
+    region and sector codes and ``(n, 4)`` loadings (``national``: the national entry of
+    the gradient, if already known)."""
     u = np.zeros(model.n_factors)
-    u[0] = sens @ book.loadings[:, 0]
+    u[0] = sens @ loadings[:, 0] if national is None else national
     r0 = 1
     s0 = r0 + model.n_regions
     g0 = s0 + model.n_sectors
-    u[r0:s0] += np.bincount(book.region, sens * book.loadings[:, 1],
+    u[r0:s0] += np.bincount(region, sens * loadings[:, 1],
                             minlength=model.n_regions)[:model.n_regions]
-    u[s0:g0] += np.bincount(book.sector, sens * book.loadings[:, 2],
+    u[s0:g0] += np.bincount(sector, sens * loadings[:, 2],
                             minlength=model.n_sectors)[:model.n_sectors]
-    u[g0:] += np.bincount(model.guarantor_column(book.guarantor), sens * book.loadings[:, 3],
+    u[g0:] += np.bincount(gcol, sens * loadings[:, 3],
                           minlength=model.n_guarantors)[:model.n_guarantors]
     norm = float(np.sqrt(u @ u))
     if norm == 0:
