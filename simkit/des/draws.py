@@ -175,6 +175,8 @@ class Draws:
         self.replication = replication
         #: renewal number of each application's current (or last) loan
         self.gen = np.zeros(len(apps.day), dtype=np.int64)
+        #: Beta LGD parameters per (segment spec, calendar year): (mean, a, b)
+        self._lgd_params: dict[tuple[int, int], tuple[float, float, float]] = {}
         #: per renewal number: the applications' fates (see :meth:`fates`)
         self._fates: dict[int, tuple[np.ndarray, ...]] = {}
 
@@ -270,23 +272,34 @@ class Draws:
             t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
         return t_def
 
+    def _lgd_of(self, spec: EnterpriseSegment, now: float) -> tuple[float, float, float]:
+        """``(mean, a, b)`` of the Beta LGD of a default at ``now`` in ``spec``'s segment
+        (``a = b = 0``: the fixed mean), computed once per segment and calendar year (the
+        downturn mean depends on the year's national factor only)."""
+        d = self.scenario.factors.downturn_lgd
+        cal = self.factors.year(now) if d > 0 else 0
+        key = (id(spec), cal)
+        got = self._lgd_params.get(key)
+        if got is None:
+            lgd_mean = spec.lgd_mean
+            if d > 0 and 0 < lgd_mean < 1:
+                lgd_mean = float(downturn_lgd_mean(lgd_mean, d, self.factors.z_nat[cal]))
+            sd = min(spec.lgd_sd, 0.999 * math.sqrt(lgd_mean * (1 - lgd_mean)))
+            a = b = 0.0
+            if sd > 0:
+                a, b = (float(x) for x in beta_shape(lgd_mean,
+                                                     beta_concentration(lgd_mean, sd)))
+            got = self._lgd_params[key] = (lgd_mean, a, b)
+        return got
+
     def loss(self, spec: EnterpriseSegment, app: int, now: float) -> tuple[float, float]:
         """LGD and recovery lag (days) of a default at ``now`` of application ``app``'s
         current loan, from its pre-drawn uniforms (:meth:`fates`): the Beta LGD by its
         inverse CDF with the downturn mean (:func:`simkit.factors.downturn_lgd_mean`) of
         the national factor of the default year, and a lognormal lag."""
         _u, _v, lgd_u, lag_z, _r = self.fates(int(self.gen[app]))
-        lgd_mean = spec.lgd_mean
-        d = self.scenario.factors.downturn_lgd
-        if d > 0 and 0 < lgd_mean < 1:
-            cal = self.factors.year(now)
-            lgd_mean = float(downturn_lgd_mean(lgd_mean, d, self.factors.z_nat[cal]))
-        sd = min(spec.lgd_sd, 0.999 * math.sqrt(lgd_mean * (1 - lgd_mean)))
-        if sd > 0:
-            a, b = beta_shape(lgd_mean, beta_concentration(lgd_mean, sd))
-            lgd = float(special.betaincinv(a, b, lgd_u[app]))
-        else:
-            lgd = lgd_mean
+        lgd_mean, a, b = self._lgd_of(spec, now)
+        lgd = float(special.betaincinv(a, b, lgd_u[app])) if a > 0 else lgd_mean
         lag = spec.recovery_lag_days * math.exp(self.scenario.des.recovery_lag_sigma
                                                 * float(lag_z[app]))
         return lgd, lag
