@@ -379,7 +379,7 @@ def _weight_problems(ess: float, n_paths: int, thin: list[tuple[float, str]],
     return problems
 
 
-def _split_horizon(parties: Sequence[str], per_party: dict[str, dict[str, float]],
+def _split_horizon(parties: Sequence[str], per_party: dict[Any, dict[str, float]],
                    total: dict[str, float], fees: np.ndarray, borrower: float, h: int,
                    ) -> dict[str, Any]:
     """Turn the horizon totals of ``el`` and ``el_se`` in ``per_party`` and ``total`` into

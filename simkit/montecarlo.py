@@ -493,6 +493,10 @@ class _CellSums:
     defaults: np.ndarray  # (n,) number of defaults per scenario
 
 
+#: The block's four ``(n, n_cells)`` cell sums: covered, its recovery, uncovered, its
+#: recovery (:class:`_CellSums` without the default counts).
+_Sums = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 #: LGD kinds of a band: fixed mean, one Beta table, a downturn (two-row) Beta table.
 _LGD_FIXED, _LGD_TABLE, _LGD_ROWS = 0, 1, 2
 
@@ -636,10 +640,11 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
     return _CellSums(*sums, n_def)
 
 
-def _add_cell_sums(sums: tuple[np.ndarray, ...], cell: int, part: Sequence[np.ndarray],
+def _add_cell_sums(sums: _Sums, cell: int, part: np.ndarray,
                    has_unc: bool) -> None:
     """Add one chunk's four ``(n,)`` sums (covered, its recovery, uncovered, its
-    recovery) to column ``cell`` of the block's four ``(n, n_cells)`` cell sums."""
+    recovery; ``part`` is ``(4, n)``) to column ``cell`` of the block's four
+    ``(n, n_cells)`` cell sums."""
     sums[0][:, cell] += part[0]
     sums[1][:, cell] += part[1]
     if has_unc:
@@ -649,7 +654,7 @@ def _add_cell_sums(sums: tuple[np.ndarray, ...], cell: int, part: Sequence[np.nd
 
 def _one_year_band(plan: _Plan, k: int, model: FactorModel, national: np.ndarray,
                    draw: Any, rng: np.random.Generator, band: Any, n_def: np.ndarray,
-                   sums: tuple[np.ndarray, ...],
+                   sums: _Sums,
                    specs: dict[tuple[float, float], _LgdSpec]) -> None:
     """Defaults of band ``k`` of loans of a year's tenor or less, added to ``sums``.
 
@@ -700,7 +705,7 @@ def _one_year_band(plan: _Plan, k: int, model: FactorModel, national: np.ndarray
 def _one_year_band_numba(band: Any, plan: _Plan, k: int, rng: np.random.Generator,
                          p_max: np.ndarray, p_min: np.ndarray, m: np.ndarray,
                          scale: np.ndarray, r2: float, spec: _LgdSpec | None,
-                         n_def: np.ndarray, sums: tuple[np.ndarray, ...],
+                         n_def: np.ndarray, sums: _Sums,
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Band ``k`` of :func:`_one_year_band` through the compiled kernel ``band``
     (:func:`simkit._kernels.band`); returns the defaults' ``(scenario, position)`` when
@@ -794,7 +799,7 @@ def _numba_band_years() -> Any:
 def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
                      states: Sequence[tuple[np.ndarray, Any]], seed: int, block: int,
                      year: int, use_numba: bool, n_def: np.ndarray,
-                     sums: tuple[np.ndarray, ...],
+                     sums: _Sums,
                      specs: dict[tuple[float, float, int], _LgdSpec]) -> None:
     """Defaults of band ``k`` of multi-year loans (tenor ``T > 1``), added to ``sums``.
 
@@ -811,13 +816,14 @@ def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
     default counts (both updated in place).
     """
     n_years = plan.loan_years(k)
+    tenor = 1.0 if plan.band_tenor is None else float(plan.band_tenor[k])
     if len(states) < n_years:
-        raise ValueError(f"a band of {plan.band_tenor[k]:g}-year loans needs {n_years} "
+        raise ValueError(f"a band of {tenor:g}-year loans needs {n_years} "
                          f"factor states, got {len(states)}")
     cov, cov_rec, unc, unc_rec = sums
     n = n_def.shape[0]
     start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
-    lengths = np.clip(float(plan.band_tenor[k]) - np.arange(n_years), 0.0, 1.0)
+    lengths = np.clip(tenor - np.arange(n_years), 0.0, 1.0)
     b = plan.band_loadings[k]
     r2 = float(b @ b)
     sd_idio = float(idiosyncratic_sd(r2))
@@ -882,7 +888,7 @@ def _multi_year_band_numba(plan: _Plan, k: int, model: FactorModel,
                            rng: np.random.Generator, p_max: np.ndarray, m: np.ndarray,
                            scale: np.ndarray, lengths: np.ndarray, sd_idio: float,
                            national: np.ndarray, spec: _LgdSpec | None, n_def: np.ndarray,
-                           sums: tuple[np.ndarray, ...]) -> None:
+                           sums: _Sums) -> None:
     """Band ``k`` of :func:`_multi_year_band` through the compiled kernel
     (:func:`simkit._kernels.band_years`); ``m``, ``scale`` and ``national`` are
     ``(n_years, n)``."""
