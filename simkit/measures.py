@@ -1313,8 +1313,8 @@ def _paired_tail(a: FloatArray, b: FloatArray, w: FloatArray | None,
         batch_b = batches(b[rows], nbj)
         root = math.sqrt(nbj)
         for i, j in items:
-            for k, measure in enumerate(("var", "es")):
-                ea, eb = batch_a[k, i, j], batch_b[k, i, rows.index(j)]
+            for t, measure in enumerate(("var", "es")):
+                ea, eb = batch_a[t, i, j], batch_b[t, i, rows.index(j)]
                 s_a, s_b, s_d = se[(measure, i)]
                 s_a[j] = ea.std(ddof=1) / root
                 s_b[j] = eb.std(ddof=1) / root
