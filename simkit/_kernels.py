@@ -140,6 +140,8 @@ def prob_over(p: float, t: float) -> float:  # pragma: no cover - compiled
 def band_years(rng, p_max, m, scale, lengths, thr, sd_idio, equal, kind, mean, table,
                row, lam, guaranteed, uncovered, has_unc, cell, cnt, cov, cov_rec, unc,
                unc_rec):  # pragma: no cover - compiled
+    # Long on purpose: a Numba kernel inlined on purpose for speed: one pass over a band's
+    # scenarios, with no calls to non-inlined helpers in the inner loop.
     """One band of multi-year loans (tenor > 1 year): one factor state per loan year.
 
     Loan year ``j`` (of length ``lengths[j]`` years, at most 1) has the conditional

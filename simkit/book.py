@@ -800,6 +800,48 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
     else:
         header, found, rows = _read_csv(path)
         columns = found or []
+    _check_header(file, header, scenario)
+    tape = _Tape(file, dict(zip(header, columns or _row_columns(file, header, rows),
+                                strict=True)))
+    del rows
+    exposure = tape.numbers("exposure", 0, 1e12, True, False, None)
+    default_prob = tape.numbers("default_prob", 0, 1, True, True, None)
+    for r in np.flatnonzero((default_prob < PD_FLOOR) | (default_prob > 1 - PD_FLOOR))[:1]:
+        raise ScenarioError(file, _where(int(r) + 1, "default_prob"),
+                            f"must be in [{PD_FLOOR:g}, 1 - {PD_FLOOR:g}] (the engines' "
+                            f"probability floor), got {default_prob[r]:.6g}")
+    lgd_mean = tape.numbers("lgd", 0, 1, False, False, None)
+    lgd_sd = tape.numbers("lgd_sd", 0, 0.5, False, False, 0.0)
+    for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd < MIN_BETA_SD))[:1]:
+        raise ScenarioError(file, _where(int(r) + 1, "lgd_sd"), f"must be 0 (a fixed LGD) or "
+                            f">= {MIN_BETA_SD:g}, got {lgd_sd[r]:g}")
+    for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd**2 >= lgd_mean * (1 - lgd_mean)))[:1]:
+        raise ScenarioError(file, _where(int(r) + 1, "lgd_sd"),
+                            f"must be < sqrt(lgd*(1-lgd)) for a Beta LGD, got {lgd_sd[r]:g}")
+    tenor = tape.numbers("tenor_years", 0, 30, True, False, 1.0)
+    tiers = tape.numbers("tech_tier", 0, 3, False, False, 0.0)
+    for r in np.flatnonzero(tiers != np.round(tiers))[:1]:
+        raise ScenarioError(file, _where(int(r) + 1, "tech_tier"),
+                            f"must be an integer 0-3, got {tiers[r]:g}")
+    ag_code, g_code, g_names = _tape_parties(tape, scenario)
+    if "loan_id" in tape.cols:
+        _check_unique_ids(file, tape.cols["loan_id"])
+    seg_code, seg_names = tape.labels("segment", "tape")
+    reg_code, reg_names = tape.labels("region", "default")
+    sec_code, sec_names = tape.labels("sector", "general")
+    load: Loadings = scenario.factors.loadings
+    return assemble(
+        scenario, exposure=exposure, default_prob=default_prob, lgd_mean=lgd_mean,
+        lgd_sd=lgd_sd, tenor_years=tenor, agreement=ag_code, segment=seg_code,
+        segment_names=tuple(seg_names), region=reg_code, region_names=tuple(reg_names),
+        sector=sec_code, sector_names=tuple(sec_names), guarantor=g_code,
+        guarantor_names=g_names, tech_tier=tiers.astype(np.int8),
+        loadings=np.tile(np.array(load.as_tuple()), (tape.n, 1)),
+    )
+
+
+def _check_header(file: str, header: list[str], scenario: Scenario) -> None:
+    """Refuse a tape header with a repeated or unknown column or without a required one."""
     for i, col in enumerate(header):
         if col in header[:i]:
             raise ScenarioError(file, "", f"has the column {col!r} twice")
@@ -815,30 +857,45 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
     if len(scenario.agreements) > 1 and "agreement" not in header:
         raise ScenarioError(file, "", "lacks the column 'agreement', required because the "
                             "scenario has several agreements")
-    n = columns[0].n if columns else len(rows)
-    if n == 0:
+
+
+def _row_columns(file: str, header: list[str], rows: list[list[str]]) -> list[Any]:
+    """The columns of the rows read by the csv module (each row as long as the header)."""
+    if not rows:
         raise ScenarioError(file, "", "has no loans")
-    if not columns:  # rows from the csv module
-        for r, row in enumerate(rows, start=1):
-            if len(row) != len(header):
-                raise ScenarioError(file, f"row {r}", f"has {len(row)} fields, the header "
-                                    f"{len(header)}")
-        arrow = _arrow()
-        columns = [(_ArrowText(arrow[0].array([row[j] for row in rows], type=arrow[0].string()))
-                    if arrow is not None else _ListColumn([row[j] for row in rows]))
-                   for j in range(len(header))]
-        del rows
-    cols = dict(zip(header, columns, strict=True))
+    for r, row in enumerate(rows, start=1):
+        if len(row) != len(header):
+            raise ScenarioError(file, f"row {r}", f"has {len(row)} fields, the header "
+                                f"{len(header)}")
+    arrow = _arrow()
+    return [(_ArrowText(arrow[0].array([row[j] for row in rows], type=arrow[0].string()))
+             if arrow is not None else _ListColumn([row[j] for row in rows]))
+            for j in range(len(header))]
 
-    def where(r: int, col: str) -> str:
-        return f"row {r}, column {col}"
 
-    def numbers(col: str, low: float, high: float, low_open: bool, high_open: bool,
+def _where(r: int, col: str) -> str:
+    return f"row {r}, column {col}"
+
+
+class _Tape:
+    """The columns of a loan tape by name, read into checked arrays (``file`` names the
+    tape in errors)."""
+
+    def __init__(self, file: str, cols: dict[str, Any]) -> None:
+        self.file = file
+        self.cols = cols
+        self.n = next(iter(cols.values())).n
+        if self.n == 0:
+            raise ScenarioError(file, "", "has no loans")
+
+    def numbers(self, col: str, low: float, high: float, low_open: bool, high_open: bool,
                 default: float | None) -> np.ndarray:
-        if col not in cols:
+        """``(n,)`` float64 values of ``col`` in the given range (empty cells, or a missing
+        column, read as ``default``; ``None``: required)."""
+        if col not in self.cols:
             assert default is not None
-            return np.full(n, default)
-        values, blank, plain = cols[col].numbers()
+            return np.full(self.n, default)
+        values, blank, plain = self.cols[col].numbers()
         with np.errstate(invalid="ignore"):
             ok = (plain & np.isfinite(values) & (values > low if low_open else values >= low)
                   & (values < high if high_open else values <= high))
@@ -848,21 +905,21 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
         bad = np.flatnonzero(~ok)
         if bad.size:
             r = int(bad[0])
-            text = cols[col].text(r)
+            text = self.cols[col].text(r)
             allowed = (f"a number in {'(' if low_open else '['}{low:g}, "
                        f"{high:g}{')' if high_open else ']'}")
             note = "" if plain[r] else " (plain decimal notation only, e.g. 0.02 or 1.5e6)"
-            raise ScenarioError(file, where(r + 1, col), f"must be {allowed}, got "
+            raise ScenarioError(self.file, _where(r + 1, col), f"must be {allowed}, got "
                                 f"{_shown(text)}{note}")
         return np.asarray(values, dtype=np.float64)
 
-    def labels(col: str, default: str, allowed: list[str] | None = None
+    def labels(self, col: str, default: str, allowed: list[str] | None = None
                ) -> tuple[np.ndarray, list[str]]:
         """Codes into the distinct values (empty cells read as ``default``), in the order
         they first appear."""
-        if col not in cols:
-            return np.zeros(n, dtype=np.intp), [default]
-        codes, names = cols[col].labels()
+        if col not in self.cols:
+            return np.zeros(self.n, dtype=np.intp), [default]
+        codes, names = self.cols[col].labels()
         if "" in names:  # merge the empty cells into the default
             names = [v or default for v in names]
             merged = list(dict.fromkeys(names))
@@ -875,58 +932,32 @@ def read_tape(path: str | Path, scenario: Scenario) -> Book:
                 v = names[int(codes[r])]
                 shown = ", ".join(a for a in allowed if a) + (" or empty" if "" in allowed
                                                                else "")
-                raise ScenarioError(file, where(r + 1, col), f"names unknown value "
+                raise ScenarioError(self.file, _where(r + 1, col), f"names unknown value "
                                     f"{_shown(v)}{suggest(v, allowed)} (allowed: {shown})")
         return codes, names
 
-    exposure = numbers("exposure", 0, 1e12, True, False, None)
-    default_prob = numbers("default_prob", 0, 1, True, True, None)
-    for r in np.flatnonzero((default_prob < PD_FLOOR) | (default_prob > 1 - PD_FLOOR))[:1]:
-        raise ScenarioError(file, where(int(r) + 1, "default_prob"),
-                            f"must be in [{PD_FLOOR:g}, 1 - {PD_FLOOR:g}] (the engines' "
-                            f"probability floor), got {default_prob[r]:.6g}")
-    lgd_mean = numbers("lgd", 0, 1, False, False, None)
-    lgd_sd = numbers("lgd_sd", 0, 0.5, False, False, 0.0)
-    for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd < MIN_BETA_SD))[:1]:
-        raise ScenarioError(file, where(int(r) + 1, "lgd_sd"), f"must be 0 (a fixed LGD) or >= "
-                            f"{MIN_BETA_SD:g}, got {lgd_sd[r]:g}")
-    for r in np.flatnonzero((lgd_sd > 0) & (lgd_sd**2 >= lgd_mean * (1 - lgd_mean)))[:1]:
-        raise ScenarioError(file, where(int(r) + 1, "lgd_sd"),
-                            f"must be < sqrt(lgd*(1-lgd)) for a Beta LGD, got {lgd_sd[r]:g}")
-    tenor = numbers("tenor_years", 0, 30, True, False, 1.0)
-    tiers = numbers("tech_tier", 0, 3, False, False, 0.0)
-    for r in np.flatnonzero(tiers != np.round(tiers))[:1]:
-        raise ScenarioError(file, where(int(r) + 1, "tech_tier"),
-                            f"must be an integer 0-3, got {tiers[r]:g}")
+
+def _tape_parties(tape: _Tape, scenario: Scenario,
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The agreement code ``(n,)`` of each loan, its guarantor code ``(n,)`` (-1: none)
+    and the guarantor names; refuses a guarantor on an agreement without a
+    guarantor-kind layer."""
     ag_names = [a.name for a in scenario.agreements]
-    ag_lab, ag_seen = labels("agreement", ag_names[0], ag_names)
+    ag_lab, ag_seen = tape.labels("agreement", ag_names[0], ag_names)
     ag_code = np.array([ag_names.index(a) for a in ag_seen], dtype=np.intp)[ag_lab]
     g_allowed = [p.name for p in scenario.parties if p.kind == "guarantor"]
-    g_lab, g_seen = labels("guarantor", "", [*g_allowed, ""])
+    g_lab, g_seen = tape.labels("guarantor", "", [*g_allowed, ""])
     kinds = {p.name: p.kind for p in scenario.parties}
     no_layer = np.array([not any(kinds[layer.party] == "guarantor" for layer in a.layers)
                          for a in scenario.agreements])
     has_g = np.array([bool(g) for g in g_seen])[g_lab]
     for r in np.flatnonzero(has_g & no_layer[ag_code])[:1]:
-        raise ScenarioError(file, where(int(r) + 1, "guarantor"), f"is "
+        raise ScenarioError(tape.file, _where(int(r) + 1, "guarantor"), f"is "
                             f"{g_seen[g_lab[r]]!r}, but agreement {ag_names[ag_code[r]]!r} "
                             "has no guarantor-kind layer to assign it to")
-    if "loan_id" in cols:
-        _check_unique_ids(file, cols["loan_id"])
-    seg_code, seg_names = labels("segment", "tape")
-    reg_code, reg_names = labels("region", "default")
-    sec_code, sec_names = labels("sector", "general")
     g_names = tuple(g for g in g_seen if g)
     g_code = np.array([g_names.index(g) if g else -1 for g in g_seen], dtype=np.intp)[g_lab]
-    load: Loadings = scenario.factors.loadings
-    return assemble(
-        scenario, exposure=exposure, default_prob=default_prob, lgd_mean=lgd_mean,
-        lgd_sd=lgd_sd, tenor_years=tenor, agreement=ag_code, segment=seg_code,
-        segment_names=tuple(seg_names), region=reg_code, region_names=tuple(reg_names),
-        sector=sec_code, sector_names=tuple(sec_names), guarantor=g_code,
-        guarantor_names=g_names, tech_tier=tiers.astype(np.int8),
-        loadings=np.tile(np.array(load.as_tuple()), (n, 1)),
-    )
+    return ag_code, g_code, g_names
 
 
 def _check_unique_ids(file: str, column: _Column) -> None:

@@ -59,6 +59,14 @@ def _common(p: argparse.ArgumentParser, *, des: bool = True) -> None:
 
 def register(sub: Any) -> None:
     """Add ``compare``, ``sweep``, ``sensitivity`` and ``solve`` to the sub-parsers."""
+    _register_compare(sub)
+    _register_sweep(sub)
+    _register_sensitivity(sub)
+    _register_solve(sub)
+
+
+def _register_compare(sub: Any) -> None:
+    """The ``compare`` sub-command's options."""
     c = sub.add_parser(
         "compare", help="policies on one book: each party's measures and paired differences",
         description="Compare policies on BASE's book with common random numbers: each "
@@ -85,6 +93,9 @@ def register(sub: Any) -> None:
                         f"{DES_DEFAULT_MEASURES})")
     _common(c)
 
+
+def _register_sweep(sub: Any) -> None:
+    """The ``sweep`` sub-command's options."""
     s = sub.add_parser(
         "sweep", help="grid of policy variants on common random numbers, tidy table + figures",
         description="Run BASE and a grid of variants on common random numbers. --grid "
@@ -111,6 +122,9 @@ def register(sub: Any) -> None:
                    help="parties or groups to print and draw (default: all)")
     _common(s)
 
+
+def _register_sensitivity(sub: Any) -> None:
+    """The ``sensitivity`` sub-command's options."""
     t = sub.add_parser(
         "sensitivity", help="tornado chart of one-at-a-time paired differences",
         description="Move each --vary PATH=lo:hi to its low and high value, one at a "
@@ -124,6 +138,9 @@ def register(sub: Any) -> None:
                                                   "the first)")
     _common(t, des=False)
 
+
+def _register_solve(sub: Any) -> None:
+    """The ``solve`` sub-command's options."""
     v = sub.add_parser(
         "solve", help="the parameter value meeting a target, with a Monte Carlo interval",
         description="Find the value of --vary at which --target holds, e.g. --target "

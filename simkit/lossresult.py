@@ -154,19 +154,7 @@ class LossResult:
         """
         if self.injections is None:
             return {}
-        inj = np.asarray(self.injections, dtype=np.float64)
-        got, gave = np.maximum(inj, 0.0), np.maximum(-inj, 0.0)
-        e_got, e_gave = self._mean(got), self._mean(gave)
-        p_got, p_gave = self._mean(got > 0), self._mean(gave > 0)
-        parties = {p: {"received": float(e_got[j]), "paid": float(e_gave[j]),
-                       "p_received": float(p_got[j]), "p_paid": float(p_gave[j])}
-                   for j, p in enumerate(self.parties)
-                   if np.any(got[:, j] > 0) or np.any(gave[:, j] > 0)}
-        ext = (np.zeros(self.n_paths) if self.injections_external is None
-               else np.asarray(self.injections_external, dtype=np.float64))
-        return {"parties": parties,
-                "external": {"paid": float(self._mean(ext[:, None])[0]),
-                             "p_paid": float(self._mean((ext > 0)[:, None])[0])}}
+        return _injection_summary(self)
 
     @property
     def fees_per_year(self) -> np.ndarray:
@@ -198,42 +186,7 @@ class LossResult:
             ``None`` for plain Monte Carlo), ``tail_level``, ``ok`` (bool) and
             ``warning`` (the message, or ``None``).
         """
-        from simkit.measures import check_levels, level_label, tail_effective_sample_size
-
-        lv = check_levels(levels)
-        ess = self.effective_sample_size()
-        out: dict[str, Any] = {"effective_sample_size": ess,
-                               "ess_fraction": ess / self.n_paths,
-                               "tail_level": max(lv), "tail_effective_sample_size": None,
-                               "ok": True, "warning": None}
-        if self.weights is None:
-            return out
-        top = max(lv)
-        tail = np.atleast_1d(tail_effective_sample_size(self.losses, top, self.weights))
-        varies = self.losses.max(axis=0) > self.losses.min(axis=0)
-        out["tail_effective_sample_size"] = {p: float(tail[j])
-                                             for j, p in enumerate(self.parties)}
-        problems = []
-        if ess < MIN_ESS:
-            problems.append(f"effective sample size {ess:,.1f} of {self.n_paths:,} paths is "
-                            f"below {MIN_ESS}: expected losses, SDs, net results and "
-                            "probabilities (and their standard errors) are unreliable")
-        thin = [(float(tail[j]), p) for j, p in enumerate(self.parties)
-                if varies[j] and tail[j] < MIN_TAIL_ESS]
-        if thin:
-            worst, who = min(thin)
-            problems.append(f"{len(thin)} part{'y' if len(thin) == 1 else 'ies'} "
-                            f"({who} worst) have under {MIN_TAIL_ESS} effective tail paths "
-                            f"at {level_label(top)} % ({worst:,.1f}): VaR/ES there and "
-                            "their standard errors are unreliable")
-        if problems:
-            out["ok"] = False
-            mixture = self.provenance.get("importance_mixture")
-            advice = ("more paths" if mixture else "importance_sampling = true (a defensive "
-                      "mixture), a smaller shift, or more paths")
-            out["warning"] = ("importance sampling: " + "; ".join(problems)
-                              + f". Use {advice}.")
-        return out
+        return _importance_check(self, levels)
 
     def summary(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
         """Per-party risk measures with standard errors, plus caps, fees and capital.
@@ -266,21 +219,8 @@ class LossResult:
         h = self.horizon
         per_party = summarize(self.losses, levels, self.weights, list(self.parties))
         total = summarize(self.total_loss, levels, self.weights, ["total"])["total"]
-        fees = self.fees_per_year
-        borrower = float(self.borrower_fees)
-        horizon: dict[str, Any] = {"years": h, "parties": {}, "total": {}}
-        for j, name in enumerate(self.parties):
-            st = per_party[name]
-            el_h, el_se_h, fee_h = st["el"], st["el_se"], float(fees[j]) * h
-            horizon["parties"][name] = {"el": el_h, "el_se": el_se_h, "fee_income": fee_h,
-                                        "net_result": fee_h - el_h}
-            st["el"], st["el_se"] = el_h / h, el_se_h / h
-            st["fee_income"] = float(fees[j])
-            st["net_result"] = st["fee_income"] - st["el"]
-        horizon["total"] = {"el": total["el"], "el_se": total["el_se"],
-                            "fee_income_borrowers": borrower * h}
-        total["el"], total["el_se"] = total["el"] / h, total["el_se"] / h
-        total["fee_income_borrowers"] = borrower
+        horizon = _split_horizon(self.parties, per_party, total, self.fees_per_year,
+                                 float(self.borrower_fees), h)
         check = self.importance_check(levels)
         if check["warning"]:
             warnings.warn(check["warning"], ImportanceSamplingWarning, stacklevel=2)
@@ -365,20 +305,113 @@ class LossResult:
         pd = require_pandas()
         if shape == "wide":
             return pd.DataFrame(self.path_columns())
-        n, k = self.losses.shape
-        weight = np.ones(n) if self.weights is None else np.asarray(self.weights, float)
-        return pd.DataFrame({
-            "path": np.repeat(np.arange(n, dtype=np.int64), k),
-            "weight": np.repeat(weight, k),
-            "party": pd.Categorical(np.tile(np.array(self.parties, dtype=object), n),
-                                    categories=list(self.parties)),
-            "loss": np.asarray(self.losses, dtype=np.float64).reshape(-1),
-        })
+        return _long_frame(pd, self)
 
     def to_json_dict(self, levels: Sequence[float] = (0.99, 0.999)) -> dict[str, Any]:
         """A JSON-serialisable summary (no per-path arrays)."""
         out = self.summary(levels)
         return json.loads(json.dumps(out, default=_jsonable))
+
+
+def _importance_check(res: LossResult, levels: Sequence[float]) -> dict[str, Any]:
+    """:meth:`LossResult.importance_check`."""
+    from simkit.measures import check_levels, level_label, tail_effective_sample_size
+
+    lv = check_levels(levels)
+    ess = res.effective_sample_size()
+    out: dict[str, Any] = {"effective_sample_size": ess,
+                           "ess_fraction": ess / res.n_paths,
+                           "tail_level": max(lv), "tail_effective_sample_size": None,
+                           "ok": True, "warning": None}
+    if res.weights is None:
+        return out
+    top = max(lv)
+    tail = np.atleast_1d(tail_effective_sample_size(res.losses, top, res.weights))
+    varies = res.losses.max(axis=0) > res.losses.min(axis=0)
+    out["tail_effective_sample_size"] = {p: float(tail[j])
+                                         for j, p in enumerate(res.parties)}
+    thin = [(float(tail[j]), p) for j, p in enumerate(res.parties)
+            if varies[j] and tail[j] < MIN_TAIL_ESS]
+    problems = _weight_problems(ess, res.n_paths, thin, level_label(top))
+    if problems:
+        out["ok"] = False
+        mixture = res.provenance.get("importance_mixture")
+        advice = ("more paths" if mixture else "importance_sampling = true (a defensive "
+                  "mixture), a smaller shift, or more paths")
+        out["warning"] = ("importance sampling: " + "; ".join(problems)
+                          + f". Use {advice}.")
+    return out
+
+
+def _injection_summary(res: LossResult) -> dict[str, Any]:
+    """:meth:`LossResult.injection_summary` of a result with injections."""
+    inj = np.asarray(res.injections, dtype=np.float64)
+    got, gave = np.maximum(inj, 0.0), np.maximum(-inj, 0.0)
+    e_got, e_gave = res._mean(got), res._mean(gave)
+    p_got, p_gave = res._mean(got > 0), res._mean(gave > 0)
+    parties = {p: {"received": float(e_got[j]), "paid": float(e_gave[j]),
+                   "p_received": float(p_got[j]), "p_paid": float(p_gave[j])}
+               for j, p in enumerate(res.parties)
+               if np.any(got[:, j] > 0) or np.any(gave[:, j] > 0)}
+    ext = (np.zeros(res.n_paths) if res.injections_external is None
+           else np.asarray(res.injections_external, dtype=np.float64))
+    return {"parties": parties,
+            "external": {"paid": float(res._mean(ext[:, None])[0]),
+                         "p_paid": float(res._mean((ext > 0)[:, None])[0])}}
+
+
+def _weight_problems(ess: float, n_paths: int, thin: list[tuple[float, str]],
+                     top_label: str) -> list[str]:
+    """What the importance weights do not support: ``ess`` the Kish effective sample size
+    of ``n_paths`` paths, ``thin`` the ``(tail ESS, party)`` pairs under
+    :data:`MIN_TAIL_ESS` at the level labelled ``top_label``."""
+    problems = []
+    if ess < MIN_ESS:
+        problems.append(f"effective sample size {ess:,.1f} of {n_paths:,} paths is "
+                        f"below {MIN_ESS}: expected losses, SDs, net results and "
+                        "probabilities (and their standard errors) are unreliable")
+    if thin:
+        worst, who = min(thin)
+        problems.append(f"{len(thin)} part{'y' if len(thin) == 1 else 'ies'} "
+                        f"({who} worst) have under {MIN_TAIL_ESS} effective tail paths "
+                        f"at {top_label} % ({worst:,.1f}): VaR/ES there and "
+                        "their standard errors are unreliable")
+    return problems
+
+
+def _split_horizon(parties: Sequence[str], per_party: dict[Any, dict[str, float]],
+                   total: dict[str, float], fees: np.ndarray, borrower: float, h: int,
+                   ) -> dict[str, Any]:
+    """Turn the horizon totals of ``el`` and ``el_se`` in ``per_party`` and ``total`` into
+    yuan per year (in place), add the fee income (``fees`` (P,) and ``borrower``: yuan per
+    year) and return the ``horizon`` block of the totals over the ``h`` years."""
+    horizon: dict[str, Any] = {"years": h, "parties": {}, "total": {}}
+    for j, name in enumerate(parties):
+        st = per_party[name]
+        el_h, el_se_h, fee_h = st["el"], st["el_se"], float(fees[j]) * h
+        horizon["parties"][name] = {"el": el_h, "el_se": el_se_h, "fee_income": fee_h,
+                                    "net_result": fee_h - el_h}
+        st["el"], st["el_se"] = el_h / h, el_se_h / h
+        st["fee_income"] = float(fees[j])
+        st["net_result"] = st["fee_income"] - st["el"]
+    horizon["total"] = {"el": total["el"], "el_se": total["el_se"],
+                        "fee_income_borrowers": borrower * h}
+    total["el"], total["el_se"] = total["el"] / h, total["el_se"] / h
+    total["fee_income_borrowers"] = borrower
+    return horizon
+
+
+def _long_frame(pd: Any, res: LossResult) -> Any:
+    """``to_frame(shape="long")``: one row per path x party."""
+    n, k = res.losses.shape
+    weight = np.ones(n) if res.weights is None else np.asarray(res.weights, float)
+    return pd.DataFrame({
+        "path": np.repeat(np.arange(n, dtype=np.int64), k),
+        "weight": np.repeat(weight, k),
+        "party": pd.Categorical(np.tile(np.array(res.parties, dtype=object), n),
+                                categories=list(res.parties)),
+        "loss": np.asarray(res.losses, dtype=np.float64).reshape(-1),
+    })
 
 
 def _jsonable(x: Any) -> Any:

@@ -1028,6 +1028,24 @@ def tail_contributions(
     return contrib / s
 
 
+def _column_keys(names: Sequence[str] | None, c: int) -> list[str | int]:
+    """The keys of :func:`summarize` for ``c`` columns: ``names`` (checked: ``c`` distinct
+    strings) or, without names, the column indices."""
+    if names is None:
+        return list(range(c))
+    if isinstance(names, str):
+        raise ValueError(f"`names` must be a sequence of {c} strings, got {names!r}")
+    keys: list[str | int] = list(names)
+    if len(keys) != c:
+        raise ValueError(f"`names` must have {c} entries (one per column), got {len(keys)}")
+    for i, key in enumerate(keys):
+        if not isinstance(key, str):
+            raise ValueError(f"`names` must be strings, got {key!r} at position {i}")
+    if len(set(keys)) != c:
+        raise ValueError(f"`names` must be distinct, got {keys!r}")
+    return keys
+
+
 def summarize(
     losses: ArrayLike,
     levels: Sequence[float] = (0.99, 0.999),
@@ -1079,20 +1097,7 @@ def summarize(
     w = _check_weights(weights, m)
     lv = check_levels(levels)
     b = _check_n_batches(n_batches, m)
-    if names is None:
-        keys: list[str | int] = list(range(c))
-    else:
-        if isinstance(names, str):
-            raise ValueError(f"`names` must be a sequence of {c} strings, got {names!r}")
-        keys = list(names)
-        if len(keys) != c:
-            raise ValueError(f"`names` must have {c} entries (one per column), got {len(keys)}")
-        for i, key in enumerate(keys):
-            if not isinstance(key, str):
-                raise ValueError(f"`names` must be strings, got {key!r} at position {i}")
-        if len(set(keys)) != c:
-            raise ValueError(f"`names` must be distinct, got {keys!r}")
-
+    keys = _column_keys(names, c)
     el = _mean_rows(rows, w)
     el_se = _iid_se(_weighted(rows, w))
     sd, sd_se = _sd_with_se(rows, w, None)
@@ -1308,8 +1313,8 @@ def _paired_tail(a: FloatArray, b: FloatArray, w: FloatArray | None,
         batch_b = batches(b[rows], nbj)
         root = math.sqrt(nbj)
         for i, j in items:
-            for k, measure in enumerate(("var", "es")):
-                ea, eb = batch_a[k, i, j], batch_b[k, i, rows.index(j)]
+            for t, measure in enumerate(("var", "es")):
+                ea, eb = batch_a[t, i, j], batch_b[t, i, rows.index(j)]
                 s_a, s_b, s_d = se[(measure, i)]
                 s_a[j] = ea.std(ddof=1) / root
                 s_b[j] = eb.std(ddof=1) / root

@@ -493,6 +493,10 @@ class _CellSums:
     defaults: np.ndarray  # (n,) number of defaults per scenario
 
 
+#: The block's four ``(n, n_cells)`` cell sums: covered, its recovery, uncovered, its
+#: recovery (:class:`_CellSums` without the default counts).
+_Sums = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 #: LGD kinds of a band: fixed mean, one Beta table, a downturn (two-row) Beta table.
 _LGD_FIXED, _LGD_TABLE, _LGD_ROWS = 0, 1, 2
 
@@ -619,81 +623,112 @@ def _defaults(plan: _Plan, model: FactorModel, national: np.ndarray, draw: Any,
     """
     n = national.shape[0]
     shape = (n, plan.n_cells)
-    cov, cov_rec = np.zeros(shape), np.zeros(shape)
-    unc, unc_rec = np.zeros(shape), np.zeros(shape)
+    sums = (np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape))
     n_def = np.zeros(n, dtype=np.int64)
-    student = model.copula == "student_t"
-    scale = draw.scale if student else None
-    scale_arr = draw.scale
     specs: dict[tuple[float, float], _LgdSpec] = {}
-    band = _numba_band() if use_numba else None
-    empty_spec = _LgdSpec(-1, np.zeros(n), np.zeros((1, 2)), np.zeros(n, dtype=np.int64),
-                          np.ones(n))
-    states = [(national, draw), *later]
-    sums = (cov, cov_rec, unc, unc_rec)
     year_specs: dict[tuple[float, float, int], _LgdSpec] = {}
+    band = _numba_band() if use_numba else None
+    states = [(national, draw), *later]
     for k in range(plan.n_bands):
         if plan.loan_years(k) > 1:
             _multi_year_band(plan, k, model, states, seed, block, year, use_numba, n_def,
                              sums, year_specs)
+        else:
+            _one_year_band(plan, k, model, national, draw, stream(seed, "defaults", block,
+                                                                  year, k),
+                           band, n_def, sums, specs)
+    return _CellSums(*sums, n_def)
+
+
+def _add_cell_sums(sums: _Sums, cell: int, part: np.ndarray,
+                   has_unc: bool) -> None:
+    """Add one chunk's four ``(n,)`` sums (covered, its recovery, uncovered, its
+    recovery; ``part`` is ``(4, n)``) to column ``cell`` of the block's four
+    ``(n, n_cells)`` cell sums."""
+    sums[0][:, cell] += part[0]
+    sums[1][:, cell] += part[1]
+    if has_unc:
+        sums[2][:, cell] += part[2]
+        sums[3][:, cell] += part[3]
+
+
+def _one_year_band(plan: _Plan, k: int, model: FactorModel, national: np.ndarray,
+                   draw: Any, rng: np.random.Generator, band: Any, n_def: np.ndarray,
+                   sums: _Sums,
+                   specs: dict[tuple[float, float], _LgdSpec]) -> None:
+    """Defaults of band ``k`` of loans of a year's tenor or less, added to ``sums``.
+
+    ``rng`` is the band's stream, ``band`` the compiled kernel (:func:`_numba_band`) or
+    ``None`` for the NumPy engine; ``sums`` are the block's four ``(n, n_cells)`` cell
+    sums, ``n_def`` the ``(n,)`` default counts (both updated in place).
+    """
+    n = national.shape[0]
+    start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
+    b = plan.band_loadings[k]
+    r2 = float(b @ b)
+    m = systematic_part(b, national, draw, int(plan.band_region[k]),
+                        int(plan.band_sector[k]), int(plan.band_gcol[k]))
+    scale = draw.scale if model.copula == "student_t" else None
+    p_max = conditional_default_prob(plan.thr[stop - 1], r2, m, scale)
+    equal = bool(plan.band_equal_pd[k])
+    p_min = p_max if equal else conditional_default_prob(plan.thr[start], r2, m, scale)
+    cell = int(plan.band_cell[k])
+    has_unc = bool(plan.band_has_uncovered[k])
+    spec = None
+    if plan.band_lgd_const[k]:
+        spec = _lgd_spec(float(plan.lgd_mean[start]), float(plan.lgd_nu[start]), model,
+                         national, specs)
+    if band is not None:
+        scen, pos = _one_year_band_numba(band, plan, k, rng, p_max, p_min, m, draw.scale,
+                                         r2, spec, n_def, sums)
+        if spec is None and scen.size:
+            _tape_lgd(plan, model, national, rng, scen, pos + start, has_unc, cell,
+                      *sums, n)
+        return
+    for scen, pos in _defaults_in_band(rng, p_max, p_min, m, draw.scale,
+                                       plan.thr[start:stop], r2, equal):
+        if scen.size == 0:
             continue
-        start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
-        b = plan.band_loadings[k]
-        r2 = float(b @ b)
-        sd_idio = float(idiosyncratic_sd(r2))
-        m = systematic_part(b, national, draw, int(plan.band_region[k]),
-                            int(plan.band_sector[k]), int(plan.band_gcol[k]))
-        c_max = plan.thr[stop - 1]
-        p_max = conditional_default_prob(c_max, r2, m, scale)
-        equal = bool(plan.band_equal_pd[k])
-        p_min = p_max if equal else conditional_default_prob(plan.thr[start], r2, m, scale)
-        rng = stream(seed, "defaults", block, year, k)
-        cell = int(plan.band_cell[k])
-        has_unc = bool(plan.band_has_uncovered[k])
-        spec = None
-        if plan.band_lgd_const[k]:
-            spec = _lgd_spec(float(plan.lgd_mean[start]), float(plan.lgd_nu[start]), model,
-                             national, specs)
-        if band is not None:
-            if equal:
-                c_lo = slope_lo = chord = p_max
-            else:
-                c_lo = plan.thr[start] * scale_arr
-                slope_lo, chord = _squeeze(c_lo, c_max * scale_arr, p_min, p_max, m,
-                                           sd_idio)
-            kind = spec.kind if spec is not None else -1
-            sp = spec if spec is not None else empty_spec
-            scen, pos = band(rng, p_max, p_min, m, scale_arr, c_lo, slope_lo, chord,
-                             plan.thr[start:stop], sd_idio, equal, kind, sp.mean, sp.table,
-                             sp.row, sp.lam, plan.guaranteed[start:stop],
-                             plan.uncovered[start:stop], has_unc, cell, n_def, cov, cov_rec,
-                             unc, unc_rec)
-            if spec is None and scen.size:
-                loan = pos + start
-                _tape_lgd(plan, model, national, rng, scen, loan, has_unc, cell, cov,
-                          cov_rec, unc, unc_rec, n)
+        loan = pos + start
+        if spec is not None:
+            w = (rng.random(scen.size) if spec.kind != _LGD_FIXED
+                 else np.zeros(0))
+            cnt, part = _accumulate_numpy(scen, loan, w, spec, plan.guaranteed,
+                                          plan.uncovered, has_unc, n)
+            n_def += cnt
+            _add_cell_sums(sums, cell, part, has_unc)
             continue
-        for scen, pos in _defaults_in_band(rng, p_max, p_min, m, scale_arr, plan.thr[start:stop],
-                                           r2, equal):
-            if scen.size == 0:
-                continue
-            loan = pos + start
-            if spec is not None:
-                w = (rng.random(scen.size) if spec.kind != _LGD_FIXED
-                     else np.zeros(0))
-                cnt, sums = _accumulate_numpy(scen, loan, w, spec, plan.guaranteed,
-                                              plan.uncovered, has_unc, n)
-                n_def += cnt
-                cov[:, cell] += sums[0]
-                cov_rec[:, cell] += sums[1]
-                if has_unc:
-                    unc[:, cell] += sums[2]
-                    unc_rec[:, cell] += sums[3]
-                continue
-            n_def += np.bincount(scen, minlength=n)
-            _tape_lgd(plan, model, national, rng, scen, loan, has_unc, cell, cov, cov_rec,
-                      unc, unc_rec, n)
-    return _CellSums(cov, cov_rec, unc, unc_rec, n_def)
+        n_def += np.bincount(scen, minlength=n)
+        _tape_lgd(plan, model, national, rng, scen, loan, has_unc, cell, *sums, n)
+
+
+def _one_year_band_numba(band: Any, plan: _Plan, k: int, rng: np.random.Generator,
+                         p_max: np.ndarray, p_min: np.ndarray, m: np.ndarray,
+                         scale: np.ndarray, r2: float, spec: _LgdSpec | None,
+                         n_def: np.ndarray, sums: _Sums,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Band ``k`` of :func:`_one_year_band` through the compiled kernel ``band``
+    (:func:`simkit._kernels.band`); returns the defaults' ``(scenario, position)`` when
+    the band draws per-loan LGDs (``spec is None``), empty arrays otherwise."""
+    n = n_def.shape[0]
+    start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
+    sd_idio = float(idiosyncratic_sd(r2))
+    equal = bool(plan.band_equal_pd[k])
+    if equal:
+        c_lo = slope_lo = chord = p_max
+    else:
+        c_lo = plan.thr[start] * scale
+        slope_lo, chord = _squeeze(c_lo, plan.thr[stop - 1] * scale, p_min, p_max, m,
+                                   sd_idio)
+    kind = spec.kind if spec is not None else -1
+    sp = spec if spec is not None else _LgdSpec(
+        -1, np.zeros(n), np.zeros((1, 2)), np.zeros(n, dtype=np.int64), np.ones(n))
+    result: tuple[np.ndarray, np.ndarray] = band(
+        rng, p_max, p_min, m, scale, c_lo, slope_lo, chord, plan.thr[start:stop], sd_idio,
+        equal, kind, sp.mean, sp.table, sp.row, sp.lam, plan.guaranteed[start:stop],
+        plan.uncovered[start:stop], bool(plan.band_has_uncovered[k]),
+        int(plan.band_cell[k]), n_def, *sums)
+    return result
 
 
 def _tape_lgd(plan: _Plan, model: FactorModel, national: np.ndarray,
@@ -764,7 +799,7 @@ def _numba_band_years() -> Any:
 def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
                      states: Sequence[tuple[np.ndarray, Any]], seed: int, block: int,
                      year: int, use_numba: bool, n_def: np.ndarray,
-                     sums: tuple[np.ndarray, ...],
+                     sums: _Sums,
                      specs: dict[tuple[float, float, int], _LgdSpec]) -> None:
     """Defaults of band ``k`` of multi-year loans (tenor ``T > 1``), added to ``sums``.
 
@@ -781,13 +816,14 @@ def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
     default counts (both updated in place).
     """
     n_years = plan.loan_years(k)
+    tenor = 1.0 if plan.band_tenor is None else float(plan.band_tenor[k])
     if len(states) < n_years:
-        raise ValueError(f"a band of {plan.band_tenor[k]:g}-year loans needs {n_years} "
+        raise ValueError(f"a band of {tenor:g}-year loans needs {n_years} "
                          f"factor states, got {len(states)}")
     cov, cov_rec, unc, unc_rec = sums
     n = n_def.shape[0]
     start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
-    lengths = np.clip(float(plan.band_tenor[k]) - np.arange(n_years), 0.0, 1.0)
+    lengths = np.clip(tenor - np.arange(n_years), 0.0, 1.0)
     b = plan.band_loadings[k]
     r2 = float(b @ b)
     sd_idio = float(idiosyncratic_sd(r2))
@@ -804,34 +840,11 @@ def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
     rng = stream(seed, "defaults", block, year, k)
     cell = int(plan.band_cell[k])
     has_unc = bool(plan.band_has_uncovered[k])
-    spec = None
-    if plan.band_lgd_const[k]:  # the LGD of every (loan year, scenario), flattened
-        key = (float(plan.lgd_mean[start]), float(plan.lgd_nu[start]), n_years)
-        spec = specs.get(key)
-        if spec is None:
-            spec = _lgd_spec(key[0], key[1], model, national.ravel(), {})
-            if spec.mean.shape != (n_years * n,):
-                spec.mean = np.broadcast_to(spec.mean, (n_years * n,))
-            specs[key] = spec
+    spec = _year_lgd_spec(plan, start, n_years, model, national, specs) \
+        if plan.band_lgd_const[k] else None
     if use_numba:
-        kernel = _numba_band_years()
-        kind = spec.kind if spec is not None else -1
-        if spec is None:
-            mean2, table, row2, lam2 = (np.zeros((n_years, n)), np.zeros((1, 2)),
-                                        np.zeros((n_years, n), dtype=np.int64),
-                                        np.ones((n_years, n)))
-        else:
-            mean2, table = np.ascontiguousarray(spec.mean).reshape(n_years, n), spec.table
-            row2 = np.broadcast_to(spec.row, (n_years * n,)).reshape(n_years, n)
-            lam2 = np.broadcast_to(spec.lam, (n_years * n,)).reshape(n_years, n)
-        scen, pos, yr = kernel(rng, p_max, m, scale, lengths, thr, sd_idio, equal, kind,
-                               mean2, table, np.ascontiguousarray(row2),
-                               np.ascontiguousarray(lam2), plan.guaranteed[start:stop],
-                               plan.uncovered[start:stop], has_unc, cell, n_def, cov,
-                               cov_rec, unc, unc_rec)
-        if spec is None and scen.size:
-            _tape_lgd(plan, model, national[0], rng, scen, pos + start, has_unc, cell, cov,
-                      cov_rec, unc, unc_rec, n, national_at=national[yr, scen])
+        _multi_year_band_numba(plan, k, model, rng, p_max, m, scale, lengths, sd_idio,
+                               national, spec, n_def, sums)
         return
     for scen, pos in _defaults_in_band(rng, p_max, p_min, m.T, scale.T, thr, r2, equal,
                                        lengths=lengths):
@@ -851,12 +864,56 @@ def _multi_year_band(plan: _Plan, k: int, model: FactorModel,
         cnt, part = _accumulate_numpy(flat, loan, w, spec, plan.guaranteed,
                                       plan.uncovered, has_unc, n_years * n)
         n_def += cnt.reshape(n_years, n).sum(axis=0)
-        part = part.reshape(4, n_years, n).sum(axis=1)
-        cov[:, cell] += part[0]
-        cov_rec[:, cell] += part[1]
-        if has_unc:
-            unc[:, cell] += part[2]
-            unc_rec[:, cell] += part[3]
+        _add_cell_sums(sums, cell, part.reshape(4, n_years, n).sum(axis=1), has_unc)
+
+
+def _year_lgd_spec(plan: _Plan, start: int, n_years: int, model: FactorModel,
+                   national: np.ndarray, specs: dict[tuple[float, float, int], _LgdSpec],
+                   ) -> _LgdSpec:
+    """The LGD spec of a band of multi-year loans starting at loan ``start``: the LGD of
+    every (loan year, scenario), flattened to ``(n_years * n,)`` (``national`` is
+    ``(n_years, n)``); cached in ``specs`` by (mean, concentration, loan years)."""
+    n = national.shape[1]
+    key = (float(plan.lgd_mean[start]), float(plan.lgd_nu[start]), n_years)
+    spec = specs.get(key)
+    if spec is None:
+        spec = _lgd_spec(key[0], key[1], model, national.ravel(), {})
+        if spec.mean.shape != (n_years * n,):
+            spec.mean = np.broadcast_to(spec.mean, (n_years * n,))
+        specs[key] = spec
+    return spec
+
+
+def _multi_year_band_numba(plan: _Plan, k: int, model: FactorModel,
+                           rng: np.random.Generator, p_max: np.ndarray, m: np.ndarray,
+                           scale: np.ndarray, lengths: np.ndarray, sd_idio: float,
+                           national: np.ndarray, spec: _LgdSpec | None, n_def: np.ndarray,
+                           sums: _Sums) -> None:
+    """Band ``k`` of :func:`_multi_year_band` through the compiled kernel
+    (:func:`simkit._kernels.band_years`); ``m``, ``scale`` and ``national`` are
+    ``(n_years, n)``."""
+    n_years, n = national.shape
+    start, stop = int(plan.band_start[k]), int(plan.band_stop[k])
+    has_unc = bool(plan.band_has_uncovered[k])
+    cell = int(plan.band_cell[k])
+    kernel = _numba_band_years()
+    kind = spec.kind if spec is not None else -1
+    if spec is None:
+        mean2, table, row2, lam2 = (np.zeros((n_years, n)), np.zeros((1, 2)),
+                                    np.zeros((n_years, n), dtype=np.int64),
+                                    np.ones((n_years, n)))
+    else:
+        mean2, table = np.ascontiguousarray(spec.mean).reshape(n_years, n), spec.table
+        row2 = np.broadcast_to(spec.row, (n_years * n,)).reshape(n_years, n)
+        lam2 = np.broadcast_to(spec.lam, (n_years * n,)).reshape(n_years, n)
+    scen, pos, yr = kernel(rng, p_max, m, scale, lengths, plan.thr[start:stop], sd_idio,
+                           bool(plan.band_equal_pd[k]), kind, mean2, table,
+                           np.ascontiguousarray(row2), np.ascontiguousarray(lam2),
+                           plan.guaranteed[start:stop], plan.uncovered[start:stop],
+                           has_unc, cell, n_def, *sums)
+    if spec is None and scen.size:
+        _tape_lgd(plan, model, national[0], rng, scen, pos + start, has_unc, cell, *sums,
+                  n, national_at=national[yr, scen])
 
 
 # --------------------------------------------------------------------------------------

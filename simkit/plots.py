@@ -198,23 +198,8 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     x_max = float(x_max) if x_max > 0 else float(np.max(losses, initial=1.0))
     grid = np.linspace(0.0, x_max, 300)
     for j in active:
-        x = losses[:, j]
-        curve = measures.exceedance_curve(x, grid, w)
-        p, se = curve.probability, np.nan_to_num(curve.stderr)
-        keep = p > 0
-        c = col[parties[j]]
-        ax.plot(grid[keep] / unit, p[keep], color=c, label=parties[j])
-        ax.fill_between(grid[keep] / unit, np.maximum(p[keep] - 2 * se[keep], p_min / 10),
-                        p[keep] + 2 * se[keep], color=c, alpha=0.18, lw=0)
-        for a in levels:
-            if 1 - a < p_min:
-                continue
-            var = float(measures.value_at_risk(x, a, w, n_batches=None).value)
-            es = float(measures.expected_shortfall(x, a, w, n_batches=None).value)
-            ax.plot([var / unit], [1 - a], marker="v", ls="none", color=c, ms=7,
-                    markeredgecolor="black", gid=f"var_{measures.level_label(a)}")
-            ax.plot([es / unit], [1 - a], marker="D", ls="none", color=c, ms=5,
-                    markeredgecolor="black", gid=f"es_{measures.level_label(a)}")
+        _exceedance_curve(ax, losses[:, j], grid, w, parties[j], col[parties[j]], unit,
+                          p_min, levels)
     for a in levels:
         if 1 - a >= p_min:
             ax.axhline(1 - a, color="grey", lw=0.6, ls=":")
@@ -224,9 +209,41 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     ax.set_xlabel(f"loss ({unit_label(unit)})")
     ax.set_ylabel("probability of exceeding")
     ax.grid(True, which="both", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
+    _exceedance_legend(ax, levels, p_min)
+    ax.set_title(title or "Loss exceedance per party (band: ±2 SE)")
+    return ax
+
+
+def _exceedance_curve(ax: Any, x: np.ndarray, grid: np.ndarray, w: np.ndarray | None,
+                      label: str, c: str, unit: float, p_min: float,
+                      levels: Sequence[float]) -> None:
+    """One party's curve of :func:`exceedance`: ``P(L > grid)`` (losses ``x``, yuan, (n,))
+    with its ±2 SE band and the VaR / ES markers at the levels shown (``1 - level >=
+    p_min``)."""
+    from simkit import measures
+
+    curve = measures.exceedance_curve(x, grid, w)
+    p, se = curve.probability, np.nan_to_num(curve.stderr)
+    keep = p > 0
+    ax.plot(grid[keep] / unit, p[keep], color=c, label=label)
+    ax.fill_between(grid[keep] / unit, np.maximum(p[keep] - 2 * se[keep], p_min / 10),
+                    p[keep] + 2 * se[keep], color=c, alpha=0.18, lw=0)
+    for a in levels:
+        if 1 - a < p_min:
+            continue
+        var = float(measures.value_at_risk(x, a, w, n_batches=None).value)
+        es = float(measures.expected_shortfall(x, a, w, n_batches=None).value)
+        ax.plot([var / unit], [1 - a], marker="v", ls="none", color=c, ms=7,
+                markeredgecolor="black", gid=f"var_{measures.level_label(a)}")
+        ax.plot([es / unit], [1 - a], marker="D", ls="none", color=c, ms=5,
+                markeredgecolor="black", gid=f"es_{measures.level_label(a)}")
+
+
+def _exceedance_legend(ax: Any, levels: Sequence[float], p_min: float) -> None:
+    """The legend of :func:`exceedance`: the parties and the VaR / ES markers."""
     from matplotlib.lines import Line2D
 
+    handles, labels = ax.get_legend_handles_labels()
     shown = [f"{100 * a:g} %" for a in levels if 1 - a >= p_min]
     if shown:
         handles += [Line2D([], [], marker="v", ls="none", color="white",
@@ -236,8 +253,6 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
         labels += [f"VaR {', '.join(shown)}", f"ES {', '.join(shown)}"]
     if handles:
         ax.legend(handles, labels, fontsize="small")
-    ax.set_title(title or "Loss exceedance per party (band: ±2 SE)")
-    return ax
 
 
 def _grouped_bars(ax: Any, parties: Sequence[str], groups: Sequence[str],

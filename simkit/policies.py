@@ -314,7 +314,6 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
     rows: list[dict[str, Any]] = []
     for run, ((loss, fee), ind), tail in zip(runs, mats, tail_stats, strict=True):
         w = run.result.weights
-        stats: dict[str, dict[str, Any]] = {}
 
         def diff(a: np.ndarray, b: np.ndarray, w: np.ndarray | None = w) -> dict[str, Any]:
             if paired:
@@ -322,35 +321,49 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
             return _unpaired(measures.paired_difference(a, a, base.result.weights),
                              measures.paired_difference(b, b, w))
 
-        stats["el"] = diff(b_loss, loss)
-        for a in levels:
-            lab = measures.level_label(a)
-            stats[f"var_{lab}"] = tail[("var", float(a))]
-            stats[f"es_{lab}"] = tail[("es", float(a))]
-        el = stats["el"]
-        zero = np.zeros(len(cols))
-        stats["fee_income"] = {"other": fee, "other_se": zero, "diff": fee - b_fee,
-                               "diff_se": zero, "unpaired_se": zero}
-        stats["net_result"] = {"other": fee - el["other"], "other_se": el["other_se"],
-                               "diff": (fee - b_fee) - el["diff"], "diff_se": el["diff_se"],
-                               "unpaired_se": el["unpaired_se"]}
+        stats = _run_stats(diff(b_loss, loss), tail, levels, fee, b_fee)
         prob = diff(b_ind, ind) if ind.shape[1] else None
         head = {"variant": run.label, **{k: run.params.get(k) for k in param_keys}}
         for measure, st in stats.items():
-            for j, p in enumerate(cols):
-                rows.append({**head, "party": p, "kind": col_kinds[j], "measure": measure,
-                             "value": _f(st["other"], j), "se": _f(st["other_se"], j),
-                             "diff": _f(st["diff"], j), "diff_se": _f(st["diff_se"], j),
-                             "unpaired_se": _f(st["unpaired_se"], j)})
+            rows += _table_rows(head, [(p, col_kinds[j], measure)
+                                       for j, p in enumerate(cols)], st)
         if prob is not None:
             labels = ([(c, "cap", "p_binding") for c in caps]
                       + [(p, kinds[p], "p_exhausted") for p in cap_names])
-            for j, (p, kind, measure) in enumerate(labels):
-                rows.append({**head, "party": p, "kind": kind, "measure": measure,
-                             "value": _f(prob["other"], j), "se": _f(prob["other_se"], j),
-                             "diff": _f(prob["diff"], j), "diff_se": _f(prob["diff_se"], j),
-                             "unpaired_se": _f(prob["unpaired_se"], j)})
+            rows += _table_rows(head, labels, prob)
     return rows
+
+
+def _run_stats(el: dict[str, Any], tail: dict[tuple[str, float], dict[str, Any]],
+               levels: Sequence[float], fee: np.ndarray, b_fee: np.ndarray,
+               ) -> dict[str, dict[str, Any]]:
+    """The measures of one variant of :func:`comparison_rows`, each a difference record
+    (``other``, ``other_se``, ``diff``, ``diff_se``, ``unpaired_se``, per column): the
+    expected loss ``el``, the VaR / ES of ``tail`` (by ``(kind, level)``), the fee income
+    ``fee`` against the base's ``b_fee`` (exact, no error) and the net result."""
+    stats: dict[str, dict[str, Any]] = {"el": el}
+    for a in levels:
+        lab = measures.level_label(a)
+        stats[f"var_{lab}"] = tail[("var", float(a))]
+        stats[f"es_{lab}"] = tail[("es", float(a))]
+    zero = np.zeros(len(fee))
+    stats["fee_income"] = {"other": fee, "other_se": zero, "diff": fee - b_fee,
+                           "diff_se": zero, "unpaired_se": zero}
+    stats["net_result"] = {"other": fee - el["other"], "other_se": el["other_se"],
+                           "diff": (fee - b_fee) - el["diff"], "diff_se": el["diff_se"],
+                           "unpaired_se": el["unpaired_se"]}
+    return stats
+
+
+def _table_rows(head: dict[str, Any], labels: Sequence[tuple[str, str, str]],
+                st: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of :func:`comparison_rows`: one per ``(party, kind, measure)`` of ``labels``,
+    column ``j`` of the difference record ``st``."""
+    return [{**head, "party": p, "kind": kind, "measure": measure,
+             "value": _f(st["other"], j), "se": _f(st["other_se"], j),
+             "diff": _f(st["diff"], j), "diff_se": _f(st["diff_se"], j),
+             "unpaired_se": _f(st["unpaired_se"], j)}
+            for j, (p, kind, measure) in enumerate(labels)]
 
 
 def _unpaired(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:

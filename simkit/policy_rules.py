@@ -74,66 +74,87 @@ def policy_warnings(scenario: Scenario) -> list[str]:
     kinds = {p.name: p.kind for p in scenario.parties}
     out: list[str] = []
     for i, ag in enumerate(scenario.agreements):
-        where = f"agreements[{i}]"
-        if kinds.get(ag.lender) == "bank":
-            share = ag.share_of(ag.lender)
-            if share < 0.2 - 1e-12:
-                out.append(f"{where} ({ag.name}): the lending bank {ag.lender!r} bears "
-                           f"{_pct(share)} of each covered loss; the national rule asks "
-                           "banks to bear at least 20 % (国办发〔2019〕6号; DOMAIN.md (b) "
-                           "[S2][S9])")
-        by_kind: dict[str, float] = {}
-        for layer in ag.layers:
-            by_kind[kinds[layer.party]] = by_kind.get(kinds[layer.party], 0.0) + layer.share
-        for j, layer in enumerate(ag.layers):
-            if layer.cap is not None and not 0.03 - 1e-12 <= layer.cap.rate <= 0.05 + 1e-12:
-                out.append(f"{where}.layers[{j}].cap.rate: {_pct(layer.cap.rate)} lies outside "
-                           "the documented compensation-rate caps of 3 % (总对总) to 5 % "
-                           "(tech plan) (DOMAIN.md (c) [S10][S12][S24])")
-        prov, fund = by_kind.get("provincial"), by_kind.get("national_fund")
-        tiers = _tiers(scenario, ag)
-        tech = tiers is None or (bool(tiers) and 0 not in tiers)
-        if fund is not None and tech:
-            cap = min(TECH_FUND_MAX[t] for t in tiers) if tiers else max(TECH_FUND_MAX.values())
-            if fund > cap + 1e-12:
-                out.append(f"{where} ({ag.name}): the national fund's share {_pct(fund)} is "
-                           f"above the tech plan's {_pct(cap)} for tier "
-                           f"{max(tiers) if tiers else 1} (财金〔2024〕60号; DOMAIN.md (b) "
-                           "[S12][S24])")
-            if prov is not None and prov < 0.2 - 1e-12:
-                out.append(f"{where} ({ag.name}): the provincial share {_pct(prov)} is below "
-                           "the tech plan's 20 % (DOMAIN.md (b) [S12][S24])")
-        elif fund is not None:
-            if prov is not None and prov < fund - 1e-12:
-                out.append(f"{where} ({ag.name}): the provincial share {_pct(prov)} is below "
-                           f"the national fund's {_pct(fund)}; the national rule asks the "
-                           "provincial re-guarantor to bear at least the fund's share "
-                           "(国办发〔2019〕6号; DOMAIN.md (b) [S9])")
-            if fund > 0.2 + 1e-12:
-                out.append(f"{where} ({ag.name}): the national fund's share {_pct(fund)} is "
-                           "above the 20 % of its general rule (only tech-plan tiers 1-3 "
-                           "allow up to 40/35/30 %) (DOMAIN.md (b) [S2][S12])")
-        for j, fee in enumerate(ag.fees):
-            small, large = _fee_rates(fee)
-            path = f"{where}.fees[{j}]"
-            if fee.from_party == "borrower" and kinds[fee.to_party] == "guarantor":
-                if small > 0.01 + 1e-12:
-                    out.append(f"{path}: guarantee fee {_pct(small)} on single guarantees of "
-                               "at most 5 million yuan is above the 1 % cap (国办发〔2019〕6号; "
-                               "DOMAIN.md (c) [S9])")
-                if large > 0.015 + 1e-12:
-                    out.append(f"{path}: guarantee fee {_pct(large)} on single guarantees "
-                               "above 5 million yuan is above the 1.5 % cap (国办发〔2019〕6号; "
-                               "DOMAIN.md (c) [S9])")
-            if kinds[fee.to_party] == "national_fund" and fee.on_share_of is not None:
-                if small > 0.003 + 1e-12:
-                    out.append(f"{path}: re-guarantee fee {_pct(small)} of the fund's share on "
-                               "single guarantees of at most 5 million yuan is above the "
-                               "national fund's 0.3 % (DOMAIN.md (c) [S2][S24])")
-                if large > 0.005 + 1e-12:
-                    out.append(f"{path}: re-guarantee fee {_pct(large)} of the fund's share "
-                               "above 5 million yuan is above the national fund's 0.5 % "
-                               "(DOMAIN.md (c) [S2][S24])")
+        out += _share_warnings(scenario, ag, f"agreements[{i}]", kinds)
+        out += _fee_warnings(ag, f"agreements[{i}]", kinds)
+    return out + _party_warnings(scenario)
+
+
+def _share_warnings(scenario: Scenario, ag: Agreement, where: str, kinds: dict[str, str],
+                    ) -> list[str]:
+    """The breached rules on an agreement's shares and caps (``where``: its field path;
+    ``kinds``: party name -> kind)."""
+    out: list[str] = []
+    if kinds.get(ag.lender) == "bank":
+        share = ag.share_of(ag.lender)
+        if share < 0.2 - 1e-12:
+            out.append(f"{where} ({ag.name}): the lending bank {ag.lender!r} bears "
+                       f"{_pct(share)} of each covered loss; the national rule asks "
+                       "banks to bear at least 20 % (国办发〔2019〕6号; DOMAIN.md (b) "
+                       "[S2][S9])")
+    by_kind: dict[str, float] = {}
+    for layer in ag.layers:
+        by_kind[kinds[layer.party]] = by_kind.get(kinds[layer.party], 0.0) + layer.share
+    for j, layer in enumerate(ag.layers):
+        if layer.cap is not None and not 0.03 - 1e-12 <= layer.cap.rate <= 0.05 + 1e-12:
+            out.append(f"{where}.layers[{j}].cap.rate: {_pct(layer.cap.rate)} lies outside "
+                       "the documented compensation-rate caps of 3 % (总对总) to 5 % "
+                       "(tech plan) (DOMAIN.md (c) [S10][S12][S24])")
+    prov, fund = by_kind.get("provincial"), by_kind.get("national_fund")
+    tiers = _tiers(scenario, ag)
+    tech = tiers is None or (bool(tiers) and 0 not in tiers)
+    if fund is not None and tech:
+        cap = min(TECH_FUND_MAX[t] for t in tiers) if tiers else max(TECH_FUND_MAX.values())
+        if fund > cap + 1e-12:
+            out.append(f"{where} ({ag.name}): the national fund's share {_pct(fund)} is "
+                       f"above the tech plan's {_pct(cap)} for tier "
+                       f"{max(tiers) if tiers else 1} (财金〔2024〕60号; DOMAIN.md (b) "
+                       "[S12][S24])")
+        if prov is not None and prov < 0.2 - 1e-12:
+            out.append(f"{where} ({ag.name}): the provincial share {_pct(prov)} is below "
+                       "the tech plan's 20 % (DOMAIN.md (b) [S12][S24])")
+    elif fund is not None:
+        if prov is not None and prov < fund - 1e-12:
+            out.append(f"{where} ({ag.name}): the provincial share {_pct(prov)} is below "
+                       f"the national fund's {_pct(fund)}; the national rule asks the "
+                       "provincial re-guarantor to bear at least the fund's share "
+                       "(国办发〔2019〕6号; DOMAIN.md (b) [S9])")
+        if fund > 0.2 + 1e-12:
+            out.append(f"{where} ({ag.name}): the national fund's share {_pct(fund)} is "
+                       "above the 20 % of its general rule (only tech-plan tiers 1-3 "
+                       "allow up to 40/35/30 %) (DOMAIN.md (b) [S2][S12])")
+    return out
+
+
+def _fee_warnings(ag: Agreement, where: str, kinds: dict[str, str]) -> list[str]:
+    """The breached rules on an agreement's fees (guarantee fee, fund fee)."""
+    out: list[str] = []
+    for j, fee in enumerate(ag.fees):
+        small, large = _fee_rates(fee)
+        path = f"{where}.fees[{j}]"
+        if fee.from_party == "borrower" and kinds[fee.to_party] == "guarantor":
+            if small > 0.01 + 1e-12:
+                out.append(f"{path}: guarantee fee {_pct(small)} on single guarantees of "
+                           "at most 5 million yuan is above the 1 % cap (国办发〔2019〕6号; "
+                           "DOMAIN.md (c) [S9])")
+            if large > 0.015 + 1e-12:
+                out.append(f"{path}: guarantee fee {_pct(large)} on single guarantees "
+                           "above 5 million yuan is above the 1.5 % cap (国办发〔2019〕6号; "
+                           "DOMAIN.md (c) [S9])")
+        if kinds[fee.to_party] == "national_fund" and fee.on_share_of is not None:
+            if small > 0.003 + 1e-12:
+                out.append(f"{path}: re-guarantee fee {_pct(small)} of the fund's share on "
+                           "single guarantees of at most 5 million yuan is above the "
+                           "national fund's 0.3 % (DOMAIN.md (c) [S2][S24])")
+            if large > 0.005 + 1e-12:
+                out.append(f"{path}: re-guarantee fee {_pct(large)} of the fund's share "
+                           "above 5 million yuan is above the national fund's 0.5 % "
+                           "(DOMAIN.md (c) [S2][S24])")
+    return out
+
+
+def _party_warnings(scenario: Scenario) -> list[str]:
+    """The breached rules on the parties (leverage, single-client limit)."""
+    out: list[str] = []
     for p in scenario.parties:
         where = f"parties.{p.name}"
         if p.leverage_limit is not None and p.leverage_limit > 15 + 1e-12:

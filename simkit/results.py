@@ -106,26 +106,8 @@ class RunReport:
             pct = (100 * stats[p]["el"] / guaranteed) if guaranteed > 0 else None
             stats[p]["el_pct_guaranteed"] = pct
             horizon["parties"][p]["el_pct_guaranteed"] = pct
-        by_segment = getattr(r, "by_segment", None)
-        if by_segment is not None:
-            names = list(r.segment_names)
-            for j, p in enumerate(parties):
-                if stats[p]["es_99"] <= 0:
-                    continue
-                frac = measures.tail_contributions(by_segment[:, :, j].astype(np.float64),
-                                                   r.losses[:, j], 0.99, r.weights)
-                stats[p]["tail_drivers"] = {n: float(f) for n, f in zip(names, frac,
-                                                                         strict=True)}
-        caps: dict[str, Any] = {}
-        horizon["caps"] = {}
-        for k, name in enumerate(r.cap_names):
-            over = r.cap_overflow[:, k]
-            prob = measures.exceedance_probability(over > 0, weights=r.weights)
-            total_over = float(measures.expected_loss(over, r.weights).value)
-            caps[name] = {"p_binding": base["cap_binding"][name],
-                          "p_binding_se": float(prob.stderr),
-                          "expected_overflow": total_over / h}
-            horizon["caps"][name] = {"expected_overflow": total_over}
+        _add_tail_drivers(r, stats)
+        caps, horizon["caps"] = _cap_summary(r, base["cap_binding"], h)
         notes = [f"var_{lab}_se and es_{lab}_se are null: not enough paths "
                  f"({base['n_paths']:,} < 1 / (1 - {a:g}) = {1 / (1 - a):,.0f})"
                  for a in self.levels if not measures.enough_paths(base["n_paths"], a)
@@ -245,40 +227,7 @@ class RunReport:
                 + _importance_note(prov)
                 + ")" + (f", {wall_seconds:.1f} s" if wall_seconds is not None else ""))
 
-        def pm(st: dict[str, Any], key: str) -> str:
-            v, se = st[key], st.get(f"{key}_se")
-            if se is None or not np.isfinite(se):
-                return f"{report.fmt_money(v)} (not enough paths)"
-            return f"{report.fmt_money(v)} ± {report.fmt_money(se)}"
-
-        tail_keys = [f"{m}_{measures.level_label(a)}" for a in self.levels
-                     for m in ("var", "es")]
-        rows = []
-        for party, st in s["parties"].items():
-            rows.append([party, pm(st, "el"), *(pm(st, k) for k in tail_keys),
-                         report.fmt_money(st["fee_income"]),
-                         report.fmt_money(st["net_result"])])
-        t = s["total_loss"]
-        rows.append(["TOTAL", pm(t, "el"), *(pm(t, k) for k in tail_keys), "", ""])
-        if h > 1:
-            basis = (f"amounts in {u}: expected loss, fee income, net result per year "
-                     f"(average over the {h}-year horizon); VaR and ES of the loss over the "
-                     f"whole {h}-year horizon (± Monte Carlo standard error)")
-            tail = f" ({h} y)"
-        else:
-            basis = f"amounts in {u} per year (± Monte Carlo standard error)"
-            tail = ""
-        tail_heads = [f"{m} {measures.level_label(a)}%{tail}" for a in self.levels
-                      for m in ("VaR", "ES")]
-        lines = [head, basis, NET_RESULT_NOTE, "",
-                 report.format_table(rows, ["party", "expected loss", *tail_heads,
-                                            "fee income", "net result"])]
-        if h > 1:
-            lines += ["", f"horizon totals over {h} years ({u}): expected loss, "
-                      "fee income, net result"]
-            lines += [f"  {p}: {report.fmt_money(c['el'])}, {report.fmt_money(c['fee_income'])}"
-                      f", {report.fmt_money(c['net_result'])}"
-                      for p, c in s["horizon"]["parties"].items()]
+        lines = [head, *_party_table(s, self.levels, h)]
         imp = s["importance"]
         if imp["tail_effective_sample_size"] is not None:
             tail_ess = imp["tail_effective_sample_size"]
@@ -289,28 +238,7 @@ class RunReport:
                       f"{tail_ess[worst]:,.0f} ({worst})"]
         for note in s["notes"]:
             lines.append(f"WARNING: {note}" if note == imp["warning"] else f"note: {note}")
-        drivers = {p: st["tail_drivers"] for p, st in s["parties"].items()
-                   if len(st.get("tail_drivers", {})) > 1}
-        if drivers:
-            lines += ["", "segments driving each party's 99 % tail (share of ES 99 %)"]
-            for p, d in drivers.items():
-                top = sorted(d.items(), key=lambda kv: -kv[1])[:3]
-                lines.append(f"  {p}: " + ", ".join(f"{n} {f:.0%}" for n, f in top))
-        if s["caps"]:
-            lines += ["", "portfolio caps: probability the cap binds"
-                      + (f" within {h} years" if h > 1 else "") + f", expected overflow ({u}"
-                      + (" per year)" if h > 1 else ")")]
-            lines += [f"  {name}: {c['p_binding']:.2%} ± {c['p_binding_se']:.2%}, "
-                      f"{report.fmt_money(c['expected_overflow'])} {u}"
-                      for name, c in s["caps"].items()]
-        if "capital" in s:
-            lines += ["", f"capital over {prov.get('horizon_years')} years: probability of "
-                      "exhaustion / leverage breach"]
-            def pct(v: float | None) -> str:
-                return "-" if v is None else f"{v:.2%}"
-
-            lines += [f"  {p}: {pct(c['p_exhausted'])} / {pct(c['p_leverage_breach'])}"
-                      for p, c in s["capital"].items()]
+        lines += _driver_cap_capital_lines(s, h, prov)
         lines += report.injection_lines(s.get("injections", {}), h, u)
         fiscal_lines = fiscal.format_fiscal(s["fiscal"])  # the government's cost
         if fiscal_lines:
@@ -385,6 +313,109 @@ class RunReport:
                 plots.save_figure(ax, tmp / "parties.png")
                 names += ["loss_distribution.png", "parties.png"]
         return [Path(out_dir) / n for n in names]
+
+def _add_tail_drivers(r: Any, stats: dict[str, dict[str, Any]]) -> None:
+    """Add each party's ``tail_drivers`` (segment -> share of its ES 99 %) to ``stats``
+    when the run kept the per-segment losses and the party has a tail."""
+    by_segment = getattr(r, "by_segment", None)
+    if by_segment is None:
+        return
+    names = list(r.segment_names)
+    for j, p in enumerate(r.parties):
+        if stats[p]["es_99"] <= 0:
+            continue
+        frac = measures.tail_contributions(by_segment[:, :, j].astype(np.float64),
+                                           r.losses[:, j], 0.99, r.weights)
+        stats[p]["tail_drivers"] = {n: float(f) for n, f in zip(names, frac, strict=True)}
+
+
+def _cap_summary(r: Any, binding: dict[str, float], h: int,
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per cap: the probability it binds (``binding``) with its SE and the expected
+    overflow per year; and the horizon block (expected overflow over the ``h`` years)."""
+    caps: dict[str, Any] = {}
+    horizon: dict[str, Any] = {}
+    for k, name in enumerate(r.cap_names):
+        over = r.cap_overflow[:, k]
+        prob = measures.exceedance_probability(over > 0, weights=r.weights)
+        total_over = float(measures.expected_loss(over, r.weights).value)
+        caps[name] = {"p_binding": binding[name],
+                      "p_binding_se": float(prob.stderr),
+                      "expected_overflow": total_over / h}
+        horizon[name] = {"expected_overflow": total_over}
+    return caps, horizon
+
+
+def _pm(st: dict[str, Any], key: str) -> str:
+    """``value ± SE`` of measure ``key`` in million yuan."""
+    v, se = st[key], st.get(f"{key}_se")
+    if se is None or not np.isfinite(se):
+        return f"{report.fmt_money(v)} (not enough paths)"
+    return f"{report.fmt_money(v)} ± {report.fmt_money(se)}"
+
+
+def _party_table(s: dict[str, Any], levels: tuple[float, ...], h: int) -> list[str]:
+    """The lines of the text report's per-party table (summary ``s``, horizon ``h``):
+    the basis, the net-result note, the table and, over several years, the totals."""
+    u = UNIT_LABEL
+    tail_keys = [f"{m}_{measures.level_label(a)}" for a in levels for m in ("var", "es")]
+    rows = []
+    for party, st in s["parties"].items():
+        rows.append([party, _pm(st, "el"), *(_pm(st, k) for k in tail_keys),
+                     report.fmt_money(st["fee_income"]),
+                     report.fmt_money(st["net_result"])])
+    t = s["total_loss"]
+    rows.append(["TOTAL", _pm(t, "el"), *(_pm(t, k) for k in tail_keys), "", ""])
+    if h > 1:
+        basis = (f"amounts in {u}: expected loss, fee income, net result per year "
+                 f"(average over the {h}-year horizon); VaR and ES of the loss over the "
+                 f"whole {h}-year horizon (± Monte Carlo standard error)")
+        tail = f" ({h} y)"
+    else:
+        basis = f"amounts in {u} per year (± Monte Carlo standard error)"
+        tail = ""
+    tail_heads = [f"{m} {measures.level_label(a)}%{tail}" for a in levels
+                  for m in ("VaR", "ES")]
+    lines = [basis, NET_RESULT_NOTE, "",
+             report.format_table(rows, ["party", "expected loss", *tail_heads,
+                                        "fee income", "net result"])]
+    if h > 1:
+        lines += ["", f"horizon totals over {h} years ({u}): expected loss, "
+                  "fee income, net result"]
+        lines += [f"  {p}: {report.fmt_money(c['el'])}, {report.fmt_money(c['fee_income'])}"
+                  f", {report.fmt_money(c['net_result'])}"
+                  for p, c in s["horizon"]["parties"].items()]
+    return lines
+
+
+def _driver_cap_capital_lines(s: dict[str, Any], h: int, prov: dict[str, Any]) -> list[str]:
+    """The text report's sections on tail drivers, caps and capital (summary ``s``)."""
+    u = UNIT_LABEL
+    lines: list[str] = []
+    drivers = {p: st["tail_drivers"] for p, st in s["parties"].items()
+               if len(st.get("tail_drivers", {})) > 1}
+    if drivers:
+        lines += ["", "segments driving each party's 99 % tail (share of ES 99 %)"]
+        for p, d in drivers.items():
+            top = sorted(d.items(), key=lambda kv: -kv[1])[:3]
+            lines.append(f"  {p}: " + ", ".join(f"{n} {f:.0%}" for n, f in top))
+    if s["caps"]:
+        lines += ["", "portfolio caps: probability the cap binds"
+                  + (f" within {h} years" if h > 1 else "") + f", expected overflow ({u}"
+                  + (" per year)" if h > 1 else ")")]
+        lines += [f"  {name}: {c['p_binding']:.2%} ± {c['p_binding_se']:.2%}, "
+                  f"{report.fmt_money(c['expected_overflow'])} {u}"
+                  for name, c in s["caps"].items()]
+    if "capital" in s:
+        lines += ["", f"capital over {prov.get('horizon_years')} years: probability of "
+                  "exhaustion / leverage breach"]
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2%}"
+
+        lines += [f"  {p}: {pct(c['p_exhausted'])} / {pct(c['p_leverage_breach'])}"
+                  for p, c in s["capital"].items()]
+    return lines
 
 
 def _importance_note(prov: dict[str, Any]) -> str:

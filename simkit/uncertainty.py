@@ -415,6 +415,38 @@ def run_uncertainty(
         ``band``, or when the pooled paths would not fit in memory.
     """
     from simkit.montecarlo import simulate
+
+    n_draws, levels, (lo_q, hi_q), m = _checked_request(scenario, n_draws, levels, band,
+                                                        n_paths)
+    seed = scenario.run.seed if seed is None else int(seed)
+    plain = scenario.with_changes({"uncertainty.parameters": []})
+    values = draw_parameters(scenario, n_draws, seed)
+    columns = (*scenario.party_names, TOTAL)
+    ref = simulate(plain, n_paths=m, seed=seed, executor=executor, engine=engine)
+    horizon = ref.horizon
+    ref_stats = _reference_stats(ref, levels, columns)
+    runs = _inner_runs(scenario, values, m, seed, levels, columns, horizon,
+                       common_random_numbers, executor, progress, engine)
+    mix = _mixture(runs, levels, columns, horizon, ref_stats)
+    gen = stream(seed, "uncertainty bootstrap")
+    idx = gen.integers(0, n_draws, size=(int(n_boot), n_draws)) if n_boot > 1 else \
+        np.zeros((0, n_draws), dtype=np.int64)
+    variance = _variance_parts(runs, idx, m)
+    tail = _tail_parts(runs, idx, levels, columns, mix, ref_stats)
+    notes = _notes(n_draws, common_random_numbers, runs.weighted)
+    return UncertaintyResult(
+        scenario=scenario, names=tuple(p.name for p in scenario.uncertainty), draws=values,
+        columns=columns, levels=levels, n_paths=m, horizon=horizon, band=(lo_q, hi_q),
+        per_draw=runs.per_draw, mixture=mix, reference=ref_stats, variance=variance, tail=tail,
+        common_random_numbers=common_random_numbers, seed=seed, notes=notes)
+
+
+def _checked_request(scenario: Scenario, n_draws: int, levels: Sequence[float],
+                     band: tuple[float, float], n_paths: int | None,
+                     ) -> tuple[int, tuple[float, ...], tuple[float, float], int]:
+    """The checked ``(n_draws, levels, band, n_paths)`` of :func:`run_uncertainty`
+    (levels sorted and unique); raises :class:`ScenarioError` for a bad value or when
+    the pooled paths would not fit in memory."""
     from simkit.resources import available_bytes, check_memory
 
     src = scenario.source
@@ -431,7 +463,6 @@ def run_uncertainty(
     if not 0 <= lo_q < hi_q <= 1:
         raise ScenarioError(src, "band", f"must be two quantiles 0 <= lo < hi <= 1, got {band!r}")
     n_draws = int(n_draws)
-    seed = scenario.run.seed if seed is None else int(seed)
     m = scenario.run.n_paths if n_paths is None else int(n_paths)
     if m < 2:
         raise ScenarioError(src, "n_paths", f"must be >= 2, got {m}")
@@ -445,28 +476,69 @@ def run_uncertainty(
         raise ScenarioError(src, "--draws", f"x --paths needs about {need / 2**30:.1f} GiB "
                             f"(the pooled paths of {n_draws} draws x {m:,} paths), more than "
                             f"the {avail / 2**30:.1f} GiB available; use fewer draws or paths")
+    return n_draws, levels, (lo_q, hi_q), m
 
-    values = draw_parameters(scenario, n_draws, seed)
-    columns = (*scenario.party_names, TOTAL)
 
-    def columns_of(res: Any) -> np.ndarray:
-        return np.column_stack([res.losses, res.total_loss]).astype(np.float64)
-
-    ref = simulate(plain, n_paths=m, seed=seed, executor=executor, engine=engine)
-    horizon = ref.horizon
-    ref_stats: dict[str, dict[str, float]] = {
-        str(c): st for c, st in summarize(columns_of(ref), levels, ref.weights,
+def _reference_stats(ref: Any, levels: tuple[float, ...], columns: tuple[str, ...],
+                     ) -> dict[str, dict[str, float]]:
+    """The measures of the reference run (at the stated values), per column; EL per
+    year."""
+    stats: dict[str, dict[str, float]] = {
+        str(c): st for c, st in summarize(_columns_of(ref), levels, ref.weights,
                                           list(columns)).items()}
-    for st in ref_stats.values():
-        st["el"], st["el_se"] = st["el"] / horizon, st["el_se"] / horizon
+    for st in stats.values():
+        st["el"], st["el_se"] = st["el"] / ref.horizon, st["el_se"] / ref.horizon
+    return stats
 
+
+def _notes(n_draws: int, common_random_numbers: bool, weighted: bool) -> list[str]:
+    """The notes of an :class:`UncertaintyResult`."""
+    notes = [
+        f"var share: Var(E[L|theta]) / Var(L) over the {n_draws} draws (law of total "
+        f"variance), ± a bootstrap SE over the draws (it falls like 1/sqrt(draws)); "
+        f"var_share_noise bounds the part that is inner Monte Carlo noise"
+        + (" (common random numbers keep it far below the bound)" if common_random_numbers
+           else ""),
+        "ES uplift: (ES of the mixture - ES at the stated values) / ES of the mixture; "
+        "tail share: the same law for the event of a loss above the mixture's VaR",
+    ]
+    if weighted:
+        notes.append("importance sampling: the variance decomposition uses each draw's "
+                     "self-normalised weights")
+    return notes
+
+
+def _columns_of(res: Any) -> np.ndarray:
+    """``(n_paths, n_parties + 1)`` losses of a run: each party's, then the total."""
+    return np.column_stack([res.losses, res.total_loss]).astype(np.float64)
+
+
+@dataclass
+class _InnerRuns:
+    """The pooled inner runs of :func:`run_uncertainty` (``d`` draws of ``m`` paths,
+    ``c`` columns)."""
+
+    losses: np.ndarray  # (d, m, c)
+    weights: np.ndarray  # (d, m) importance weights (ones without importance sampling)
+    weighted: bool  # some run had importance weights
+    per_draw: dict[str, np.ndarray]  # measure -> (d, c); EL per year
+    mom_mean: np.ndarray  # (d, c) each draw's mean loss
+    mom_var: np.ndarray  # (d, c) each draw's loss variance
+
+
+def _inner_runs(scenario: Scenario, values: np.ndarray, m: int, seed: int,
+                levels: tuple[float, ...], columns: tuple[str, ...], horizon: float,
+                common_random_numbers: bool, executor: Executor | None, progress: bool,
+                engine: str) -> _InnerRuns:
+    """One inner run of ``m`` paths for each parameter draw (row of ``values``)."""
+    from simkit.montecarlo import simulate
+
+    n_draws, n_cols = len(values), len(columns)
     losses = np.empty((n_draws, m, n_cols))
     weights = np.ones((n_draws, m))
     weighted = False
-    per_draw: dict[str, np.ndarray] = {}
     keys = ["el", "sd", *(f"{k}_{level_label(a)}" for a in levels for k in ("var", "es"))]
-    for k in keys:
-        per_draw[k] = np.empty((n_draws, n_cols))
+    per_draw = {k: np.empty((n_draws, n_cols)) for k in keys}
     mom_mean = np.empty((n_draws, n_cols))
     mom_var = np.empty((n_draws, n_cols))
     bar = None
@@ -483,7 +555,7 @@ def run_uncertainty(
                 >> np.uint64(1))
             res = simulate(variant, n_paths=m, seed=path_seed, executor=executor,
                            engine=engine)
-            x = columns_of(res)
+            x = _columns_of(res)
             losses[i] = x
             if res.weights is not None:
                 weights[i] = res.weights
@@ -498,21 +570,28 @@ def run_uncertainty(
     finally:
         if bar is not None:
             bar.close()
+    return _InnerRuns(losses, weights, weighted, per_draw, mom_mean, mom_var)
 
-    flat = losses.reshape(n_draws * m, n_cols)
-    w_flat = weights.reshape(-1) if weighted else None
+
+def _mixture(runs: _InnerRuns, levels: tuple[float, ...], columns: tuple[str, ...],
+             horizon: float, ref_stats: dict[str, dict[str, float]],
+             ) -> dict[str, dict[str, float]]:
+    """The measures of the pooled paths (the mixture over the draws), per column."""
+    n_draws, m, n_cols = runs.losses.shape
+    flat = runs.losses.reshape(n_draws * m, n_cols)
+    w_flat = runs.weights.reshape(-1) if runs.weighted else None
     mix: dict[str, dict[str, float]] = {
         str(c): st for c, st in summarize(flat, levels, w_flat, list(columns),
                                           n_batches=_draw_batches(n_draws)).items()}
     # the mixture's EL: the mean of the draws' ELs; its SE adds the outer spread and the
     # inner error of the path averages (shared by all draws under common random numbers)
-    wz = losses * weights[:, :, None]
+    wz = runs.losses * runs.weights[:, :, None]
     inner = wz.mean(axis=0)  # (m, n_cols): each path's loss averaged over the draws
     inner_se = inner.std(axis=0, ddof=1) / math.sqrt(m)
     outer_se = (wz.mean(axis=1)).std(axis=0, ddof=1) / math.sqrt(n_draws)
     for j, c in enumerate(columns):
         st = mix[c]
-        st["el"] = float(per_draw["el"][:, j].mean())
+        st["el"] = float(runs.per_draw["el"][:, j].mean())
         st["el_se"] = float(math.hypot(outer_se[j], inner_se[j]) / horizon)
         for a in levels:
             for k in ("var", "es"):
@@ -520,21 +599,31 @@ def run_uncertainty(
                 # the shared inner error is left out of the batches over draws: add the
                 # reference run's SE as its measure
                 st[f"{key}_se"] = float(math.hypot(st[f"{key}_se"], ref_stats[c][f"{key}_se"]))
+    return mix
 
-    gen = stream(seed, "uncertainty bootstrap")
-    idx = gen.integers(0, n_draws, size=(int(n_boot), n_draws)) if n_boot > 1 else \
-        np.zeros((0, n_draws), dtype=np.int64)
+
+def _variance_parts(runs: _InnerRuns, idx: np.ndarray, m: int) -> dict[str, np.ndarray]:
+    """The law of total variance over the draws, per column (``idx``: the bootstrap
+    resamples of the draws, ``(n_boot, d)``)."""
+    mom_mean, mom_var = runs.mom_mean, runs.mom_var
     within = mom_var.mean(axis=0)
     between = mom_mean.var(axis=0)
     total = within + between
     with np.errstate(invalid="ignore", divide="ignore"):
         noise = np.where(total > 0, within / m / np.where(total > 0, total, 1.0), np.nan)
-    variance = {"within": within, "between": between, "total": total,
-                "share": _share(mom_mean, mom_var),
-                "share_se": _boot_se(mom_mean, mom_var, idx) if len(idx) else
-                np.full(n_cols, np.nan),
-                "noise": noise}
+    return {"within": within, "between": between, "total": total,
+            "share": _share(mom_mean, mom_var),
+            "share_se": _boot_se(mom_mean, mom_var, idx) if len(idx) else
+            np.full(mom_mean.shape[1], np.nan),
+            "noise": noise}
 
+
+def _tail_parts(runs: _InnerRuns, idx: np.ndarray, levels: tuple[float, ...],
+                columns: tuple[str, ...], mix: dict[str, dict[str, float]],
+                ref_stats: dict[str, dict[str, float]]) -> dict[str, np.ndarray]:
+    """ES uplift and the tail share of the draws at each level, per column."""
+    n_cols = len(columns)
+    losses, weights = runs.losses, runs.weights
     tail: dict[str, np.ndarray] = {}
     p_draw = weights / weights.sum(axis=1, keepdims=True)
     for a in levels:
@@ -550,21 +639,4 @@ def run_uncertainty(
         tail[f"share_{lab}"] = _share(p_i, p_i * (1 - p_i))
         tail[f"share_{lab}_se"] = (_boot_se(p_i, p_i * (1 - p_i), idx) if len(idx)
                                    else np.full(n_cols, np.nan))
-
-    notes = [
-        f"var share: Var(E[L|theta]) / Var(L) over the {n_draws} draws (law of total "
-        f"variance), ± a bootstrap SE over the draws (it falls like 1/sqrt(draws)); "
-        f"var_share_noise bounds the part that is inner Monte Carlo noise"
-        + (" (common random numbers keep it far below the bound)" if common_random_numbers
-           else ""),
-        "ES uplift: (ES of the mixture - ES at the stated values) / ES of the mixture; "
-        "tail share: the same law for the event of a loss above the mixture's VaR",
-    ]
-    if weighted:
-        notes.append("importance sampling: the variance decomposition uses each draw's "
-                     "self-normalised weights")
-    return UncertaintyResult(
-        scenario=scenario, names=tuple(p.name for p in scenario.uncertainty), draws=values,
-        columns=columns, levels=levels, n_paths=m, horizon=horizon, band=(lo_q, hi_q),
-        per_draw=per_draw, mixture=mix, reference=ref_stats, variance=variance, tail=tail,
-        common_random_numbers=common_random_numbers, seed=seed, notes=notes)
+    return tail
