@@ -1674,7 +1674,7 @@ def _credit_line(r: Reader, party_names: list[str]) -> CreditLine:
         raise r.bad("to", to, "a party other than 'from'")
     amount = r.number("amount", required=True, low=0, low_open=True)
     period = r.number("period_years", 1.0, low=0, low_open=True, high=10)
-    changes = []
+    changes: list[LineChange] = []
     raw = r.raw("changes", [])
     if not isinstance(raw, list):
         raise r.bad("changes", raw, "an array of tables {at_years, factor}")

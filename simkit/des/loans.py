@@ -86,7 +86,7 @@ class Loans:
         per_seg_g = np.bincount(seg, weights=g, minlength=n_seg)
         per_seg_a = np.bincount(seg, weights=g * tenor, minlength=n_seg)
         for s in np.flatnonzero(per_seg_g):
-            self.caps.add_base(now, self.segments[s], per_seg_g[s], per_seg_a[s])
+            self.caps.add_base(now, self.segments[int(s)], per_seg_g[s], per_seg_a[s])
         # default draws, per loan year
         kmax = math.ceil(float(tenor.max()) - 1e-12)
         t_def = self.draws.default_times(apps, now)

@@ -96,8 +96,8 @@ class ReviewDesk:
         for d in range(self.n_days):
             if d > env.now:
                 yield env.timeout(d - env.now)
-            started = []
-            held = []
+            started: list[np.ndarray] = []
+            held: list[tuple[simpy.Resource, Any]] = []
             for j in self.fronts:
                 q = self.queue[j]
                 if q.size == 0:
