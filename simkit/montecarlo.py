@@ -1572,8 +1572,8 @@ def _same_book(base: Scenario, variant: Scenario) -> bool:
                     [(a.name, a.single_limit) for a in s.agreements],
                     [(p.name, p.kind) for p in s.parties])
         # a synthetic book holds agreements by index: their names do not matter
-        return (tuple(dataclasses.replace(seg, agreement=str(names.index(seg.agreement)))
-                      for seg in s.segments), s.book_seed, s.factors.loadings,
+        return (tuple(seg.key(agreement=names.index(seg.agreement)) for seg in s.segments),
+                s.book_seed, s.factors.loadings,
                 [a.single_limit for a in s.agreements])
     return key(base) == key(variant)
 

@@ -20,7 +20,6 @@ the group rows ``guarantors`` (every party of kind ``guarantor``) and ``governme
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import tomllib
 from collections.abc import Sequence
@@ -160,8 +159,7 @@ def same_world(base: Scenario, variant: Scenario) -> bool:
         return False
 
     def loans(s: Scenario) -> tuple[Any, ...]:
-        return tuple(dataclasses.replace(seg, agreement="", guarantor=None)
-                     for seg in s.segments)
+        return tuple(seg.key(agreement="", guarantor=None) for seg in s.segments)
     return loans(base) == loans(variant)
 
 

@@ -367,6 +367,13 @@ class Segment:
                 check_number(value, "", f"Segment.default_prob.{key}", low=0, high=1,
                              low_open=True, high_open=True)
 
+    def key(self, **values: Any) -> tuple[Any, ...]:
+        """The segment's field values in order, with the named fields set to ``values``:
+        what a comparison of books needs (``seg.key(agreement="") == other.key(
+        agreement="")``), without building (and checking) a new segment."""
+        return tuple(values.get(f.name, getattr(self, f.name))
+                     for f in dataclasses.fields(self))
+
 
 @dataclass(frozen=True, slots=True)
 class Party:
