@@ -223,7 +223,7 @@ def _uncertainty(args: argparse.Namespace) -> int:
                                  common_random_numbers=not args.independent_paths,
                                  executor=executor, progress=not (args.quiet or args.json))
     if args.json:
-        print(json.dumps(report._jsonable(result.summary()), indent=2))
+        print(json.dumps(report.jsonable(result.summary()), indent=2))
     else:
         print(result.format_text())
     if args.out is not None:
@@ -479,7 +479,7 @@ def _run(args: argparse.Namespace) -> int:
         if capped:
             payload["note"] = ANALYTIC_CAP_NOTE
         if args.json:
-            print(json.dumps(report._jsonable(payload), indent=2))
+            print(json.dumps(report.jsonable(payload), indent=2))
         else:
             from simkit.results import NET_RESULT_NOTE
             from simkit.results import UNIT_LABEL as u
@@ -517,7 +517,7 @@ def _run(args: argparse.Namespace) -> int:
     summary["wall_seconds"] = wall
     _interrupt.check()
     if args.json:
-        print(json.dumps(report._jsonable(summary), indent=2))
+        print(json.dumps(report.jsonable(summary), indent=2))
     else:
         print(result.format_text(wall))
     if args.out:
@@ -560,7 +560,7 @@ def _des(args: argparse.Namespace) -> int:
     if args.json:
         from simkit import report
 
-        print(json.dumps(report._jsonable(out["summary"]), indent=2))
+        print(json.dumps(report.jsonable(out["summary"]), indent=2))
     else:
         print(out["text"])
     return 0

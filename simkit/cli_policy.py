@@ -334,7 +334,7 @@ def _edit_label(edits: dict[str, Any]) -> str:
 def _clean(rows: list[dict[str, Any]]) -> Any:
     from simkit import report
 
-    return report._jsonable(rows)
+    return report.jsonable(rows)
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -96,7 +96,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             raise
         raise ScenarioError("--rates", "", str(exc)) from None
     if args.json:
-        print(json.dumps(report._jsonable(cal.summary()), indent=2))
+        print(json.dumps(report.jsonable(cal.summary()), indent=2))
     else:
         print(cal.format_text())
     if args.out is not None:

@@ -1352,10 +1352,6 @@ def simulate_all(
     return results
 
 
-#: The former private name of :func:`simulate_all` (kept for older imports).
-_simulate = simulate_all
-
-
 def choose_engine(engine: str) -> bool:
     """Whether the run takes the compiled (Numba) engine for ``engine``.
 

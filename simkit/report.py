@@ -27,7 +27,7 @@ from typing import IO, Any
 
 __all__ = ["PANDAS_MISSING", "PYARROW_MISSING", "OutError", "atomic_write",
            "atomic_write_text", "check_out_dir", "closed_form_rows", "fmt_money",
-           "format_table", "injection_lines", "long_rows", "require_pandas",
+           "format_table", "injection_lines", "jsonable", "long_rows", "require_pandas",
            "require_pyarrow", "result_set", "save_des", "write_columns_parquet",
            "write_csv", "write_json", "write_parquet"]
 
@@ -308,7 +308,7 @@ def write_columns_parquet(path: str | Path, columns: Mapping[str, Any],
 
     table = pa.table(dict(columns))
     if metadata:
-        table = table.replace_schema_metadata({k: json.dumps(_jsonable(v))
+        table = table.replace_schema_metadata({k: json.dumps(jsonable(v))
                                                for k, v in metadata.items()})
     return atomic_write(path, lambda fh: pq.write_table(table, fh))
 
@@ -344,13 +344,16 @@ def save_des(out: str | Path, summary: Mapping[str, Any], result: Any) -> list[P
     return [Path(out) / n for n in names]
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON values: mappings (keys as strings), lists, NumPy arrays and
+    scalars converted (``tolist``), non-finite floats as ``None``; the one encoder of
+    every result set and of the commands' ``--json`` output."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if hasattr(obj, "tolist"):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
@@ -358,7 +361,7 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (NumPy values converted, NaN -> null)."""
-    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False)
+    return atomic_write_text(path, json.dumps(jsonable(obj), indent=2, ensure_ascii=False)
                              + "\n")
 
 
@@ -369,7 +372,7 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _jsonable(v) for k, v in row.items()})
+            writer.writerow({k: jsonable(v) for k, v in row.items()})
     return atomic_write_text(path, buf.getvalue())
 
 
@@ -430,7 +433,7 @@ def write_parquet(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path |
     keys = list(dict.fromkeys(k for r in rows for k in r))
     columns = {}
     for k in keys:
-        vals = [_jsonable(r.get(k)) for r in rows]
+        vals = [jsonable(r.get(k)) for r in rows]
         if any(isinstance(v, list | dict) for v in vals):
             vals = [None if v is None else json.dumps(v) for v in vals]
         elif {type(v) for v in vals if v is not None} - {int, float, bool} and any(

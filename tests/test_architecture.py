@@ -40,18 +40,9 @@ LAZY_CYCLE_EDGES: dict[tuple[str, str], str] = {
         "level, so the book takes the rulebook at the call",
 }
 
-#: Private names imported across modules: ``(importer, module, name)`` -> reason. Each is
-#: owned by another part of issue 8 or by a file outside this change; make the name
-#: public (or move it) and delete the entry.
-_JSON = "report._jsonable is the JSON encoder of every result set; report should export it"
-PRIVATE_IMPORTS: dict[tuple[str, str, str], str] = {
-    ("simkit.cli", "simkit.report", "_jsonable"): _JSON,
-    ("simkit.cli_policy", "simkit.report", "_jsonable"): _JSON,
-    ("simkit.cli_tools", "simkit.report", "_jsonable"): _JSON,
-    ("simkit.policies", "simkit.montecarlo", "_simulate"):
-        "policies.simulate_policies runs the variants on the base's draws; the public "
-        "name is now montecarlo.simulate_all (``_simulate`` is its alias): switch to it",
-}
+#: Private names imported across modules: ``(importer, module, name)`` -> reason. None is
+#: left (issue 8): a name another module needs is public in its own module.
+PRIVATE_IMPORTS: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass(frozen=True)
