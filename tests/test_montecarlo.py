@@ -616,7 +616,7 @@ def test_not_enough_paths_for_the_level_prints_and_writes_null() -> None:
     assert any("not enough paths" in n for n in rep.summary["notes"])
     text = rep.format_text()
     assert "(not enough paths)" in text and "± 0.00" not in text
-    back = json.loads(json.dumps(rp._jsonable(rep.summary)))
+    back = json.loads(json.dumps(rp.jsonable(rep.summary)))
     assert back["parties"]["bank"]["var_99.9_se"] is None
 
 

@@ -297,7 +297,7 @@ def test_result_tables_and_summary() -> None:
                 "var_share_se", "es_95_uplift", "tail_share_95", "tail_share_95_se"):
         assert col in frame.columns
     assert (frame["es_95_draw_p5"] <= frame["es_95_draw_p95"]).all()
-    payload = json.loads(json.dumps(report._jsonable(res.summary())))
+    payload = json.loads(json.dumps(report.jsonable(res.summary())))
     assert payload["n_draws"] == 5 and payload["parameters"][0]["dist"] == "uniform"
     assert len(res.draw_rows()) == 5 and "guarantor:es_95" in res.draw_rows()[0]
     assert "var share" in res.format_text()
