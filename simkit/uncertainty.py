@@ -38,7 +38,7 @@ import numpy as np
 
 from simkit import _interrupt
 from simkit._rng import seed_sequence, stream
-from simkit.measures import level_label, summarize
+from simkit.measures import expected_shortfall, level_label, summarize, value_at_risk
 from simkit.scenario import Scenario, ScenarioError
 
 __all__ = ["UncertaintyResult", "draw_parameters", "run_uncertainty"]
@@ -47,6 +47,9 @@ __all__ = ["UncertaintyResult", "draw_parameters", "run_uncertainty"]
 TOTAL = "total"
 #: Bootstrap resamples of the draws for the standard errors of the shares.
 N_BOOT = 400
+#: Bootstrap resamples of the draws for the mixture's VaR/ES standard errors with
+#: independent paths per draw (each resample sorts the pooled paths once per level).
+TAIL_BOOT = 100
 
 
 def draw_parameters(scenario: Scenario, n_draws: int, seed: int | None = None) -> np.ndarray:
@@ -427,10 +430,10 @@ def run_uncertainty(
     ref_stats = _reference_stats(ref, levels, columns)
     runs = _inner_runs(scenario, values, m, seed, levels, columns, horizon,
                        common_random_numbers, executor, progress, engine)
-    mix = _mixture(runs, levels, columns, horizon, ref_stats)
     gen = stream(seed, "uncertainty bootstrap")
     idx = gen.integers(0, n_draws, size=(int(n_boot), n_draws)) if n_boot > 1 else \
         np.zeros((0, n_draws), dtype=np.int64)
+    mix = _mixture(runs, levels, columns, horizon, ref_stats, idx[:TAIL_BOOT])
     variance = _variance_parts(runs, idx, m)
     tail = _tail_parts(runs, idx, levels, columns, mix, ref_stats)
     notes = _notes(n_draws, common_random_numbers, runs.weighted)
@@ -524,6 +527,7 @@ class _InnerRuns:
     per_draw: dict[str, np.ndarray]  # measure -> (d, c); EL per year
     mom_mean: np.ndarray  # (d, c) each draw's mean loss
     mom_var: np.ndarray  # (d, c) each draw's loss variance
+    common_random_numbers: bool  # every draw on the same paths
 
 
 def _inner_runs(scenario: Scenario, values: np.ndarray, m: int, seed: int,
@@ -570,36 +574,76 @@ def _inner_runs(scenario: Scenario, values: np.ndarray, m: int, seed: int,
     finally:
         if bar is not None:
             bar.close()
-    return _InnerRuns(losses, weights, weighted, per_draw, mom_mean, mom_var)
+    return _InnerRuns(losses, weights, weighted, per_draw, mom_mean, mom_var,
+                      common_random_numbers)
 
 
 def _mixture(runs: _InnerRuns, levels: tuple[float, ...], columns: tuple[str, ...],
              horizon: float, ref_stats: dict[str, dict[str, float]],
-             ) -> dict[str, dict[str, float]]:
-    """The measures of the pooled paths (the mixture over the draws), per column."""
+             idx: np.ndarray) -> dict[str, dict[str, float]]:
+    """The measures of the pooled paths (the mixture over the draws), per column; ``idx``
+    (``(B, d)``): bootstrap resamples of the draws for the VaR/ES standard errors when
+    every draw has its own paths."""
     n_draws, m, n_cols = runs.losses.shape
     flat = runs.losses.reshape(n_draws * m, n_cols)
     w_flat = runs.weights.reshape(-1) if runs.weighted else None
     mix: dict[str, dict[str, float]] = {
         str(c): st for c, st in summarize(flat, levels, w_flat, list(columns),
                                           n_batches=_draw_batches(n_draws)).items()}
-    # the mixture's EL: the mean of the draws' ELs; its SE adds the outer spread and the
-    # inner error of the path averages (shared by all draws under common random numbers)
+    # the mixture's EL: the mean of the draws' ELs. Draws x paths is a crossed design
+    # under common random numbers: Var = s_draw^2 / d + s_path^2 / m + s_inter^2 / (d m);
+    # the spread of the draw means estimates the first and last terms, that of the path
+    # means (over the draws) the second and last, so the interaction, estimated from the
+    # two-way residuals, is taken off once
+    # (independent paths per draw: the draw means are independent, their spread is all)
     wz = runs.losses * runs.weights[:, :, None]
-    inner = wz.mean(axis=0)  # (m, n_cols): each path's loss averaged over the draws
-    inner_se = inner.std(axis=0, ddof=1) / math.sqrt(m)
-    outer_se = (wz.mean(axis=1)).std(axis=0, ddof=1) / math.sqrt(n_draws)
+    by_draw = wz.mean(axis=1)  # (d, n_cols)
+    el_var = by_draw.var(axis=0, ddof=1) / n_draws
+    if runs.common_random_numbers:
+        by_path = wz.mean(axis=0)  # (m, n_cols): each path's loss averaged over the draws
+        resid = wz - by_draw[:, None, :] - by_path[None, :, :] + wz.mean(axis=(0, 1))
+        inter = (resid**2).sum(axis=(0, 1)) / max((n_draws - 1) * (m - 1), 1)
+        el_var = np.maximum(el_var + by_path.var(axis=0, ddof=1) / m
+                            - inter / (n_draws * m), 0.0)
+    el_se = np.sqrt(el_var)
     for j, c in enumerate(columns):
         st = mix[c]
         st["el"] = float(runs.per_draw["el"][:, j].mean())
-        st["el_se"] = float(math.hypot(outer_se[j], inner_se[j]) / horizon)
+        st["el_se"] = float(el_se[j] / horizon)
+        if not runs.common_random_numbers:
+            continue  # independent paths: the bootstrap over the draws below
         for a in levels:
             for k in ("var", "es"):
                 key = f"{k}_{level_label(a)}"
                 # the shared inner error is left out of the batches over draws: add the
                 # reference run's SE as its measure
                 st[f"{key}_se"] = float(math.hypot(st[f"{key}_se"], ref_stats[c][f"{key}_se"]))
+    if not runs.common_random_numbers:
+        _bootstrap_tail_se(runs, levels, columns, mix, idx)
     return mix
+
+
+def _bootstrap_tail_se(runs: _InnerRuns, levels: tuple[float, ...],
+                       columns: tuple[str, ...], mix: dict[str, dict[str, float]],
+                       idx: np.ndarray) -> None:
+    """With independent paths per draw the (draw, its paths) pairs are independent, so
+    the spread of the pooled VaR/ES over resamples of the draws is their standard error
+    (batch means over the draws are not: a batch's tail is not the pooled tail); ``nan``
+    with fewer than two resamples."""
+    n_draws, m, n_cols = runs.losses.shape
+    boot = {f"{k}_{level_label(a)}": np.full((len(idx), n_cols), np.nan)
+            for a in levels for k in ("var", "es")}
+    for b, rows in enumerate(idx):
+        flat = runs.losses[rows].reshape(n_draws * m, n_cols)
+        w = runs.weights[rows].reshape(-1) if runs.weighted else None
+        for a in levels:
+            lab = level_label(a)
+            boot[f"var_{lab}"][b] = value_at_risk(flat, a, w, n_batches=None).value
+            boot[f"es_{lab}"][b] = expected_shortfall(flat, a, w, n_batches=None).value
+    for key, vals in boot.items():
+        se = vals.std(axis=0, ddof=1) if len(idx) > 1 else np.full(n_cols, np.nan)
+        for j, c in enumerate(columns):
+            mix[c][f"{key}_se"] = float(se[j])
 
 
 def _variance_parts(runs: _InnerRuns, idx: np.ndarray, m: int) -> dict[str, np.ndarray]:
