@@ -68,6 +68,7 @@ __all__ = [
     "default_threshold",
     "downturn_lgd_mean",
     "idiosyncratic_sd",
+    "marginal_log_ratio",
     "moral_hazard_pd",
     "retained_share",
     "stressed_national",
@@ -125,7 +126,8 @@ class FactorModel:
         return np.where(code < 0, self.n_guarantors - 1, code)
 
     def draw(self, rng: np.random.Generator, n: int, shift: np.ndarray | None = None,
-             probs: np.ndarray | None = None) -> FactorDraw:
+             probs: np.ndarray | None = None, groups: np.ndarray | None = None,
+             ) -> FactorDraw:
         """Draw the factors of ``n`` scenarios for one year.
 
         Parameters
@@ -144,6 +146,10 @@ class FactorModel:
             Component probabilities of the mixture instead of ``1 / K`` (each scenario
             then draws its component by one uniform after its normals); the likelihood
             ratio is ``1 / sum_k probs_k exp(mu_k . z - |mu_k|^2 / 2)``.
+        groups : ndarray of bool, shape (G, n_factors), optional
+            Subsets of the factors: :attr:`FactorDraw.group_log_weight` then holds, per
+            subset, the log likelihood ratio of those factors alone
+            (:func:`marginal_log_ratio`), which draws nothing more from ``rng``.
 
         Returns
         -------
@@ -179,6 +185,9 @@ class FactorModel:
             shift = np.asarray(shift, dtype=np.float64)
             z += shift[None, :]
             log_w = -(z @ shift) + 0.5 * float(shift @ shift)
+        group_log_w = None
+        if groups is not None:
+            group_log_w = marginal_log_ratio(z, shift, probs, groups)
         if self.copula == "student_t":
             scale = t_scale(rng.chisquare(self.dof, n), self.dof)
         else:
@@ -187,7 +196,8 @@ class FactorModel:
         r1 = r0 + self.n_regions
         s1 = r1 + self.n_sectors
         return FactorDraw(national=z[:, 0].copy(), regional=z[:, r0:r1], sector=z[:, r1:s1],
-                          guarantor=z[:, s1:], scale=scale, log_weight=log_w)
+                          guarantor=z[:, s1:], scale=scale, log_weight=log_w,
+                          group_log_weight=group_log_w)
 
 
 @dataclass
@@ -204,6 +214,9 @@ class FactorDraw:
         ``s = sqrt(W / dof)`` for the Student-t copula, ones for the Gaussian one.
     log_weight : (n,)
         Log likelihood ratio dP/dQ of the draw (0 without importance sampling).
+    group_log_weight : (n, G) or None
+        Per subset of the factors asked for (``groups`` of :meth:`FactorModel.draw`), the
+        log likelihood ratio of those factors alone.
     """
 
     national: np.ndarray
@@ -212,6 +225,7 @@ class FactorDraw:
     guarantor: np.ndarray
     scale: np.ndarray
     log_weight: np.ndarray
+    group_log_weight: np.ndarray | None = None
 
     def systematic(self, loadings: np.ndarray, region: int, sector: int,
                    guarantor_col: int) -> np.ndarray:
@@ -225,6 +239,46 @@ class FactorDraw:
             Factor columns of the group.
         """
         return systematic_part(loadings, self.national, self, region, sector, guarantor_col)
+
+
+def marginal_log_ratio(z: np.ndarray, shift: np.ndarray | None, probs: np.ndarray | None,
+                       groups: np.ndarray) -> np.ndarray:
+    """Log likelihood ratio of subsets of the factors, each on its own, shape (n, G).
+
+    A loss that depends on the factors of a subset ``S`` only (and on draws made given
+    them) has ``E_P[f] = E_Q[f w_S]`` with ``w_S = phi_S(z_S) / q_S(z_S)``, the ratio of
+    the marginal densities on ``S``: the other factors integrate out. Under a mixture of
+    unit-variance normals shifted by ``mu_k`` (probabilities ``p_k``, equal without
+    ``probs``) the marginal on ``S`` is the mixture of the shifts restricted to ``S``,
+    ``log w_S = -log sum_k p_k exp(mu_kS . z_S - |mu_kS|^2 / 2)``; it depends on fewer
+    factors than the full ratio, so it is far less dispersed when the components shift
+    factors outside ``S`` (e.g. the other regions).
+
+    Parameters
+    ----------
+    z : ndarray, shape (n, F)
+        The factors as drawn under the sampling measure (shift included).
+    shift : ndarray, shape (F,) or (K, F), or None
+        The sampling measure's shift(s) (``None``: plain Monte Carlo, all ratios 0).
+    probs : ndarray, shape (K,), or None
+        Mixture probabilities (``None``: equal).
+    groups : ndarray of bool, shape (G, F)
+        The subsets.
+    """
+    g = np.asarray(groups, dtype=np.float64)
+    out = np.zeros((z.shape[0], g.shape[0]))
+    if shift is None:
+        return out
+    mus = np.atleast_2d(np.asarray(shift, dtype=np.float64))
+    k = len(mus)
+    log_p = (np.full(k, -math.log(k)) if probs is None or k == 1
+             else np.log(np.maximum(np.asarray(probs, dtype=np.float64), 1e-300)))
+    masked = g[:, None, :] * mus[None, :, :]  # (G, K, F)
+    expo = (np.einsum("nf,gkf->ngk", z, masked)
+            - 0.5 * np.einsum("gkf,gkf->gk", masked, masked)[None] + log_p[None, None, :])
+    top = expo.max(axis=2)
+    out[:] = -(top + np.log(np.exp(expo - top[:, :, None]).sum(axis=2)))
+    return out
 
 
 def systematic_part(loadings: np.ndarray, national: np.ndarray, draw: FactorDraw,

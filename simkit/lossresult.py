@@ -80,6 +80,9 @@ class LossResult:
     injections_external : ndarray (n,) float64 or None
         Injections paid by the government budget outside the scenario (no
         local-government party); ``injections.sum(axis=1) == injections_external``.
+    party_weights : ndarray (n, P) float64 or None
+        Each party's own likelihood ratios (:mod:`simkit.importance`; ``None``: ``weights``
+        serve every party), used by its EL, SD, VaR, ES and tail check (:meth:`weights_of`).
     """
 
     parties: tuple[str, ...]
@@ -105,10 +108,17 @@ class LossResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     injections: np.ndarray | None = None
     injections_external: np.ndarray | None = None
+    party_weights: np.ndarray | None = None
 
     @property
     def n_paths(self) -> int:
         return int(self.losses.shape[0])
+
+    def weights_of(self, party: int | str) -> np.ndarray | None:
+        """One party's importance weights, (n,): its :attr:`party_weights` column, else
+        :attr:`weights` (``None`` for plain Monte Carlo)."""
+        j = self.parties.index(party) if isinstance(party, str) else int(party)
+        return self.weights if self.party_weights is None else self.party_weights[:, j]
 
     def _mean(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -217,7 +227,7 @@ class LossResult:
         from simkit.measures import summarize
 
         h = self.horizon
-        per_party = summarize(self.losses, levels, self.weights, list(self.parties))
+        per_party = _per_party(self, levels)
         total = summarize(self.total_loss, levels, self.weights, ["total"])["total"]
         horizon = _split_horizon(self.parties, per_party, total, self.fees_per_year,
                                  float(self.borrower_fees), h)
@@ -326,7 +336,12 @@ def _importance_check(res: LossResult, levels: Sequence[float]) -> dict[str, Any
     if res.weights is None:
         return out
     top = max(lv)
-    tail = np.atleast_1d(tail_effective_sample_size(res.losses, top, res.weights))
+    if res.party_weights is None:
+        tail = np.atleast_1d(tail_effective_sample_size(res.losses, top, res.weights))
+    else:
+        tail = np.array([float(tail_effective_sample_size(res.losses[:, j], top,
+                                                          res.weights_of(j)))
+                         for j in range(len(res.parties))])
     varies = res.losses.max(axis=0) > res.losses.min(axis=0)
     out["tail_effective_sample_size"] = {p: float(tail[j])
                                          for j, p in enumerate(res.parties)}
@@ -341,6 +356,25 @@ def _importance_check(res: LossResult, levels: Sequence[float]) -> dict[str, Any
         out["warning"] = ("importance sampling: " + "; ".join(problems)
                           + f". Use {advice}.")
     return out
+
+
+def _per_party(res: LossResult, levels: Sequence[float]) -> dict[Any, dict[str, float]]:
+    """:func:`simkit.measures.summarize` of every party, each with its own weights."""
+    from simkit.measures import summarize
+
+    names = list(res.parties)
+    if res.party_weights is None:
+        return summarize(res.losses, levels, res.weights, names)
+    # parties that share a weight column are summarised together (one call per column)
+    _, first, which = np.unique(res.party_weights, axis=1, return_index=True,
+                                return_inverse=True)
+    which = np.asarray(which).reshape(-1)
+    out: dict[Any, dict[str, float]] = {}
+    for g, j0 in enumerate(first):
+        cols = np.flatnonzero(which == g)
+        out.update(summarize(res.losses[:, cols], levels, res.party_weights[:, j0],
+                             [names[j] for j in cols]))
+    return {p: out[p] for p in names}
 
 
 def _injection_summary(res: LossResult) -> dict[str, Any]:

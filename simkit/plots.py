@@ -170,8 +170,9 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     losses : ndarray, shape (n_paths, n_parties)
         Net loss per path and party (yuan).
     parties : sequence of str, length n_parties
-    weights : ndarray, shape (n_paths,), optional
-        Likelihood-ratio weights of importance sampling.
+    weights : ndarray, shape (n_paths,) or (n_paths, n_parties), optional
+        Likelihood-ratio weights of importance sampling, one column per party when
+        each has its own (:attr:`simkit.lossresult.LossResult.party_weights`).
     unit : float
         Money unit of the x axis (default million yuan).
     levels : sequence of float
@@ -190,16 +191,21 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     losses = np.asarray(losses, dtype=float)
     n = losses.shape[0]
     w = None if weights is None else np.asarray(weights, dtype=float)
+
+    def w_of(j: int) -> np.ndarray | None:
+        return w[:, j] if w is not None and w.ndim == 2 else w
+
     col = _colors_for(parties, colors)
     p_min = max(1e-4, 10.0 / n)
     active = [j for j in range(len(parties)) if np.any(losses[:, j] > 0)]
-    x_max = max((measures.value_at_risk(losses[:, j], 1 - p_min, w, n_batches=None).value
+    x_max = max((measures.value_at_risk(losses[:, j], 1 - p_min, w_of(j),
+                                        n_batches=None).value
                  for j in active), default=1.0)
     x_max = float(x_max) if x_max > 0 else float(np.max(losses, initial=1.0))
     grid = np.linspace(0.0, x_max, 300)
     for j in active:
-        _exceedance_curve(ax, losses[:, j], grid, w, parties[j], col[parties[j]], unit,
-                          p_min, levels)
+        _exceedance_curve(ax, losses[:, j], grid, w_of(j), parties[j], col[parties[j]],
+                          unit, p_min, levels)
     for a in levels:
         if 1 - a >= p_min:
             ax.axhline(1 - a, color="grey", lw=0.6, ls=":")

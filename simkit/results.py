@@ -288,7 +288,8 @@ class RunReport:
                 split, basis = self.titles()
                 h = int(self.summary["time_basis"]["horizon_years"])
                 colors = plots.scenario_colors(self.scenario)
-                ax = plots.exceedance(r.losses, r.parties, r.weights, levels=self.levels,
+                w = r.weights if r.party_weights is None else r.party_weights
+                ax = plots.exceedance(r.losses, r.parties, w, levels=self.levels,
                                       colors=colors,
                                       title=f"{split}\nprobability of exceeding a {basis}")
                 plots.save_figure(ax, tmp / "loss_distribution.png")
@@ -325,7 +326,7 @@ def _add_tail_drivers(r: Any, stats: dict[str, dict[str, Any]]) -> None:
         if stats[p]["es_99"] <= 0:
             continue
         frac = measures.tail_contributions(by_segment[:, :, j].astype(np.float64),
-                                           r.losses[:, j], 0.99, r.weights)
+                                           r.losses[:, j], 0.99, r.weights_of(j))
         stats[p]["tail_drivers"] = {n: float(f) for n, f in zip(names, frac, strict=True)}
 
 

@@ -297,6 +297,42 @@ class Waterfall:
                 cell_net += (unc - unc_rec)[:, :, None] * lender[None]
         return Allocation(paid=paid, recovered=recovered, overflow=overflow, by_cell=cell_net)
 
+    def party_cells(self) -> np.ndarray:
+        """Which cells' amounts can change each party's payments, shape (n_parties,
+        n_cells), bool.
+
+        A party's payments on a cell depend on that cell's amounts when it holds an
+        uncapped share of it, lends on it (the uncovered part), is a cap's capped or
+        overflow party on it, or is a fiscal-compensation rule's budget or compensated
+        party on it; a capped layer pays pro rata within its pool, so every party of a
+        pool depends on all the pool's cells (closed over pools until nothing changes).
+        Nothing else mixes cells, so a party's loss is a function of its cells' amounts
+        alone (tested by perturbing the other cells).
+        """
+        n_cells, n_parties = len(self.cells), len(self.parties)
+        dep = (self.shares > 0).T.copy()
+        dep[self.lender, np.arange(n_cells)] = True
+        on = self.comp_frac > 0
+        dep[self.comp_from[on], np.flatnonzero(on)] = True
+        dep[self.comp_to[on], np.flatnonzero(on)] = True
+        pools = []  # one (n_cells,) bool row per pool of every cap
+        for k in range(len(self.caps)):
+            mine = np.flatnonzero((self.pool_of_cell[k] >= 0) & (self.capped_share[k] > 0))
+            dep[self.capped_party[k], mine] = True
+            dep[self.overflow_party[k, mine], mine] = True
+            for j in np.unique(self.pool_of_cell[k, mine]):
+                pools.append(self.pool_of_cell[k] == j)
+        if pools:
+            pool = np.array(pools)  # (n_pools, n_cells)
+            while True:
+                touched = (dep.astype(np.int64) @ pool.T.astype(np.int64)) > 0
+                grown = dep | ((touched.astype(np.int64) @ pool.astype(np.int64)) > 0)
+                if np.array_equal(grown, dep):
+                    break
+                dep = grown
+        assert dep.shape == (n_parties, n_cells)
+        return dep
+
     @cached_property
     def _comp_on(self) -> bool:
         return bool(np.any(self.comp_frac > 0))
@@ -645,17 +681,24 @@ def fee_flows(
     """
     plans = compile_cells(scenario, cells)
     n_cells = len(cells)
-    time = np.minimum(tenor_years, years)
+    time = np.broadcast_to(np.minimum(tenor_years, years), np.shape(cell_of_loan))
     totals: dict[tuple[str, str, str], float] = {}
+    # each agreement's loans, in book order (a bin's sum adds the same terms in the same
+    # order as over the whole book: the same bits, without a pass over every loan per fee)
+    agreement_of_loan = np.asarray(cells.agreement)[cell_of_loan]
+    by_agreement = np.argsort(agreement_of_loan, kind="stable")
+    bounds = np.searchsorted(agreement_of_loan[by_agreement],
+                             np.arange(len(scenario.agreements) + 1))
     for a_idx, agreement in enumerate(scenario.agreements):
         mine = np.flatnonzero(cells.agreement == a_idx)
         if mine.size == 0:
             continue
+        loans = by_agreement[bounds[a_idx]:bounds[a_idx + 1]]
         for f_idx in range(len(agreement.fees)):
             # the formula is the agreement's; only payer and payee are resolved per cell
             per_cell = np.bincount(
-                cell_of_loan, weights=plans[mine[0]].fees[f_idx].amount(guaranteed, time),
-                minlength=n_cells)
+                cell_of_loan[loans], weights=plans[mine[0]].fees[f_idx].amount(
+                    guaranteed[loans], time[loans]), minlength=n_cells)
             for c in mine:
                 rule = plans[c].fees[f_idx]
                 key = (rule.payer, rule.payee, rule.kind)
