@@ -28,7 +28,7 @@ import numpy as np
 
 from simkit.factors import FactorModel
 
-__all__ = ["cell_factor_mask", "party_factor_mask", "weight_groups"]
+__all__ = ["cell_factor_mask", "party_factor_mask", "regions_separate", "weight_groups"]
 
 
 def cell_factor_mask(band_cell: np.ndarray, band_region: np.ndarray,
@@ -122,3 +122,29 @@ def weight_groups(masks: Sequence[np.ndarray], used: np.ndarray | None = None,
             idx[j] = rows[key]
         out.append(idx)
     return (np.array(groups) if groups else None), out
+
+
+def regions_separate(groups: np.ndarray | None, model: FactorModel,
+                     regions: np.ndarray) -> bool:
+    """Whether every region of the book has a party of its own: one whose factors hold
+    that region's factor and no other region's. Then one mixture row can shift every
+    region at once (each region's parties weighted by their own factors see it as their
+    region's shift alone); otherwise the regions keep a row each (a party whose loss
+    spans regions, e.g. through a cap pooled over them, is weighted by all the factors).
+
+    Parameters
+    ----------
+    groups : ndarray of bool, shape (G, n_factors), or None
+        :func:`weight_groups`.
+    model : FactorModel
+    regions : ndarray of int
+        The region codes of the book's loans (or their distinct values).
+    """
+    used = np.unique(regions)
+    if groups is None or used.size < 2:
+        return False
+    cols = 1 + used
+    region_part = np.asarray(groups, dtype=bool)[:, 1:1 + model.n_regions]
+    single = region_part.sum(axis=1) == 1
+    own = set(np.flatnonzero(region_part[single].any(axis=0)) + 1)
+    return all(int(c) in own for c in cols)

@@ -79,6 +79,17 @@ factor along its loans' direction of steepest expected loss at ``Z = 0``,
 ``u_k ∝ sum_i EAD_i LGD_i phi(c_i) b_ik / sqrt(1 - R_i^2)``, to the depth of the 99.9 % quantile:
 ``mu = Phi^-1(0.001) u / |u|`` (for a one-factor book ``mu_nat = -3.09``, the large-pool
 optimum). Over ``H > 1`` years each year's innovations are shifted by ``mu / sqrt(H)``.
+When some party's loss depends on a subset of the factors only (a province's guarantor
+and re-guarantor on its own loans; :mod:`simkit.importance` derives this from the
+waterfall's cells and the loans' loadings), each party is weighted with the marginal
+likelihood ratio of its own factors (:attr:`LossResult.party_weights`) and the regions'
+rows merge into one row that shifts every region at once (:func:`combined_shift`): the
+mixture is the book's row, every region's row (:data:`AUTO_COMBINED_SHARE` = 2/3 of the
+shifted probability) and the plain measure. On the national book (31 provinces) this cut
+the worst relative SE of any party's 99.9 % VaR from 5-7.5 % to 1.4-1.8 % on the same
+paths and time (1/10 of the loans, 2,000 paths), since each province's parties see their
+own tail in 60 % of the paths instead of 3 %; the whole-book parties (bank, national fund)
+keep the full ratio.
 With the Student-t copula the chi-square mixing variable ``W`` is importance-sampled too
 (:func:`mixing_tilt`): each scenario keeps ``W`` with probability ``MIX_PLAIN_PROB`` and
 takes ``theta W`` otherwise (0.12 W for 6 degrees of freedom), because the t tail is
@@ -157,7 +168,12 @@ from simkit.factors import (
     systematic_part,
     t_scale,
 )
-from simkit.importance import cell_factor_mask, party_factor_mask, weight_groups
+from simkit.importance import (
+    cell_factor_mask,
+    party_factor_mask,
+    regions_separate,
+    weight_groups,
+)
 from simkit.lossresult import (
     MIN_ESS,
     MIN_TAIL_ESS,
@@ -1496,7 +1512,7 @@ def _context(scenario: Scenario, *, n_paths: int | None, seed: int | None,
     used = np.any([cf.any(axis=0) for cf in cell_factors], axis=0)
     groups, party_group = weight_groups(masks, used)
     shift, shift_probs = _importance(scenario, books[0], model, horizon,
-                                     combine=groups is not None)
+                                     combine=regions_separate(groups, model, books[0].region))
     ctx = _Context(seed=seed, block_size=block_size, n_paths=n_paths, plans=plans,
                    model=model, shift=shift, keep_cells=keep_cells,
                    n_parties=len(scenario.party_names), n_caps=len(plans[0].waterfall.caps),

@@ -305,10 +305,19 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
     b_loss, b_fee = _loss_matrix(base, names)
     b_ind = _indicators(base, caps, cap_names)
     mats = [(_loss_matrix(run, names), _indicators(run, caps, cap_names)) for run in runs]
-    tail_stats = _tail_table(b_loss, base.result.weights,
-                             [(loss, run.result.weights) for ((loss, _), _), run
-                              in zip(mats, runs, strict=True)],
-                             levels, n_batches, paired, executor)
+    groups = _weight_columns(runs, names) if paired else [
+        (np.arange(len(cols)), None)]
+    parts = []
+    for cols_g, w_g in groups:
+        def weights_of(run: PolicyRun, w_g: np.ndarray | None = w_g) -> np.ndarray | None:
+            return run.result.weights if w_g is None else w_g
+
+        parts.append((cols_g, _tail_table(
+            b_loss[:, cols_g], weights_of(base),
+            [(loss[:, cols_g], weights_of(run)) for ((loss, _), _), run
+             in zip(mats, runs, strict=True)], levels, n_batches, paired, executor)))
+    tail_stats = [_scatter([(c, t[i]) for c, t in parts], len(cols))
+                  for i in range(len(runs))]
     rows: list[dict[str, Any]] = []
     for run, ((loss, fee), ind), tail in zip(runs, mats, tail_stats, strict=True):
         w = run.result.weights
@@ -319,7 +328,9 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
             return _unpaired(measures.paired_difference(a, a, base.result.weights),
                              measures.paired_difference(b, b, w))
 
-        stats = _run_stats(diff(b_loss, loss), tail, levels, fee, b_fee)
+        el = _scatter([(c, diff(b_loss[:, c], loss[:, c], w if w_g is None else w_g))
+                       for c, w_g in groups], len(cols))
+        stats = _run_stats(el, tail, levels, fee, b_fee)
         prob = diff(b_ind, ind) if ind.shape[1] else None
         head = {"variant": run.label, **{k: run.params.get(k) for k in param_keys}}
         for measure, st in stats.items():
@@ -330,6 +341,46 @@ def comparison_rows(runs: Sequence[PolicyRun], *, levels: Sequence[float] = (0.9
                       + [(p, kinds[p], "p_exhausted") for p in cap_names])
             rows += _table_rows(head, labels, prob)
     return rows
+
+
+def _weight_columns(runs: Sequence[PolicyRun], names: list[str],
+                    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The comparison's columns (``names`` then the groups) grouped by the importance
+    weights their differences use: a party's own weights
+    (:meth:`simkit.lossresult.LossResult.weights_of`) when every run gives it the same
+    ones, else (``None``) each run's full weights; the groups take the full weights."""
+    k = len(names) + len(GROUPS)
+    key_of: dict[bytes, int] = {}
+    out: list[tuple[list[int], np.ndarray | None]] = [([], None)]
+    for j in range(k):
+        w = None
+        if j < len(names) and all(r.result.party_weights is not None and names[j] in
+                                  r.result.parties for r in runs):
+            ws = [r.result.weights_of(names[j]) for r in runs]
+            if all(np.array_equal(ws[0], x) for x in ws[1:]):
+                w = ws[0]
+        if w is None:
+            out[0][0].append(j)
+            continue
+        key = np.asarray(w).tobytes()
+        if key not in key_of:
+            key_of[key] = len(out)
+            out.append(([], w))
+        out[key_of[key]][0].append(j)
+    return [(np.array(c, dtype=np.intp), w) for c, w in out if c]
+
+
+def _scatter(parts: Sequence[tuple[np.ndarray, Any]], k: int) -> Any:
+    """Merge records computed on column subsets back into ``(k,)`` arrays: ``parts`` is
+    ``(columns, record)`` pairs, each record a dict (nested for the tail table) of values
+    per column (arrays, or floats for one column)."""
+    first = parts[0][1]
+    if isinstance(first, dict):
+        return {key: _scatter([(c, r[key]) for c, r in parts], k) for key in first}
+    out = np.full(k, np.nan)
+    for cols, val in parts:
+        out[cols] = np.asarray(val, dtype=np.float64).reshape(-1)
+    return out
 
 
 def _run_stats(el: dict[str, Any], tail: dict[tuple[str, float], dict[str, Any]],

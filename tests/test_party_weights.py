@@ -250,3 +250,51 @@ def test_party_weight_error_bars_match_the_spread_over_replications() -> None:
         x = np.array(v)
         ratio = x[:, 1].mean() / x[:, 0].std(ddof=1)
         assert 0.75 < ratio < 1.33, (key, ratio)
+
+
+def test_regions_joined_by_a_cap_keep_a_row_each() -> None:
+    """anhui_2024's national-fund cap pools the agreement over every region, so each
+    regional guarantor depends on all the factors: the mixture keeps one row per region
+    (the run's weights as before); only the central budget, on one region's tech-plan
+    loans, gets weights of its own."""
+    sc = load(SCENARIOS_DIR / "anhui_2024.toml")
+    sc = sc.with_changes({f"segments[{i}].count": 40 for i in range(len(sc.segments))})
+    res = simulate(sc, n_paths=200)
+    assert len(res.provenance["importance_mixture"]) == 5  # book, 3 regions, plain
+    assert res.party_weights is not None and res.weights is not None
+    for j, p in enumerate(res.parties):
+        same = np.array_equal(res.party_weights[:, j], res.weights)
+        assert same == (p != "central_fiscal"), p
+
+
+def test_policy_differences_use_each_partys_own_weights() -> None:
+    """The comparison table's paired differences of a regional guarantor use its own
+    weights: the same values as computed by hand with them, and over 10 seeds a spread of
+    its VaR 99.9 % difference under half that of the full weights."""
+    from simkit import measures, policies
+
+    d = provinces(n_regions=4, count=150, n_paths=2000, importance_sampling=True)
+    base = from_dict(d)
+    other = from_dict({**d, "agreements": [
+        {**a, "layers": [{**layer, "share": s} for layer, s in zip(
+            a["layers"], (0.25, 0.35, 0.2, 0.2), strict=True)]} for a in d["agreements"]]})
+    own, full = [], []
+    for seed in range(10):
+        res = policies.simulate_policies(base, [other], seed=seed)
+        runs = [policies.PolicyRun("base", base, res[0]), policies.PolicyRun("v", other, res[1])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImportanceSamplingWarning)
+            rows = policies.comparison_rows(runs)
+        row = {(r["variant"], r["party"], r["measure"]): r for r in rows}
+        j = res[0].parties.index("r0_g")
+        a, b = res[0].losses[:, j], res[1].losses[:, j]
+        mine = measures.paired_difference(a, b, res[0].weights_of(j))
+        got = row[("v", "r0_g", "el")]
+        h = res[0].horizon
+        assert got["diff"] == pytest.approx(mine["diff"] / h, rel=1e-12)
+        assert got["diff_se"] == pytest.approx(mine["diff_se"] / h, rel=1e-12)
+        own.append(row[("v", "r0_g", "var_99.9")]["diff"])
+        tail = measures.paired_tail_differences(a[:, None], b[:, None], res[0].weights,
+                                                levels=(0.999,))
+        full.append(float(np.asarray(tail[("var", 0.999)]["diff"]).reshape(-1)[0]))
+    assert np.std(own) < 0.5 * np.std(full)
