@@ -90,7 +90,9 @@ def monte_carlo(sc: simkit.Scenario, pilot: int, target: float, max_paths: int,
     w = worst(rel)
     need = pilot if not w > target else math.ceil(pilot * (w / target) ** 2)
     paths = int(min(max(need, pilot), max_paths))
-    paths = -(-paths // block_size) * block_size
+    # whole blocks, as many for every worker (a 5-block run on 2 workers waits for the 3rd)
+    step = block_size * max(workers, 1)
+    paths = -(-paths // step) * step
     del res
     gc.collect()
     t0 = time.perf_counter()
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"size": args.size, "scale": factor,
                            "load_average": os.getloadavg(), "cpus": os.cpu_count()}
     if not args.no_mc:
-        pilot, block = (2000, 1000) if full else (1000, 500)
+        pilot, block = (2000, 500) if full else (1000, 500)
         max_paths = args.max_paths or (8_000 if full else 1000)
         workers = args.workers or (2 if full else 1)
         out["mc"] = monte_carlo(national, pilot, args.target, max_paths, block, workers)

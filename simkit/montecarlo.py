@@ -1191,7 +1191,9 @@ def auto_shifts(scenario: Scenario, book: Book, model: FactorModel,
         hi = np.searchsorted(book.region[order], regions, side="right")
         for r, a, z in zip(regions, lo, hi, strict=True):
             idx = order[a:z]
-            u0 = float(np.where(book.region == r, sens, 0.0) @ book.loadings[:, 0])
+            # (a combined row is new: its regions' own dots, 31 passes over the book less)
+            u0 = (float(sens[idx] @ book.loadings[idx, 0]) if combine else
+                  float(np.where(book.region == r, sens, 0.0) @ book.loadings[:, 0]))
             rows.append(_shift_of(sens[idx], gcol[idx], book.region[idx], book.sector[idx],
                                   book.loadings[idx], model, level, national=u0))
     if combine and len(rows) > 2:
