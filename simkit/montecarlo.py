@@ -1178,11 +1178,12 @@ def auto_shifts(scenario: Scenario, book: Book, model: FactorModel,
     bounds every likelihood ratio by ``1 / AUTO_PLAIN_PROB``. Every row is scaled by
     ``depth``.
 
-    With ``combine`` (some party's loss depends on a subset of the factors, whose
-    marginal likelihood ratio it is then weighted with: :mod:`simkit.importance`) the
-    regions' rows are merged into one, :func:`combined_shift`: three rows, the book's,
-    every region's at once and the plain measure. Each region's parties then see their
-    own region's shift in almost half the paths instead of one in ``K``.
+    With ``combine`` (every region has parties of its own, each weighted with the
+    marginal likelihood ratio of its own factors:
+    :func:`simkit.importance.regions_separate`) the regions' rows are merged into one,
+    :func:`combined_shift`: three rows, the book's, every region's at once and the plain
+    measure. Each region's parties then see their own region's shift in 60 % of the paths
+    (:data:`AUTO_COMBINED_SHARE`) instead of one in ``K``.
     """
     # the loans' sensitivities and factor columns once (they are the same for every row;
     # on a book of a million loans and 31 regions this was most of the set-up time)
@@ -1462,7 +1463,7 @@ def _run_sizes(scenario: Scenario, n_paths: int | None, seed: int | None,
 def _importance(scenario: Scenario, book: Book, model: FactorModel, horizon: int,
                 combine: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The sampling measure of the run: ``(shift, shift_probs)`` (see the module doc;
-    ``combine``: some party's loss depends on a subset of the factors)."""
+    ``combine``: every region has parties of its own, :func:`auto_shifts`)."""
     run = scenario.run
     shift: np.ndarray | None = None
     shift_probs: np.ndarray | None = None
