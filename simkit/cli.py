@@ -472,12 +472,13 @@ def _run(args: argparse.Namespace) -> int:
 
         est = expected_results(scenario)
         capped = any(layer.cap is not None for a in scenario.agreements for layer in a.layers)
+        notes = [ANALYTIC_CAP_NOTE] * capped + list(est.notes)
         payload = {"scenario": scenario.name, "source": scenario.source, "method": "closed-form",
                    "unit": "yuan per year", "n_loans": est.n_loans,
-                   "guaranteed": est.guaranteed, "approximation": capped,
+                   "guaranteed": est.guaranteed, "approximation": bool(notes),
                    "parties": {r["party"]: r for r in est.rows()}}
-        if capped:
-            payload["note"] = ANALYTIC_CAP_NOTE
+        if notes:
+            payload["note"] = "; ".join(notes)
         if args.json:
             print(json.dumps(report.jsonable(payload), indent=2))
         else:
@@ -487,8 +488,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"simkit {scenario.name}: closed-form estimate, {est.n_loans:,} loans, "
                   f"{report.fmt_money(est.guaranteed, digits=1)} {u} guaranteed "
                   f"(amounts in {u} per year)")
-            if capped:
-                print(f"approximation: {ANALYTIC_CAP_NOTE}")
+            for note in notes:
+                print(f"approximation: {note}")
             print(NET_RESULT_NOTE)
             rows = [(r["party"], report.fmt_money(r["el"]),
                      report.fmt_money(r["fee_income"]), report.fmt_money(r["net_result"]))
