@@ -215,7 +215,11 @@ def fiscal_summary(scenario: Scenario, result: Any,
         the payers (without ``role``); ``guaranteed_volume`` (yuan, all cohorts),
         ``discount_rate``, ``default_time_years``, ``horizon``, ``claim_lag_years`` and
         ``recovery_lag_years`` per payer. The PV keys are None when a multi-year result
-        does not carry its per-year payments.
+        does not carry its per-year payments. Capital injections (``des.injection_trigger``)
+        are reported apart, not in the cost (as in :func:`des_fiscal`): each payer's
+        ``injections_paid`` and ``injections_paid_se`` (expected yuan over the horizon it
+        pays into other parties' capital), and ``injections_external`` (and ``_se``: the
+        budget outside the scenario); ``None`` when the rule is off.
     """
     roles = public_parties(scenario)
     parties = list(result.parties)
@@ -248,17 +252,25 @@ def fiscal_summary(scenario: Scenario, result: Any,
                                        else None)
         return out
 
+    inj = getattr(result, "injections", None)
+    paid_inj = None if inj is None else np.maximum(-np.asarray(inj, dtype=np.float64), 0.0)
     payers = {}
     for p, j in zip(roles, cols, strict=True):
         payers[p] = {"role": roles[p],
                      **block(cost[:, j], result.losses[:, j], fee_total[j],
-                             None if pv is None else pv[:, j])}
+                             None if pv is None else pv[:, j]),
+                     **_injection_stats(None if paid_inj is None else paid_inj[:, j], w,
+                                        "injections_paid")}
     total = block(cost[:, cols].sum(axis=1), result.losses[:, cols].sum(axis=1),
                   float(fee_total[cols].sum()),
                   None if pv is None else pv[:, cols].sum(axis=1))
+    ext = getattr(result, "injections_external", None)
     return {
         "payers": payers,
         "total": total,
+        **_injection_stats(None if inj is None else (
+            np.zeros(result.n_paths) if ext is None else np.asarray(ext, dtype=np.float64)),
+            w, "injections_external"),
         "guaranteed_volume": volume,
         "discount_rate": float(discount_rate),
         "default_time_years": float(default_time),
@@ -268,6 +280,15 @@ def fiscal_summary(scenario: Scenario, result: Any,
         "recovery_lag_years": {p: float(rec_lag[j]) for p, j in zip(roles, cols,
                                                                      strict=True)},
     }
+
+
+def _injection_stats(x: np.ndarray | None, weights: np.ndarray | None,
+                     key: str) -> dict[str, float | None]:
+    """``{key, key_se}``: the expected injections ``x`` (n,) paid, yuan (None: rule off)."""
+    if x is None:
+        return {key: None, f"{key}_se": None}
+    est = measures.expected_loss(x, weights)
+    return {key: float(est.value), f"{key}_se": float(est.stderr)}
 
 
 def format_fiscal(fiscal: dict[str, Any]) -> list[str]:
@@ -297,6 +318,14 @@ def format_fiscal(fiscal: dict[str, Any]) -> list[str]:
                      f"ES 99% {m(b['cost_es_99'], b['cost_es_99_se'])}, "
                      f"PV {m(b['pv'], b['pv_se'])}, subsidy rate "
                      f"{pct(b['subsidy_rate_pct'])}")
+    paid = {p: b["injections_paid"] for p, b in fiscal["payers"].items()
+            if b.get("injections_paid")}
+    if paid or fiscal.get("injections_external"):
+        parts = [f"{p} {m(v)}" for p, v in paid.items()]
+        if fiscal.get("injections_external"):
+            parts.append(f"budget outside the scenario {m(fiscal['injections_external'])}")
+        lines.append("  capital injections paid (apart from the cost, expected over the "
+                     "horizon): " + ", ".join(parts))
     return lines
 
 

@@ -299,3 +299,26 @@ def test_moral_hazard_variant_with_other_shares_is_not_shared_silently() -> None
     # the same shares (another fee, say) still share the draws
     same = sc.with_changes({"run.n_paths": 50})
     assert len(simulate_all(sc, variants=[same])) == 2
+
+
+def test_fiscal_view_reports_the_injections_the_government_pays() -> None:
+    """The fiscal summary keeps injections apart from the cost (as the DES's) but reports
+    what each public payer puts into other parties' capital: the mean of what it paid."""
+    from simkit.fiscal import fiscal_summary, format_fiscal
+
+    sc = _injecting()
+    res = simulate(sc, seed=4)
+    fis = fiscal_summary(sc, res)
+    names = list(sc.party_names)
+    paid = np.maximum(-res.injections[:, names.index("gov_north")], 0.0)
+    got = fis["payers"]["gov_north"]
+    assert got["injections_paid"] == pytest.approx(paid.mean(), rel=1e-12)
+    assert got["injections_paid"] > 0 and got["injections_paid_se"] > 0
+    assert fis["injections_external"] == 0.0
+    off = fiscal_summary(sc, simulate(sc.with_changes({"des.injection_trigger": 0.0}),
+                                      seed=4))
+    assert off["payers"]["gov_north"]["injections_paid"] is None
+    # the cost itself does not include them
+    assert off["payers"]["gov_north"]["cost"] == pytest.approx(got["cost"], rel=1e-12)
+    assert any("capital injections paid" in line for line in format_fiscal(fis))
+    assert not any("capital injections" in line for line in format_fiscal(off))
