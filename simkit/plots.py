@@ -8,6 +8,7 @@ label. matplotlib is imported inside the functions, so ``import simkit`` stays l
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -111,20 +112,23 @@ def scenario_colors(scenario: Any, extra: Iterable[str] = ("TOTAL",)) -> dict[st
     return party_colors(names, kinds)
 
 
-def split_label(scenario: Any) -> str:
+def split_label(scenario: Any, most: int = 2) -> str:
     """The scenario's split in a few words: ``"anhui_4321 — bank 20 / guarantor 40 /
-    provincial 30* / local_gov 10 (* capped)"`` (shares in %, one group per agreement, a
-    capped layer marked ``*``; with several guarantor-kind parties their layer reads
-    ``guarantor``, as each segment's own guarantor takes it)."""
+    provincial 30* / local_gov 10 (* capped)"`` (shares in %, one group per distinct
+    agreement split, at most ``most`` of them then "(+N more splits)"; a capped layer
+    marked ``*``; with several parties of a kind (guarantors, provincial re-guarantors,
+    local governments) their layer reads by the kind, as each agreement's own takes it)."""
     kinds = {p.name: p.kind for p in scenario.parties}
-    many = sum(k == "guarantor" for k in kinds.values()) > 1
+    count = Counter(kinds.values())
+    by_kind = {k for k in ("guarantor", "provincial", "local_gov") if count[k] > 1}
     groups = []
     for a in scenario.agreements:
         shares: dict[str, float] = {}
         capped = set()
         for layer in a.layers:
-            # with several guarantors each segment's own one takes the guarantor layer
-            name = "guarantor" if many and kinds.get(layer.party) == "guarantor" else layer.party
+            # with several parties of a kind each agreement's own one takes the layer
+            kind = kinds.get(layer.party, "")
+            name = kind if kind in by_kind else layer.party
             shares[name] = shares.get(name, 0.0) + layer.share
             if layer.cap is not None:
                 capped.add(name)
@@ -132,7 +136,14 @@ def split_label(scenario: Any) -> str:
                                  for p, s in shares.items()))
     uniq = list(dict.fromkeys(groups))
     note = " (* capped)" if any("*" in g for g in uniq) else ""
-    return f"{scenario.name} — " + "; ".join(uniq) + note
+    more = f" (+{len(uniq) - most} more splits)" if len(uniq) > most else ""
+    return f"{scenario.name} — " + "; ".join(uniq[:most]) + more + note
+
+
+#: The most parties a per-party figure (:func:`exceedance`, :func:`party_bars`) draws: with
+#: more (the national book has 64) it draws those with the largest values and says how
+#: many it leaves out (the CSV and JSON files keep every party).
+MAX_PARTIES = 12
 
 
 def _axes(ax: Any) -> Any:
@@ -198,9 +209,14 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     col = _colors_for(parties, colors)
     p_min = max(1e-4, 10.0 / n)
     active = [j for j in range(len(parties)) if np.any(losses[:, j] > 0)]
-    x_max = max((measures.value_at_risk(losses[:, j], 1 - p_min, w_of(j),
-                                        n_batches=None).value
-                 for j in active), default=1.0)
+    reach = {j: float(measures.value_at_risk(losses[:, j], 1 - p_min, w_of(j),
+                                             n_batches=None).value) for j in active}
+    hidden = 0
+    if len(active) > MAX_PARTIES:  # the parties with the largest tails, in their order
+        keep = set(sorted(active, key=lambda j: -reach[j])[:MAX_PARTIES])
+        hidden = len(active) - len(keep)
+        active = [j for j in active if j in keep]
+    x_max = max((reach[j] for j in active), default=1.0)
     x_max = float(x_max) if x_max > 0 else float(np.max(losses, initial=1.0))
     grid = np.linspace(0.0, x_max, 300)
     for j in active:
@@ -215,7 +231,7 @@ def exceedance(losses: np.ndarray, parties: tuple[str, ...] | list[str],
     ax.set_xlabel(f"loss ({unit_label(unit)})")
     ax.set_ylabel("probability of exceeding")
     ax.grid(True, which="both", alpha=0.3)
-    _exceedance_legend(ax, levels, p_min)
+    _exceedance_legend(ax, levels, p_min, hidden)
     ax.set_title(title or "Loss exceedance per party (band: ±2 SE)")
     return ax
 
@@ -245,11 +261,16 @@ def _exceedance_curve(ax: Any, x: np.ndarray, grid: np.ndarray, w: np.ndarray | 
                 markeredgecolor="black", gid=f"es_{measures.level_label(a)}")
 
 
-def _exceedance_legend(ax: Any, levels: Sequence[float], p_min: float) -> None:
-    """The legend of :func:`exceedance`: the parties and the VaR / ES markers."""
+def _exceedance_legend(ax: Any, levels: Sequence[float], p_min: float,
+                       hidden: int = 0) -> None:
+    """The legend of :func:`exceedance`: the parties, the VaR / ES markers and how many
+    parties with smaller tails are not drawn (``hidden``)."""
     from matplotlib.lines import Line2D
 
     handles, labels = ax.get_legend_handles_labels()
+    if hidden:
+        handles.append(Line2D([], [], ls="none"))
+        labels.append(f"+ {hidden} smaller parties not shown")
     shown = [f"{100 * a:g} %" for a in levels if 1 - a >= p_min]
     if shown:
         handles += [Line2D([], [], marker="v", ls="none", color="white",
@@ -324,6 +345,14 @@ def party_bars(parties: tuple[str, ...] | list[str], values: dict[str, np.ndarra
     ax = _axes(ax)
     errors = errors or {}
     idx = {p: j for j, p in enumerate(parties)}
+    shown = list(parties)
+    if len(shown) > MAX_PARTIES:  # the largest, in their order
+        size = np.nanmax(np.abs(np.array([np.asarray(v, dtype=float) for v in
+                                          values.values()])), axis=0, initial=0.0)
+        keep = set(np.argsort(-np.nan_to_num(size), kind="stable")[:MAX_PARTIES].tolist())
+        shown = [p for p in shown if idx[p] in keep]
+        ax.set_xlabel(f"(+ {len(parties) - len(shown)} smaller parties not shown)",
+                      fontsize="small")
 
     def val(g: str, p: str) -> float:
         return float(np.asarray(values[g], dtype=float)[idx[p]]) / unit
@@ -333,7 +362,7 @@ def party_bars(parties: tuple[str, ...] | list[str], values: dict[str, np.ndarra
             return None
         return float(np.asarray(errors[g], dtype=float)[idx[p]]) / unit
 
-    _grouped_bars(ax, list(parties), list(values), val, err, _colors_for(parties, colors))
+    _grouped_bars(ax, shown, list(values), val, err, _colors_for(parties, colors))
     ax.set_ylabel(unit_label(unit))
     ax.axhline(0, color="black", lw=0.8)
     if title:

@@ -44,6 +44,7 @@ horizon EL / all cohorts' guaranteed principal. A standard error that cannot be 
 
 from __future__ import annotations
 
+import textwrap
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -252,7 +253,8 @@ class RunReport:
 
         h = int(self.summary["time_basis"]["horizon_years"])
         basis = "loss in one year" if h <= 1 else f"loss over the {h}-year horizon"
-        return split_label(self.scenario), basis
+        # a long split takes two lines (a figure title holds about 84 characters)
+        return textwrap.fill(split_label(self.scenario), 84), basis
 
     def save(self, out_dir: str | Path, figures: bool = True, paths: bool = False
              ) -> list[Path]:

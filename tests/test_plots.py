@@ -353,3 +353,26 @@ def test_analytic_without_caps_is_exact(tmp_path: Path) -> None:
     payload = json.loads(out.stdout)
     assert payload["approximation"] is False and "note" not in payload
     assert "approximation" not in _cli("run", str(f), "--analytic").stdout
+
+
+def test_many_parties_draw_the_largest_and_say_how_many_are_left_out() -> None:
+    """The national book has 64 parties: the split reads by kind (one group), and the
+    per-party figures draw the MAX_PARTIES largest and name the rest in a note."""
+    sc = simkit.load(ROOT / "scenarios" / "nfgf_national_2024.toml")
+    assert plots.split_label(sc) == ("nfgf_national_2024 — bank 20 / guarantor 40 / "
+                                     "provincial 20 / national_fund 20* (* capped)")
+    k = plots.MAX_PARTIES + 5
+    rng = np.random.default_rng(1)
+    scale = np.arange(1, k + 1, dtype=float)  # party j's losses grow with j
+    losses = rng.lognormal(10, 0.5, (3000, k)) * scale
+    names = [f"p{j}" for j in range(k)]
+    ax = plots.exceedance(losses, names, None, levels=(0.99,))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:plots.MAX_PARTIES] == names[5:]  # the largest, in their order
+    assert "+ 5 smaller parties not shown" in labels
+    el = losses.mean(axis=0)
+    ax = plots.party_bars(names, {"expected loss": el})
+    assert len(ax.patches) == plots.MAX_PARTIES
+    assert ax.get_xlabel() == "(+ 5 smaller parties not shown)"
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == names[5:]
