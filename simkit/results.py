@@ -253,8 +253,8 @@ class RunReport:
 
         h = int(self.summary["time_basis"]["horizon_years"])
         basis = "loss in one year" if h <= 1 else f"loss over the {h}-year horizon"
-        # a long split takes two lines (a figure title holds about 84 characters)
-        return textwrap.fill(split_label(self.scenario), 84), basis
+        # a long split takes two lines (a figure title holds about 76 characters)
+        return textwrap.fill(split_label(self.scenario), 76), basis
 
     def save(self, out_dir: str | Path, figures: bool = True, paths: bool = False
              ) -> list[Path]:
