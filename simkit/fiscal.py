@@ -239,18 +239,7 @@ def fiscal_summary(scenario: Scenario, result: Any,
 
     def block(j_cost: np.ndarray, j_loss: np.ndarray, fee: float,
               j_pv: np.ndarray | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "net_loss": float(measures.expected_loss(j_loss, w).value),
-            "fee_income": float(fee)}
-        out.update(_stats(j_cost, w, "cost"))
-        if j_pv is None:
-            out.update({"pv": None, "pv_se": None, "pv_es_99": None, "pv_es_99_se": None,
-                        "subsidy_rate_pct": None})
-        else:
-            out.update(_stats(j_pv, w, "pv"))
-            out["subsidy_rate_pct"] = (100 * out["pv"] / volume if volume > 0
-                                       else None)
-        return out
+        return _payer_block(j_cost, j_loss, fee, j_pv, w, volume)
 
     inj = getattr(result, "injections", None)
     paid_inj = None if inj is None else np.maximum(-np.asarray(inj, dtype=np.float64), 0.0)
@@ -280,6 +269,22 @@ def fiscal_summary(scenario: Scenario, result: Any,
         "recovery_lag_years": {p: float(rec_lag[j]) for p, j in zip(roles, cols,
                                                                      strict=True)},
     }
+
+
+def _payer_block(cost: np.ndarray, loss: np.ndarray, fee: float, pv: np.ndarray | None,
+                 w: np.ndarray | None, volume: float) -> dict[str, Any]:
+    """One payer's (or the total's) block of :func:`fiscal_summary` from its per-path
+    ``cost``, ``loss`` and ``pv`` (n,), its fee income and the guaranteed ``volume``."""
+    out: dict[str, Any] = {"net_loss": float(measures.expected_loss(loss, w).value),
+                           "fee_income": float(fee)}
+    out.update(_stats(cost, w, "cost"))
+    if pv is None:
+        out.update({"pv": None, "pv_se": None, "pv_es_99": None, "pv_es_99_se": None,
+                    "subsidy_rate_pct": None})
+    else:
+        out.update(_stats(pv, w, "pv"))
+        out["subsidy_rate_pct"] = 100 * out["pv"] / volume if volume > 0 else None
+    return out
 
 
 def _injection_stats(x: np.ndarray | None, weights: np.ndarray | None,
