@@ -3,7 +3,7 @@
 :class:`Loans` books guaranteed loans (:meth:`Loans.originate`: liability, cap bases,
 fees, default draws) and direct ones (:meth:`Loans.originate_direct`,
 ``des.direct_lending``), pays the agreement fees per loan year (:meth:`Loans.pay_fees`),
-schedules each loan's end (:meth:`Loans.run_loan`: a claim process of
+schedules each loan's end (:meth:`Loans.run_loan`: the claim steps of
 :class:`simkit.des.claims.Claims` per defaulting loan, one maturity callback per group)
 and matures and renews loans (:meth:`Loans.mature_loans`, :meth:`Loans.mature_direct`).
 The loan table, counts and flows are written to :class:`simkit.des.records.Records`.
@@ -134,9 +134,9 @@ class Loans:
         if rec.keep_log:
             rec.log_rows(now, "direct", ids, lender, x)
         horizon = self.settle_until
-        for i in np.flatnonzero(t_def < horizon).tolist():
-            env.process(self.claims.default_direct(int(ids[i]), int(apps[i]),
-                                                   float(t_def[i])))
+        dflt = t_def < horizon
+        if dflt.any():
+            self.claims.schedule(ids[dflt], apps[dflt], t_def[dflt], now, direct=True)
         alive = np.isinf(t_def)
         for ten in self.segments.tenors:
             if now + ten * DAYS_PER_YEAR >= horizon:
@@ -181,14 +181,14 @@ class Loans:
 
     def run_loan(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray,
                  tenor: np.ndarray) -> None:
-        """Schedule each new loan's end: one claim process per defaulting loan, one
-        maturity callback per group of loans ending at the same time."""
+        """Schedule each new loan's end: the claim steps of each defaulting loan (on the
+        agenda), one maturity callback per group of loans ending at the same time."""
         env = self.env
         now = env.now
         horizon = self.settle_until
-        dflt = np.flatnonzero(t_def < horizon)
-        for i in dflt.tolist():
-            env.process(self.claims.claim(int(ids[i]), int(apps[i]), float(t_def[i]), now))
+        dflt = t_def < horizon
+        if dflt.any():
+            self.claims.schedule(ids[dflt], apps[dflt], t_def[dflt], now)
         alive = np.isinf(t_def)
         tenors = self.segments.tenors
         for ten in tenors:
