@@ -4,9 +4,10 @@ recoveries.
 :class:`Claims` runs the chain of steps of each defaulting loan on the model's
 :class:`~simkit.des.agenda.Agenda` (plain timed callbacks, not a SimPy process per loan;
 the steps, their times and their order are those of a process that waits between them):
-the default (:meth:`Claims.claim`: liability released, the lender pays the principal),
-the bank's claim after ``claim_trigger_days``, the original guarantor's payment of the
-covered part ``claim_payment_days`` later, each uncapped layer's reimbursement after its
+the default (:meth:`Claims.claim`: liability released, the lender pays the principal;
+the bank's claim ``claim_trigger_days`` later is counted then, at its own time, as it
+moves no money), the original guarantor's payment of the covered part
+``claim_payment_days`` after the claim, each uncapped layer's reimbursement after its
 lag (:meth:`Claims.reimburse`), each capped layer's accrual with
 :class:`simkit.des.caps.CapSettlement` (the chain then waits for the period's settlement
 event), and the recovery (:meth:`Claims.recover`), returned pro rata to what each party
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from simkit.des.treasury import Treasury
     from simkit.scenario import DesSettings
 
-__all__ = ["Claims", "Defaulted"]
+__all__ = ["Claims", "Defaulted", "touched_accounts"]
 
 
 class Defaulted:
@@ -52,6 +53,8 @@ class Defaulted:
     spec : EnterpriseSegment
     start : float
         Origination time (days): the statistics period of its capped layers.
+    exposure, g : float
+        Principal and guaranteed amount (yuan).
     net : list of float
         Paid minus received on the loan per account (yuan).
     recovery, t_recovery : float
@@ -64,16 +67,21 @@ class Defaulted:
         Settlement events of the capped layers, waited for in order.
     """
 
-    __slots__ = ("app", "layer", "loan", "net", "recovery", "spec", "start", "t_paid",
-                 "t_recovery", "waits")
+    __slots__ = ("app", "exposure", "g", "layer", "loan", "net", "recovery", "spec",
+                 "start", "t_paid", "t_recovery", "waits")
 
-    def __init__(self, loan: int, app: int, spec: EnterpriseSegment, start: float):
+    def __init__(self, loan: int, app: int, spec: EnterpriseSegment, start: float,
+                 exposure: float, g: float, recovery: float, t_recovery: float):
         self.loan = loan
         self.app = app
         self.spec = spec
         self.start = start
+        self.exposure = exposure
+        self.g = g
+        self.recovery = recovery
+        self.t_recovery = t_recovery
         self.net: list[float] = []
-        self.recovery = self.t_recovery = self.t_paid = 0.0
+        self.t_paid = 0.0
         self.layer = 0
         self.waits: list[Any] = []
 
@@ -87,16 +95,19 @@ class Claims:
     agenda : Agenda
         Where the steps are scheduled.
     des : DesSettings
+    settle_until : float
+        End of the run's loan events (days; ``inf`` with the run-off).
     segments, apps, draws, limits, caps, treasury, records
         The other parts of the model this one calls.
     """
 
     def __init__(self, env: simpy.Environment, agenda: Agenda, des: DesSettings,
-                 segments: Segments, apps: Applications, draws: Draws, limits: Limits,
-                 caps: CapSettlement, treasury: Treasury, records: Records):
+                 settle_until: float, segments: Segments, apps: Applications, draws: Draws,
+                 limits: Limits, caps: CapSettlement, treasury: Treasury, records: Records):
         self.env = env
         self.agenda = agenda
         self.des = des
+        self.settle_until = settle_until
         self.segments = segments
         self.apps = apps
         self.draws = draws
@@ -106,77 +117,76 @@ class Claims:
         self.records = records
         self.n_accounts = len(treasury.accounts)
         self.borrower = len(treasury.institutions)
+        #: per segment, the accounts a default can move money for (sorted): the only
+        #: ones with a non-zero net payment on a loan
+        self.touched = [touched_accounts(spec) for spec in segments.specs]
 
     def schedule(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray, now: float,
                  *, direct: bool = False) -> None:
         """Put the default of each loan originated ``now`` (days) on the agenda at its
         default time ``t_def`` (days, shape ``(n,)``), in order (as a process started
-        now that waits ``t_def - now``)."""
+        now that waits ``t_def - now``); its LGD and recovery lag are drawn here
+        (:meth:`Draws.losses <simkit.des.draws.Draws.losses>`: they depend on the
+        default year only)."""
         at = self.agenda.at
         step = self.default_direct if direct else self.claim
-        due = (now + (t_def - now)).tolist()
-        for loan, app, t in zip(ids.tolist(), apps.tolist(), due, strict=True):
-            at(t, step, loan, app, now)
+        due = now + (t_def - now)
+        lgd, lag = self.draws.losses(apps, due)
+        exposure = self.apps.exposure[apps]
+        g = self.apps.guaranteed[apps]
+        specs = self.segments.specs
+        rows = zip(ids.tolist(), apps.tolist(), self.apps.seg[apps].tolist(), due.tolist(),
+                   exposure.tolist(), g.tolist(), (exposure * (1.0 - lgd)).tolist(),
+                   (due + lag).tolist(), strict=True)
+        for loan, app, s, t, x, gi, amount, t_rec in rows:
+            at(t, step, Defaulted(loan, app, specs[s], now, x, gi, amount, t_rec))
 
-    def _default(self, t: float, loan: int, app: int, party: int, lender: int
-                 ) -> list[float]:
+    def _default(self, t: float, c: Defaulted, party: int) -> None:
         """Count a default at ``t`` (under ``party``) and let the lender pay the
-        principal; returns the loan's net payments per account (paid minus received,
+        principal; starts the loan's net payments per account (paid minus received,
         yuan)."""
         rec = self.records
-        exposure = float(self.apps.exposure[app])
+        exposure = c.exposure
+        lender = c.spec.lender
         rec.counts["defaults"] += 1
         m = rec.month(t)
         rec.flows["defaults"][m, party] += 1.0
         rec.flows["default_amount"][m, party] += exposure
         if rec.keep_log:
-            rec.log_rows(t, "default", np.array([loan]), party, exposure)
-        net = [0.0] * self.n_accounts
-        self.treasury.pay(t, lender, self.borrower, K_DEFAULT, exposure, loan)
+            rec.log_rows(t, "default", np.array([c.loan]), party, exposure)
+        net = c.net = [0.0] * self.n_accounts
+        self.treasury.pay(t, lender, self.borrower, K_DEFAULT, exposure, c.loan)
         net[lender] += exposure
-        rec.defaults.append((loan, t, exposure))
-        return net
+        rec.defaults.append((c.loan, t, exposure))
 
-    def default_direct(self, t: float, loan: int, app: int, start: float) -> None:
+    def default_direct(self, t: float, c: Defaulted) -> None:
         """Step: default of a direct loan; the lender bears it and recovers alone."""
-        spec = self.segments[self.apps.seg[app]]
-        c = Defaulted(loan, app, spec, start)
-        exposure = float(self.apps.exposure[app])
-        c.net = self._default(t, loan, app, spec.lender, spec.lender)
-        lgd, lag = self.draws.loss(spec, app, t)
-        c.recovery, c.t_recovery = exposure * (1.0 - lgd), t + lag
+        self._default(t, c, c.spec.lender)
         self.recover(t, c)
 
-    def claim(self, t: float, loan: int, app: int, start: float) -> None:
+    def claim(self, t: float, c: Defaulted) -> None:
         """Step: default of a guaranteed loan (liability released, the lender pays the
-        principal); the bank's claim follows after ``claim_trigger_days``."""
-        spec = self.segments[self.apps.seg[app]]
-        c = Defaulted(loan, app, spec, start)
-        exposure = float(self.apps.exposure[app])
-        self.limits.release_one(spec, app)
-        c.net = self._default(t, loan, app, spec.front, spec.lender)
-        lgd, lag = self.draws.loss(spec, app, t)  # loss given default and recovery lag
-        c.recovery, c.t_recovery = exposure * (1.0 - lgd), t + lag
-        self.agenda.at(t + self.des.claim_trigger_days, self._claimed, c)
-
-    def _claimed(self, t: float, c: Defaulted) -> None:
-        """Step: the bank claims; the guarantor pays after ``claim_payment_days``."""
-        rec = self.records
-        front = c.spec.front
-        rec.counts["claims"] += 1
-        rec.flows["claims"][rec.month(t), front] += 1.0
-        if rec.keep_log:
-            rec.log_rows(t, "claim", np.array([c.loan]), c.spec.lender,
-                         float(self.apps.exposure[c.app]))
-        self.agenda.at(t + self.des.claim_payment_days, self._paid, c)
+        principal); the bank's claim ``claim_trigger_days`` later is counted now at its
+        own time (it moves no money) when it falls within the run, and the guarantor's
+        payment follows ``claim_payment_days`` after it."""
+        spec = c.spec
+        self.limits.release_one(spec, c.app)
+        self._default(t, c, spec.front)
+        t_claim = t + self.des.claim_trigger_days
+        if t_claim < self.settle_until:
+            rec = self.records
+            rec.counts["claims"] += 1
+            rec.flows["claims"][rec.month(t_claim), spec.front] += 1.0
+            if rec.keep_log:
+                rec.log_rows(t_claim, "claim", np.array([c.loan]), spec.lender, c.exposure)
+        self.agenda.at(t_claim + self.des.claim_payment_days, self._paid, c)
 
     def _paid(self, t: float, c: Defaulted) -> None:
         """Step: the original guarantor pays the bank the covered part; then the
         layers."""
         spec = c.spec
         lender, front = spec.lender, spec.front
-        g = float(self.apps.guaranteed[c.app])
-        covered = (1.0 - spec.lender_share) * g if front != lender else 0.0
+        covered = (1.0 - spec.lender_share) * c.g if front != lender else 0.0
         self.treasury.pay(t, front, lender, K_COMP, covered, c.loan)
         c.net[front] += covered
         c.net[lender] -= covered
@@ -189,9 +199,8 @@ class Claims:
         layers = c.spec.layers
         while c.layer < len(layers):
             step = layers[c.layer]
-            g = float(self.apps.guaranteed[c.app])
             if step.cap >= 0:
-                c.waits.append(self.caps.accrue(t, c.loan, step, g, c.t_paid, c.start,
+                c.waits.append(self.caps.accrue(t, c.loan, step, c.g, c.t_paid, c.start,
                                                 c.net))
             else:
                 wait = c.t_paid + step.lag - t
@@ -206,7 +215,7 @@ class Claims:
         """Step: one uncapped layer (``c.layer``) pays its share of the default; with
         ``advance`` the chain goes on with the next layers."""
         step = c.spec.layers[c.layer]
-        due = step.share * float(self.apps.guaranteed[c.app])
+        due = step.share * c.g
         self.treasury.pay(t, step.payer, step.holder, K_REIMB, due, c.loan)
         c.net[step.payer] += due
         c.net[step.holder] -= due
@@ -233,20 +242,36 @@ class Claims:
 
     def recover(self, t: float, c: Defaulted, *, due: bool = False) -> None:
         """Step: the recovery arrives at ``c.t_recovery`` (or at once when that has
-        passed) and is returned pro rata to the net payments."""
+        passed) and is returned pro rata to the net payments
+        (:func:`simkit.sharing.split_recovery` over the accounts the default touched,
+        in account order: the others have no net payment)."""
         if not due:
             wait = c.t_recovery - t
             if wait > 0:
                 self.agenda.at(t + wait, self._recovered, c)
                 return
         amount, net = c.recovery, c.net
-        if amount <= 0 or not any(x > 0 for x in net):
+        touched = self.touched[c.spec.index]
+        parts = [net[j] for j in touched]
+        if amount <= 0 or not any(x > 0 for x in parts):
             return
         pay = self.treasury.pay
-        for j, part in enumerate(split_recovery(amount, net)):
+        for j, part in zip(touched, split_recovery(amount, parts), strict=True):
             if part > 0:
                 pay(t, self.borrower, j, K_REC, part, c.loan)
         self.records.recovered[c.loan] = amount
 
     def _recovered(self, t: float, c: Defaulted) -> None:
         self.recover(t, c, due=True)
+
+
+def touched_accounts(spec: EnterpriseSegment) -> tuple[int, ...]:
+    """The accounts whose net payment on a default of ``spec``'s segment may be non-zero
+    (lender, original guarantor, every layer's payer, holder, overflow and budget),
+    sorted."""
+    out = {spec.lender, spec.front}
+    for step in spec.layers:
+        out.update((step.payer, step.holder, step.overflow))
+        if step.budget >= 0:
+            out.add(step.budget)
+    return tuple(sorted(out))

@@ -100,7 +100,8 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     # the forced fates replace the model's draws (instance attributes shadow the methods)
     draws = model.draws
     draws.default_times = lambda apps, now: t_def[apps]  # type: ignore[method-assign]
-    draws.loss = lambda spec, app, now: (float(lgd[app]), 0.0)  # type: ignore[method-assign]
+    draws.losses = (  # type: ignore[method-assign]
+        lambda apps, times: (lgd[apps], np.zeros(len(apps))))
     idx = np.arange(n, dtype=np.intp)
     liab = model.segments.coef[segment] * g[:, None]
     model.loans.originate(idx, liab, liab * apps.weight[:, None], renewal=False)

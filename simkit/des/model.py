@@ -296,8 +296,9 @@ class Model:
                                             horizon)
         #: the claim steps of defaulted loans, interleaved with SimPy's events
         self.agenda = Agenda(env)
-        self.claims = Claims(env, self.agenda, des, self.segments, self.apps, self.draws,
-                             self.limits, self.cap_settlement, self.treasury, rec)
+        self.claims = Claims(env, self.agenda, des, self.settle_until, self.segments,
+                             self.apps, self.draws, self.limits, self.cap_settlement,
+                             self.treasury, rec)
         self.loans = Loans(env, des, horizon, self.settle_until, self.segments, self.apps,
                            self.draws, self.limits, self.cap_settlement, self.treasury, rec,
                            self.claims)
