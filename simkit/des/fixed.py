@@ -103,8 +103,7 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     draws.losses = (  # type: ignore[method-assign]
         lambda apps, times: (lgd[apps], np.zeros(len(apps))))
     idx = np.arange(n, dtype=np.intp)
-    liab = model.segments.coef[segment] * g[:, None]
-    model.loans.originate(idx, liab, liab * apps.weight[:, None], renewal=False)
+    model.loans.originate(idx, renewal=False)
     weighted = np.array([inst.weighted for inst in model.institutions])
     model.agenda.run()
     led = model.ledger.freeze()

@@ -58,19 +58,55 @@ class Limits:
         self.single_limited = [a.index for a in institutions
                                if math.isfinite(a.single_client_limit)]
         self.n_limits = len(self.constrained) + len(lines)
+        coef = segments.coef
+        #: per segment, the liability coefficients of :meth:`need`'s columns
+        self.need_coef = (coef[:, self.constrained], segments.line_applies)
+        #: per segment, the accounts with a liability and their coefficients, padded
+        #: with a spare last account (coefficient 0) to the longest list; the same for
+        #: the credit lines that apply
+        self.liab_cols, self.liab_coef = _padded(coef)
+        self.line_cols, self.line_coef = _padded(segments.line_applies)
 
     def need(self, apps: np.ndarray) -> np.ndarray:
         """What each application uses of each limit, shape ``(n, k)`` (yuan): the
         constrained parties' risk-weighted liability, then each credit line's use."""
         seg = self.apps.seg[apps]
         g = self.apps.guaranteed[apps]
-        coef = self.segments.coef
-        return np.concatenate([coef[seg][:, self.constrained]
-                               * (g * self.apps.weight[apps])[:, None],
-                               self.segments.line_applies[seg] * g[:, None]], axis=1)
+        lev, line = self.need_coef
+        out = np.empty((len(apps), self.n_limits))
+        c = len(self.constrained)
+        np.multiply(lev[seg], (g * self.apps.weight[apps])[:, None], out=out[:, :c])
+        np.multiply(line[seg], g[:, None], out=out[:, c:])
+        return out
+
+    def totals(self, apps: np.ndarray, *, lines: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Liability of the applications per account and its risk-weighted version
+        (yuan, shape ``(n_accounts,)`` each), or with ``lines`` their use of each credit
+        line (and zeros). Each total is the sum over the applications in order as
+        numpy sums an ``(n, columns)`` array over its first axis: a running sum (over the
+        applications' few non-zero terms only), pairwise for a single column."""
+        seg = self.apps.seg[apps]
+        g = self.apps.guaranteed[apps]
+        if lines and len(self.lines) == 1:  # one column: numpy sums it pairwise
+            one = np.array([(self.segments.line_applies[seg, 0] * g).sum(), 0.0])
+            return one[:1], np.zeros(1)
+        cols, coef = ((self.line_cols, self.line_coef) if lines
+                      else (self.liab_cols, self.liab_coef))
+        k = coef.shape[1] if coef.ndim == 2 else 0
+        n_out = (len(self.lines) if lines else self.segments.coef.shape[1]) + 1
+        total = np.zeros(n_out)
+        weighted = np.zeros(n_out)
+        if k and len(apps):
+            idx = cols[seg].ravel()
+            liab = coef[seg] * g[:, None]
+            np.add.at(total, idx, liab.ravel())
+            if not lines:
+                np.add.at(weighted, idx, (liab * self.apps.weight[apps][:, None]).ravel())
+        return total[:-1], weighted[:-1]
 
     def check(self, apps: np.ndarray, now: float, need: np.ndarray | None = None
-              ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+              ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """Single-client, leverage and credit-line checks, in arrival order.
 
         Each application is checked against the room left by those before it that were
@@ -83,9 +119,8 @@ class Limits:
 
         Returns
         -------
-        approved : (apps, liability, weighted liability, line use)
-            Arrays of shape ``(n,)``, ``(n, n_accounts)``, ``(n, n_accounts)`` and
-            ``(n, n_lines)`` (yuan).
+        approved : ndarray of int, shape (n_approved,)
+            The approved applications, in order.
         refused : (positions, reason codes, refusing parties)
             Integer arrays: positions in ``apps`` (single-client refusals first, then the
             others, each in arrival order), reasons and parties.
@@ -129,13 +164,10 @@ class Limits:
             r_reason.append(np.where(col < len(self.constrained), REASON_CODE["leverage"],
                                      REASON_CODE["credit_line"]).astype(np.intp))
             r_party.append(parties[col])
-            apps, seg, g = apps[keep], seg[keep], g[keep]
-        liab = coef[seg] * g[:, None]
-        wliab = liab * self.apps.weight[apps][:, None]
-        use = self.segments.line_applies[seg] * g[:, None]
+            apps = apps[keep]
         refused_out = (np.concatenate(r_pos), np.concatenate(r_reason),
                        np.concatenate(r_party))
-        return (apps, liab, wliab, use), refused_out
+        return apps, refused_out
 
     @staticmethod
     def _first_failed(need: np.ndarray, room0: np.ndarray, keep: np.ndarray,
@@ -148,19 +180,18 @@ class Limits:
         nr = need[refused]
         return ((nr > 0) & (nr > left + 1e-12 * np.abs(left) + 1e-6)).argmax(axis=1)
 
-    def file_reguarantee(self, use: np.ndarray) -> None:
-        """File approved guarantees with the re-guarantors: use the credit lines (yuan,
-        ``use`` of shape ``(n, n_lines)``)."""
+    def file_reguarantee(self, apps: np.ndarray) -> None:
+        """File approved guarantees (applications ``apps``) with the re-guarantors: use
+        the credit lines that apply by the guaranteed amounts (yuan)."""
         if self.lines:
-            totals = use.sum(axis=0)
+            totals, _ = self.totals(apps, lines=True)
             for k, line in enumerate(self.lines):
                 if totals[k] > 0:
                     line.use(float(totals[k]))
 
-    def take(self, liab: np.ndarray, wliab: np.ndarray) -> None:
-        """Take on the liability of new guarantees (``(n, n_accounts)`` yuan each)."""
-        lt = liab.sum(axis=0)
-        wt = wliab.sum(axis=0)
+    def take(self, apps: np.ndarray) -> None:
+        """Take on the liability of new guarantees (applications ``apps``)."""
+        lt, wt = self.totals(apps)
         inst = self.institutions
         for j in range(self.n_parties):
             if lt[j] != 0.0:
@@ -169,10 +200,7 @@ class Limits:
 
     def release(self, apps: np.ndarray) -> None:
         """Release the liability of guaranteed loans repaid at maturity."""
-        seg = self.apps.seg[apps]
-        liab = self.segments.coef[seg] * self.apps.guaranteed[apps][:, None]
-        lt = liab.sum(axis=0)
-        wt = (liab * self.apps.weight[apps][:, None]).sum(axis=0)
+        lt, wt = self.totals(apps)
         inst = self.institutions
         for j in range(self.n_parties):
             if lt[j] != 0.0:
@@ -187,6 +215,20 @@ class Limits:
         for j, c in self.segments.liab[spec.index]:
             inst[j].outstanding -= c * g
             inst[j].weighted -= c * g * w
+
+
+def _padded(coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``coef`` (segments x columns), its non-zero columns and values, padded
+    to the longest row with the spare column ``coef.shape[1]`` and value 0."""
+    n_seg, n_col = coef.shape
+    rows = [np.flatnonzero(r) for r in coef]
+    width = max((len(r) for r in rows), default=0)
+    cols = np.full((n_seg, width), n_col, dtype=np.intp)
+    vals = np.zeros((n_seg, width))
+    for s, r in enumerate(rows):
+        cols[s, :len(r)] = r
+        vals[s, :len(r)] = coef[s, r]
+    return cols, vals
 
 
 def fit_in_order(need: np.ndarray, room: np.ndarray, cand: np.ndarray) -> np.ndarray:

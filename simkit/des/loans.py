@@ -65,8 +65,7 @@ class Loans:
         self.claims = claims
         self.any_fees = any(s.fees for s in segments.specs)
 
-    def originate(self, apps: np.ndarray, liab: np.ndarray, wliab: np.ndarray, *,
-                  renewal: bool) -> None:
+    def originate(self, apps: np.ndarray, *, renewal: bool) -> None:
         """Disburse guaranteed loans now: balances, cap bases, fees, default draws."""
         env = self.env
         now = env.now
@@ -75,7 +74,7 @@ class Loans:
         ids = rec.new_loan_ids(n)
         seg = self.apps.seg[apps]
         g = self.apps.guaranteed[apps]
-        self.limits.take(liab, wliab)
+        self.limits.take(apps)
         m = rec.month(now)
         front = self.segments.front[seg]
         np.add.at(rec.flows["approvals" if not renewal else "renewed"][m], front, 1.0)
@@ -219,6 +218,6 @@ class Loans:
                 for reason in np.unique(r_reason).tolist():
                     sel = r_reason == reason
                     rec.refuse(now, again[r_pos[sel]], reason, r_party[sel], renewal=True)
-                if approved[0].size:
-                    self.limits.file_reguarantee(approved[3])
-                    self.originate(approved[0], approved[1], approved[2], renewal=True)
+                if approved.size:
+                    self.limits.file_reguarantee(approved)
+                    self.originate(approved, renewal=True)

@@ -203,9 +203,9 @@ class Underwriting:
         approved, refused = self.limits.check(apps, now, need)
         if refused[0].size:
             self._hold_or_refuse(now, apps, refused, since, queued, need)
-        if approved[0].size:
-            self.limits.file_reguarantee(approved[3])
-            self.loans.originate(approved[0], approved[1], approved[2], renewal=False)
+        if approved.size:
+            self.limits.file_reguarantee(approved)
+            self.loans.originate(approved, renewal=False)
 
     def _hold_or_refuse(self, now: float, apps: np.ndarray,
                         refused: tuple[np.ndarray, ...], since: np.ndarray,
