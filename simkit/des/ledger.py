@@ -19,6 +19,7 @@ stably by time.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,10 @@ class LedgerArrays:
         """Boolean mask of the rows whose kind is in ``kinds``."""
         if isinstance(kinds, str):
             kinds = (kinds,)
-        return np.isin(self.kind, [KIND_CODE[k] for k in kinds])
+        codes = sorted({KIND_CODE[k] for k in kinds})
+        if codes == list(range(codes[0], codes[-1] + 1)):  # a run of codes
+            return (self.kind >= codes[0]) & (self.kind <= codes[-1])
+        return np.logical_or.reduce([self.kind == c for c in codes])
 
     def balances(self, kinds: tuple[str, ...] | str | None = None,
                  until: float | None = None) -> np.ndarray:
@@ -108,9 +112,10 @@ class LedgerArrays:
         hit = ordered[pos] == self.loan[sel]
         rows = order[pos[hit]]
         amt = self.amount[sel][hit]
-        np.add.at(out, (rows, self.payer[sel][hit]), amt)
-        np.add.at(out, (rows, self.payee[sel][hit]), -amt)
-        return out
+        # the payers' amounts, then minus the payees' (running sums, as np.add.at)
+        flat = np.concatenate([rows * n + self.payer[sel][hit], rows * n + self.payee[sel][hit]])
+        return np.bincount(flat, weights=np.concatenate([amt, -amt]),
+                           minlength=len(loans) * n).astype(np.float64).reshape(len(loans), n)
 
 
 class Ledger:
@@ -136,27 +141,31 @@ class Ledger:
         if amount > 0.0:
             self._rows.append((time, payer, payee, kind, amount, loan))
 
-    def add_many(self, time: float, payer: int, payee: int, kind: int,
-                 amount: np.ndarray, loan: np.ndarray) -> None:
-        """Record a chunk of flows at one time between two accounts.
+    def add_many(self, time: float, payer: int | np.ndarray, payee: int | np.ndarray,
+                 kind: int | np.ndarray, amount: np.ndarray, loan: np.ndarray) -> None:
+        """Record a chunk of flows at one time.
 
         Parameters
         ----------
         time : float, days
-        payer, payee : int
-        kind : int
+        payer, payee : int, or int ndarray of shape (n,)
+        kind : int, or int ndarray of shape (n,)
         amount : ndarray, shape (n,), yuan (zero amounts are skipped)
         loan : ndarray of int, shape (n,)
         """
+        n = len(amount)
+        payer = np.broadcast_to(np.asarray(payer, dtype=np.int16), (n,))
+        payee = np.broadcast_to(np.asarray(payee, dtype=np.int16), (n,))
+        kind = np.broadcast_to(np.asarray(kind, dtype=np.int8), (n,))
         keep = amount > 0
         if not keep.all():
             amount, loan = amount[keep], loan[keep]
+            payer, payee, kind = payer[keep], payee[keep], kind[keep]
         n = len(amount)
         if n == 0:
             return
         self._chunks.append((
-            np.full(n, time), np.full(n, payer, dtype=np.int16),
-            np.full(n, payee, dtype=np.int16), np.full(n, kind, dtype=np.int8),
+            np.full(n, time), payer.copy(), payee.copy(), kind.copy(),
             amount.astype(np.float64, copy=False), loan.astype(np.int64, copy=False),
         ))
 
@@ -169,7 +178,8 @@ class Ledger:
             return self._frozen
         parts = list(self._chunks)
         if self._rows:
-            rows = np.array(self._rows, dtype=np.float64).reshape(-1, 6)
+            rows = np.fromiter(itertools.chain.from_iterable(self._rows), dtype=np.float64,
+                               count=6 * len(self._rows)).reshape(-1, 6)
             parts.append((rows[:, 0], rows[:, 1].astype(np.int16), rows[:, 2].astype(np.int16),
                           rows[:, 3].astype(np.int8), rows[:, 4],
                           rows[:, 5].astype(np.int64)))

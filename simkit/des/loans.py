@@ -11,6 +11,7 @@ The loan table, counts and flows are written to :class:`simkit.des.records.Recor
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simkit.des.codes import DAYS_PER_YEAR
+from simkit.sharing import fee_amount
 
 if TYPE_CHECKING:
     import simpy
@@ -64,6 +66,14 @@ class Loans:
         self.records = records
         self.claims = claims
         self.any_fees = any(s.fees for s in segments.specs)
+        #: each segment's fee terms per fee position (rate, rate above the threshold,
+        #: threshold, share), shape (n_segments, most fees) each (0 where none)
+        n_fee = max((len(s.fees) for s in segments.specs), default=0)
+        self.fee_terms = tuple(np.zeros((len(segments.specs), n_fee)) for _ in range(4))
+        for s, spec in enumerate(segments.specs):
+            for f, (_payer, _payee, _kind, fee) in enumerate(spec.fees):
+                for k, v in enumerate((fee.rate, fee.rate_above, fee.threshold, fee.share)):
+                    self.fee_terms[k][s, f] = v
 
     def originate(self, apps: np.ndarray, *, renewal: bool) -> None:
         """Disburse guaranteed loans now: balances, cap bases, fees, default draws."""
@@ -163,20 +173,23 @@ class Loans:
     def pay_fees(self, ids: np.ndarray, apps: np.ndarray, years: np.ndarray,
                  _event: Any = None) -> None:
         """Pay the agreement fees of one loan year (``years``: its length, <= 1) now:
-        the fee's amount (:meth:`simkit.sharing.FeePlan.amount`) per fee."""
-        if not self.any_fees:
+        the fee's amount (:func:`simkit.sharing.fee_amount`, with each loan's fee terms)
+        per fee, one block of flows per segment (in segment order) and fee."""
+        if not self.any_fees or len(apps) == 0:
             return
-        now = self.env.now
         seg = self.apps.seg[apps]
-        g = self.apps.guaranteed[apps]
-        for s in np.unique(seg).tolist():
-            spec = self.segments[s]
-            if not spec.fees:
-                continue
-            sel = seg == s
-            gs, ys = g[sel], years[sel]
-            for payer, payee, kind, fee in spec.fees:
-                self.treasury.pay_many(now, payer, payee, kind, fee.amount(gs, ys), ids[sel])
+        order = np.argsort(seg, kind="stable")
+        seg, ids, years = seg[order], ids[order], years[order]
+        g = self.apps.guaranteed[apps][order]
+        terms = self.fee_terms
+        amounts = [fee_amount(terms[0][seg, f], terms[1][seg, f], terms[2][seg, f],
+                              terms[3][seg, f], g, years) for f in range(terms[0].shape[1])]
+        cuts = [0, *(np.flatnonzero(seg[1:] != seg[:-1]) + 1).tolist(), len(seg)]
+        blocks = []
+        for lo, hi in itertools.pairwise(cuts):
+            for f, (payer, payee, kind, _fee) in enumerate(self.segments[int(seg[lo])].fees):
+                blocks.append((payer, payee, kind, amounts[f][lo:hi], ids[lo:hi]))
+        self.treasury.pay_blocks(self.env.now, blocks)
 
     def run_loan(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray,
                  tenor: np.ndarray) -> None:

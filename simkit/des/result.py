@@ -454,10 +454,11 @@ def _series(model: Model, ledger: LedgerArrays) -> dict[str, np.ndarray]:
     in_horizon = ledger.time < model.horizon
 
     def flow(kinds: tuple[str, ...], side: str) -> np.ndarray:
-        out = np.zeros((n_m, model.n_accounts))
+        n_a = model.n_accounts
         sel = ledger.mask(kinds) & in_horizon
         acct = ledger.payer if side == "paid" else ledger.payee
-        np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
+        out = np.bincount(mon[sel] * n_a + acct[sel], weights=ledger.amount[sel],
+                          minlength=n_m * n_a).astype(np.float64).reshape(n_m, n_a)
         return out[:, :n_p]
 
     series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.records.flows.items()}
@@ -481,8 +482,12 @@ def _cohort_losses(model: Model, ledger: LedgerArrays, start: np.ndarray) -> np.
         # loan ids are 0..n_loans-1 in origination order (loans["id"][i] == i)
         year = np.minimum((start[ledger.loan[sel]] // 365.0).astype(np.intp), n_years - 1)
         amt = ledger.amount[sel]
-        np.add.at(cohort_losses, (year, ledger.payer[sel]), amt)
-        np.add.at(cohort_losses, (year, ledger.payee[sel]), -amt)
+        n_a = model.n_accounts
+        # the payers' amounts, then minus the payees' (running sums, as np.add.at)
+        flat = np.concatenate([year * n_a + ledger.payer[sel], year * n_a + ledger.payee[sel]])
+        cohort_losses = np.bincount(flat, weights=np.concatenate([amt, -amt]),
+                                    minlength=n_years * n_a).astype(np.float64)
+        cohort_losses = cohort_losses.reshape(n_years, n_a)
     return cohort_losses[:, :model.n_parties]
 
 
