@@ -7,6 +7,8 @@ has about a million such steps. :class:`Agenda` holds them instead as plain
 ``(time, sequence, callback, arguments)`` entries on a heap and :meth:`Agenda.run`
 interleaves them with SimPy's own events in time order:
 
+* entries are kept per day and only those of the days reached on a heap (small: a
+  day's steps), ordered by ``(time, sequence)``;
 * an agenda entry due strictly before SimPy's next event runs first, with its own time
   passed to the callback (SimPy's clock, ``env.now``, stays at its last event: agenda
   callbacks take the time as their first argument and never read ``env.now``);
@@ -70,18 +72,34 @@ class Agenda:
         Entries scheduled so far.
     """
 
-    __slots__ = ("_heap", "env", "now", "scheduled")
+    __slots__ = ("_buckets", "_day", "_days", "_heap", "env", "now", "scheduled")
 
     def __init__(self, env: simpy.Environment):
         self.env = env
+        #: the entries of the days up to ``_day`` (a heap); later ones wait in
+        #: ``_buckets`` per day (``_days``: a heap of those days), so the heap stays small
         self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._buckets: dict[int, list[tuple[float, int, Callable[..., None],
+                                            tuple[Any, ...]]]] = {}
+        self._days: list[int] = []
+        self._day = -1
         self.now = 0.0
         self.scheduled = 0
 
     def at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(t, *args)`` at time ``t`` (days)."""
+        """Run ``fn(t, *args)`` at time ``t`` (days, finite, >= 0)."""
         self.scheduled += 1
-        heapq.heappush(self._heap, (t, self.scheduled, fn, args))
+        entry = (t, self.scheduled, fn, args)
+        day = int(t)
+        if day <= self._day:
+            heapq.heappush(self._heap, entry)
+            return
+        bucket = self._buckets.get(day)
+        if bucket is None:
+            self._buckets[day] = [entry]
+            heapq.heappush(self._days, day)
+        else:
+            bucket.append(entry)
 
     def run(self, until: float | None = None, check_every: int = 4096) -> None:
         """Run the agenda and the environment together until time ``until`` (days; as
@@ -90,6 +108,7 @@ class Agenda:
         every ``check_every`` events."""
         env = self.env
         heap = self._heap
+        days = self._days
         pop = heapq.heappop
         peek = env.peek
         step = env.step
@@ -101,6 +120,10 @@ class Agenda:
         n = 0
         try:
             while True:
+                if not heap and days:  # the next day with entries
+                    self._day = day = pop(days)
+                    heap.extend(self._buckets.pop(day))
+                    heapq.heapify(heap)
                 t_sim = peek()
                 if heap and heap[0][0] < t_sim:
                     t, _seq, fn, args = pop(heap)
