@@ -11,7 +11,7 @@ loan, repay recoveries) and ``"fiscal"`` (the government budget, used for inject
 the scenario has no ``local_gov`` party). Because each flow has one payer and one payee the
 ledger is double-entry: balances over all accounts sum to zero.
 
-Rows are appended either one at a time (claims, recoveries) into a Python list of tuples,
+Rows are appended either one at a time (claims, recoveries) into six Python lists,
 or in vectorised chunks (fees of a day's originations) as numpy arrays;
 :meth:`Ledger.freeze` merges both into compact arrays (about 28 bytes per flow) sorted
 stably by time.
@@ -19,8 +19,8 @@ stably by time.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -127,11 +127,13 @@ class Ledger:
         Account names; flows refer to them by index.
     """
 
-    __slots__ = ("_chunks", "_frozen", "_rows", "accounts")
+    __slots__ = ("_chunks", "_frozen", "accounts", "columns")
 
     def __init__(self, accounts: tuple[str, ...]):
         self.accounts = accounts
-        self._rows: list[tuple[float, int, int, int, float, int]] = []
+        #: the flows recorded one at a time, per column: time, payer, payee, kind,
+        #: amount, loan (a writer may append to all six, as :meth:`add`)
+        self.columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
         self._chunks: list[tuple[np.ndarray, ...]] = []
         self._frozen: LedgerArrays | None = None
 
@@ -139,7 +141,13 @@ class Ledger:
             loan: int) -> None:
         """Record one flow (amount in yuan; zero amounts are skipped)."""
         if amount > 0.0:
-            self._rows.append((time, payer, payee, kind, amount, loan))
+            t, p, q, k, a, ln = self.columns
+            t.append(time)
+            p.append(payer)
+            q.append(payee)
+            k.append(kind)
+            a.append(amount)
+            ln.append(loan)
 
     def add_many(self, time: float, payer: int | np.ndarray, payee: int | np.ndarray,
                  kind: int | np.ndarray, amount: np.ndarray, loan: np.ndarray) -> None:
@@ -170,19 +178,18 @@ class Ledger:
         ))
 
     def __len__(self) -> int:
-        return len(self._rows) + sum(len(c[0]) for c in self._chunks)
+        return len(self.columns[0]) + sum(len(c[0]) for c in self._chunks)
 
     def freeze(self) -> LedgerArrays:
         """Merge rows and chunks into :class:`LedgerArrays` (stable sort by time)."""
         if self._frozen is not None:
             return self._frozen
         parts = list(self._chunks)
-        if self._rows:
-            rows = np.fromiter(itertools.chain.from_iterable(self._rows), dtype=np.float64,
-                               count=6 * len(self._rows)).reshape(-1, 6)
-            parts.append((rows[:, 0], rows[:, 1].astype(np.int16), rows[:, 2].astype(np.int16),
-                          rows[:, 3].astype(np.int8), rows[:, 4],
-                          rows[:, 5].astype(np.int64)))
+        if self.columns[0]:
+            t, p, q, k, a, ln = self.columns
+            parts.append((np.array(t, dtype=np.float64), np.array(p, dtype=np.int16),
+                          np.array(q, dtype=np.int16), np.array(k, dtype=np.int8),
+                          np.array(a, dtype=np.float64), np.array(ln, dtype=np.int64)))
         if parts:
             cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
         else:
@@ -193,6 +200,6 @@ class Ledger:
         cols = [c[order] for c in cols]
         self._frozen = LedgerArrays(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
                                     accounts=self.accounts)
-        self._rows = []
+        self.columns = ([], [], [], [], [], [])
         self._chunks = []
         return self._frozen

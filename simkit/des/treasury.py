@@ -59,7 +59,13 @@ class Treasury:
         """Record one flow of ``amount`` yuan and move it between the two accounts."""
         if amount <= 0.0:
             return
-        self.ledger.add(t, payer, payee, kind, amount, loan)
+        times, payers, payees, kinds, amounts, loans = self.ledger.columns  # Ledger.add
+        times.append(t)
+        payers.append(payer)
+        payees.append(payee)
+        kinds.append(kind)
+        amounts.append(amount)
+        loans.append(loan)
         acc = self.accounts
         acc[payer].capital -= amount
         acc[payee].capital += amount
