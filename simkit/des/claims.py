@@ -55,6 +55,8 @@ class Defaulted:
         Origination time (days): the statistics period of its capped layers.
     exposure, g : float
         Principal and guaranteed amount (yuan).
+    w : float
+        Risk weight of the guarantee.
     net : list of float
         Paid minus received on the loan per account (yuan).
     recovery, t_recovery : float
@@ -68,16 +70,17 @@ class Defaulted:
     """
 
     __slots__ = ("app", "exposure", "g", "layer", "loan", "net", "recovery", "spec",
-                 "start", "t_paid", "t_recovery", "waits")
+                 "start", "t_paid", "t_recovery", "w", "waits")
 
     def __init__(self, loan: int, app: int, spec: EnterpriseSegment, start: float,
-                 exposure: float, g: float, recovery: float, t_recovery: float):
+                 exposure: float, g: float, w: float, recovery: float, t_recovery: float):
         self.loan = loan
         self.app = app
         self.spec = spec
         self.start = start
         self.exposure = exposure
         self.g = g
+        self.w = w
         self.recovery = recovery
         self.t_recovery = t_recovery
         self.net: list[float] = []
@@ -120,6 +123,10 @@ class Claims:
         #: per segment, the accounts a default can move money for (sorted): the only
         #: ones with a non-zero net payment on a loan
         self.touched = [touched_accounts(spec) for spec in segments.specs]
+        #: the monthly flow series this part counts (Records.flows)
+        self.f_defaults = records.flows["defaults"]
+        self.f_amount = records.flows["default_amount"]
+        self.f_claims = records.flows["claims"]
 
     def schedule(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray, now: float,
                  *, direct: bool = False) -> None:
@@ -133,13 +140,13 @@ class Claims:
         due = now + (t_def - now)
         lgd, lag = self.draws.losses(apps, due)
         exposure = self.apps.exposure[apps]
-        g = self.apps.guaranteed[apps]
         specs = self.segments.specs
         rows = zip(ids.tolist(), apps.tolist(), self.apps.seg[apps].tolist(), due.tolist(),
-                   exposure.tolist(), g.tolist(), (exposure * (1.0 - lgd)).tolist(),
+                   exposure.tolist(), self.apps.guaranteed[apps].tolist(),
+                   self.apps.weight[apps].tolist(), (exposure * (1.0 - lgd)).tolist(),
                    (due + lag).tolist(), strict=True)
-        for loan, app, s, t, x, gi, amount, t_rec in rows:
-            at(t, step, Defaulted(loan, app, specs[s], now, x, gi, amount, t_rec))
+        for loan, app, s, t, x, g, w, amount, t_rec in rows:
+            at(t, step, Defaulted(loan, app, specs[s], now, x, g, w, amount, t_rec))
 
     def _default(self, t: float, c: Defaulted, party: int) -> None:
         """Count a default at ``t`` (under ``party``) and let the lender pay the
@@ -150,8 +157,8 @@ class Claims:
         lender = c.spec.lender
         rec.counts["defaults"] += 1
         m = rec.month(t)
-        rec.flows["defaults"][m, party] += 1.0
-        rec.flows["default_amount"][m, party] += exposure
+        self.f_defaults[m, party] += 1.0
+        self.f_amount[m, party] += exposure
         if rec.keep_log:
             rec.log_rows(t, "default", np.array([c.loan]), party, exposure)
         net = c.net = [0.0] * self.n_accounts
@@ -170,13 +177,13 @@ class Claims:
         own time (it moves no money) when it falls within the run, and the guarantor's
         payment follows ``claim_payment_days`` after it."""
         spec = c.spec
-        self.limits.release_one(spec, c.app)
+        self.limits.release_one(spec, c.g, c.w)
         self._default(t, c, spec.front)
         t_claim = t + self.des.claim_trigger_days
         if t_claim < self.settle_until:
             rec = self.records
             rec.counts["claims"] += 1
-            rec.flows["claims"][rec.month(t_claim), spec.front] += 1.0
+            self.f_claims[rec.month(t_claim), spec.front] += 1.0
             if rec.keep_log:
                 rec.log_rows(t_claim, "claim", np.array([c.loan]), spec.lender, c.exposure)
         self.agenda.at(t_claim + self.des.claim_payment_days, self._paid, c)

@@ -177,6 +177,8 @@ class Draws:
         self.gen = np.zeros(len(apps.day), dtype=np.int64)
         #: Beta LGD parameters per (segment spec, calendar year): (mean, a, b)
         self._lgd_params: dict[tuple[int, int], tuple[float, float, float]] = {}
+        #: median recovery lag of each segment (days)
+        self.lag_days = np.array([spec.recovery_lag_days for spec in segments.specs])
         #: per renewal number: the applications' fates (see :meth:`fates`)
         self._fates: dict[int, tuple[np.ndarray, ...]] = {}
 
@@ -308,13 +310,15 @@ class Draws:
             cal = np.array([self.factors.year(t) for t in times.tolist()], dtype=np.intp)
         else:
             cal = np.zeros(n, dtype=np.intp)
-        key = seg * self.factors.n_cal + cal
-        for k in np.unique(key).tolist():
-            sel = key == k
-            lgd_mean, a, b = self._lgd_of(self.segments[k // self.factors.n_cal],
-                                          k % self.factors.n_cal)
-            lgd[sel] = special.betaincinv(a, b, lgd_u[sel]) if a > 0 else lgd_mean
+        n_cal = self.factors.n_cal
+        keys, inverse = np.unique(seg * n_cal + cal, return_inverse=True)
+        params = np.array([self._lgd_of(self.segments[k // n_cal], k % n_cal)
+                           for k in keys.tolist()]).reshape(len(keys), 3)[inverse]
+        beta = params[:, 1] > 0
+        lgd[:] = params[:, 0]
+        if beta.any():  # elementwise: the same as one call per loan
+            lgd[beta] = special.betaincinv(params[beta, 1], params[beta, 2], lgd_u[beta])
         sigma = self.scenario.des.recovery_lag_sigma
-        days = [self.segments[s].recovery_lag_days for s in seg.tolist()]
+        days = self.lag_days[seg].tolist()
         lag = np.array([d * math.exp(sigma * z) for d, z in zip(days, lag_z, strict=True)])
         return lgd, lag

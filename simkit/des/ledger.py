@@ -186,10 +186,10 @@ class Ledger:
             return self._frozen
         parts = list(self._chunks)
         if self.columns[0]:
-            t, p, q, k, a, ln = self.columns
-            parts.append((np.array(t, dtype=np.float64), np.array(p, dtype=np.int16),
-                          np.array(q, dtype=np.int16), np.array(k, dtype=np.int8),
-                          np.array(a, dtype=np.float64), np.array(ln, dtype=np.int64)))
+            n = len(self.columns[0])
+            t, p, q, k, a, ln = (np.fromiter(c, dtype=np.float64 if i in (0, 4) else np.int64,
+                                             count=n) for i, c in enumerate(self.columns))
+            parts.append((t, p.astype(np.int16), q.astype(np.int16), k.astype(np.int8), a, ln))
         if parts:
             cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
         else:

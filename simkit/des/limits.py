@@ -261,10 +261,9 @@ class Limits:
                 inst[j].outstanding -= float(lt[j])
                 inst[j].weighted -= float(wt[j])
 
-    def release_one(self, spec: EnterpriseSegment, app: int) -> None:
-        """Release the liability of one guaranteed loan at its default."""
-        g = float(self.apps.guaranteed[app])
-        w = float(self.apps.weight[app])
+    def release_one(self, spec: EnterpriseSegment, g: float, w: float) -> None:
+        """Release the liability of one guaranteed loan at its default (guaranteed
+        amount ``g`` yuan, risk weight ``w``)."""
         inst = self.institutions
         for j, c in self.segments.liab[spec.index]:
             inst[j].outstanding -= c * g
