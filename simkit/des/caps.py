@@ -184,7 +184,8 @@ class CapSettlement:
                 pay(now, step.payer, step.holder, K_REIMB, paid, loan)
                 net[step.payer] += paid
                 net[step.holder] -= paid
-            compensate(self.treasury, now, step, paid, loan, net)
+            if step.budget >= 0:
+                compensate(self.treasury, now, step, paid, loan, net)
             refused = due - paid
             if refused > 0:
                 # counted in the month the reimbursement was due

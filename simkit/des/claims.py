@@ -226,7 +226,8 @@ class Claims:
         self.treasury.pay(t, step.payer, step.holder, K_REIMB, due, c.loan)
         c.net[step.payer] += due
         c.net[step.holder] -= due
-        compensate(self.treasury, t, step, due, c.loan, c.net)
+        if step.budget >= 0:
+            compensate(self.treasury, t, step, due, c.loan, c.net)
         if advance:
             c.layer += 1
             self._layers(t, c)
@@ -247,16 +248,19 @@ class Claims:
         c.waits.pop(0)
         self._settlements(self.env.now, c)
 
-    def recover(self, t: float, c: Defaulted, *, due: bool = False) -> None:
+    def recover(self, t: float, c: Defaulted) -> None:
         """Step: the recovery arrives at ``c.t_recovery`` (or at once when that has
         passed) and is returned pro rata to the net payments
         (:func:`simkit.sharing.split_recovery` over the accounts the default touched,
         in account order: the others have no net payment)."""
-        if not due:
-            wait = c.t_recovery - t
-            if wait > 0:
-                self.agenda.at(t + wait, self._recovered, c)
-                return
+        wait = c.t_recovery - t
+        if wait > 0:
+            self.agenda.at(t + wait, self._recovered, c)
+        else:
+            self._recovered(t, c)
+
+    def _recovered(self, t: float, c: Defaulted) -> None:
+        """Step: the recovery is paid out (:meth:`recover`)."""
         amount, net = c.recovery, c.net
         touched = self.touched[c.spec.index]
         parts = [net[j] for j in touched]
@@ -267,9 +271,6 @@ class Claims:
             if part > 0:
                 pay(t, self.borrower, j, K_REC, part, c.loan)
         self.records.recovered[c.loan] = amount
-
-    def _recovered(self, t: float, c: Defaulted) -> None:
-        self.recover(t, c, due=True)
 
 
 def touched_accounts(spec: EnterpriseSegment) -> tuple[int, ...]:
