@@ -16,11 +16,14 @@ interleaves them with SimPy's own events in time order:
   its events by creation), and SimPy's event runs first when both are due at the same
   time (claim times are continuous, so such ties have probability zero);
 * a SimPy event that an agenda callback creates (a cap's settlement,
-  :meth:`simkit.des.caps.CapSettlement.accrue`) is placed at the exact time it would
-  have had when created by a process at the callback's time (:func:`timeout_at`).
+  :meth:`simkit.des.caps.CapSettlement.accrue`) is placed at the time it would have had
+  when created by a process at the callback's time (:func:`timeout_at`: exactly, unless
+  no delay reaches that time from SimPy's clock, then one ulp of it away).
 
 The order of every payment, and so every float of the run, is the one the per-loan
-processes gave.
+processes gave (checked bit for bit on every shipped scenario and the mechanisms), but
+for a tie at the same time between a claim step and a SimPy event (claim times are
+continuous: probability zero) and a settlement time one ulp off (above).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def timeout_at(env: simpy.Environment, t: float) -> simpy.Timeout:
 
     ``env.timeout(t - env.now)`` is due at ``env.now + (t - env.now)``, which may differ
     from ``t`` by an ulp; the delay is nudged until the sum is ``t`` (a few steps at
-    most; should rounding never reach ``t``, the nearest time is kept).
+    most). Some times cannot be reached from ``env.now`` at all (``now < t / 2`` and the
+    sums fall half-way between floats): the timeout is then due one ulp from ``t``.
     """
     now = env.now
     delay = t - now
