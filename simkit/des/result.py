@@ -128,7 +128,8 @@ class DesResult:
         ``conservation``, ``loss_once``, ``no_gain`` (see :meth:`check`).
     wall_seconds : float
     simpy_events : int
-        Events scheduled on the SimPy environment.
+        Events scheduled on the SimPy environment and on the claims agenda
+        (:class:`simkit.des.agenda.Agenda`).
     model_events : int
         Model events: applications, bank and guarantor decisions, originations,
         maturities, defaults, claims and non-fee payments (see the benchmark).
