@@ -870,7 +870,7 @@ def test_des_t_threshold_matches_the_factor_model_scale() -> None:
 
 
 def test_des_loss_draw_is_the_factor_models_downturn_beta() -> None:
-    """:meth:`Draws.loss` is the Beta LGD of :mod:`simkit.factors` (downturn mean of the
+    """:meth:`Draws.losses` is the Beta LGD of :mod:`simkit.factors` (downturn mean of the
     default year's national factor, shape from ``beta_concentration``/``beta_shape``) at
     the firm's pre-drawn uniform, and the lognormal lag."""
     from scipy import special
@@ -882,8 +882,8 @@ def test_des_loss_draw_is_the_factor_models_downturn_beta() -> None:
     model = Model(sc, seed=3, years=3)
     spec = model.segments[0]
     app = int(np.flatnonzero(model.apps.seg == 0)[5])
-    for now in (10.0, 400.0, 800.0):
-        lgd, lag = model.draws.loss(spec, app, now)
+    lgds, lags = model.draws.losses(np.full(3, app), np.array([10.0, 400.0, 800.0]))
+    for now, lgd, lag in zip((10.0, 400.0, 800.0), lgds, lags, strict=True):
         z = model.factors.z_nat[int(now // 365.0)]
         mean = float(downturn_lgd_mean(spec.lgd_mean, 0.4, z))
         a, b = beta_shape(mean, beta_concentration(mean, spec.lgd_sd))

@@ -18,6 +18,7 @@ import math
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from simkit.des.agenda import timeout_at
 from simkit.des.codes import K_OVER, K_REIMB
 from simkit.sharing import cap_budget, cap_paid_fraction
 
@@ -148,10 +149,12 @@ class CapSettlement:
             if step.cap >= 0:
                 self.caps[step.cap].add_base(now, guaranteed, annualised)
 
-    def accrue(self, loan: int, step: Step, g: float, t_paid: float, start: float,
-               net: list[float]) -> simpy.Event:
-        """Register what a capped layer owes on a default with the (cap, pool, period of
-        origination) it falls in; returns that period's settlement event."""
+    def accrue(self, now: float, loan: int, step: Step, g: float, t_paid: float,
+               start: float, net: list[float]) -> simpy.Event:
+        """Register at ``now`` (days) what a capped layer owes on a default with the
+        (cap, pool, period of origination) it falls in; returns that period's settlement
+        event (a SimPy timeout, due where one created at ``now`` would be:
+        :func:`simkit.des.agenda.timeout_at`)."""
         cap = self.caps[step.cap]
         period = cap.period_of(start)
         entry = cap.pending.get(period)
@@ -159,7 +162,8 @@ class CapSettlement:
             if period in cap.settled:
                 raise RuntimeError(f"claim on cap {cap.label!r} period {period} after its "
                                    "settlement")
-            ev = self.env.timeout(cap.settlement_time(period, self.horizon) - self.env.now)
+            ev = timeout_at(self.env,
+                            now + (cap.settlement_time(period, self.horizon) - now))
             ev.callbacks.append(partial(self.settle, step.cap, period))
             entry = cap.pending[period] = (ev, [])
         entry[1].append((loan, step, step.share * g, t_paid + step.lag, net))
@@ -180,7 +184,8 @@ class CapSettlement:
                 pay(now, step.payer, step.holder, K_REIMB, paid, loan)
                 net[step.payer] += paid
                 net[step.holder] -= paid
-            compensate(self.treasury, now, step, paid, loan, net)
+            if step.budget >= 0:
+                compensate(self.treasury, now, step, paid, loan, net)
             refused = due - paid
             if refused > 0:
                 # counted in the month the reimbursement was due

@@ -10,7 +10,7 @@ factor path, the applications and each firm's fate.
 * :class:`Draws`: the factor path and the per-firm fates (:meth:`Draws.fates`), and the
   two draws the loan processes take from them: the default time of a new loan
   (:meth:`Draws.default_times`) and the LGD and recovery lag of a default
-  (:meth:`Draws.loss`). The credit model's formulas are :mod:`simkit.factors`'s.
+  (:meth:`Draws.losses`). The credit model's formulas are :mod:`simkit.factors`'s.
 """
 
 from __future__ import annotations
@@ -177,6 +177,8 @@ class Draws:
         self.gen = np.zeros(len(apps.day), dtype=np.int64)
         #: Beta LGD parameters per (segment spec, calendar year): (mean, a, b)
         self._lgd_params: dict[tuple[int, int], tuple[float, float, float]] = {}
+        #: median recovery lag of each segment (days)
+        self.lag_days = np.array([spec.recovery_lag_days for spec in segments.specs])
         #: per renewal number: the applications' fates (see :meth:`fates`)
         self._fates: dict[int, tuple[np.ndarray, ...]] = {}
 
@@ -272,12 +274,11 @@ class Draws:
             t_def[hit] = now + DAYS_PER_YEAR * (k + v[hit] * length[hit])
         return t_def
 
-    def _lgd_of(self, spec: EnterpriseSegment, now: float) -> tuple[float, float, float]:
-        """``(mean, a, b)`` of the Beta LGD of a default at ``now`` in ``spec``'s segment
-        (``a = b = 0``: the fixed mean), computed once per segment and calendar year (the
-        downturn mean depends on the year's national factor only)."""
+    def _lgd_of(self, spec: EnterpriseSegment, cal: int) -> tuple[float, float, float]:
+        """``(mean, a, b)`` of the Beta LGD of a default in calendar year ``cal`` in
+        ``spec``'s segment (``a = b = 0``: the fixed mean), computed once per segment and
+        calendar year (the downturn mean depends on the year's national factor only)."""
         d = self.scenario.factors.downturn_lgd
-        cal = self.factors.year(now) if d > 0 else 0
         key = (id(spec), cal)
         got = self._lgd_params.get(key)
         if got is None:
@@ -292,16 +293,32 @@ class Draws:
             got = self._lgd_params[key] = (lgd_mean, a, b)
         return got
 
-    def loss(self, spec: EnterpriseSegment, app: int, now: float) -> tuple[float, float]:
-        """LGD and recovery lag (days) of a default at ``now`` of application ``app``'s
-        current loan, from its pre-drawn uniforms (:meth:`fates`): the Beta LGD by its
-        inverse CDF with the downturn mean (:func:`simkit.factors.downturn_lgd_mean`) of
-        the national factor of the default year, and a lognormal lag."""
-        _u, _v, lgd_u, lag_z, _r = self.fates(int(self.gen[app]))
-        lgd_mean, a, b = self._lgd_of(spec, now)
-        lgd = float(special.betaincinv(a, b, lgd_u[app])) if a > 0 else lgd_mean
-        lag = spec.recovery_lag_days * math.exp(self.scenario.des.recovery_lag_sigma
-                                                * float(lag_z[app]))
+    def losses(self, apps: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LGD and recovery lag (days) of defaults at ``times`` (days) of the
+        applications' current loans (shape ``(n,)`` each), from their pre-drawn uniforms
+        (:meth:`fates`): the Beta LGD by its inverse CDF with the downturn mean
+        (:func:`simkit.factors.downturn_lgd_mean`) of the national factor of the default
+        year, and a lognormal lag."""
+        n = len(apps)
+        lgd = np.empty(n)
+        if n == 0:
+            return lgd, np.empty(0)
+        seg = self.apps.seg[apps]
+        lgd_u = self.fate_rows(apps, 2)
+        lag_z = self.fate_rows(apps, 3).tolist()
+        if self.scenario.factors.downturn_lgd > 0:
+            cal = np.array([self.factors.year(t) for t in times.tolist()], dtype=np.intp)
+        else:
+            cal = np.zeros(n, dtype=np.intp)
+        n_cal = self.factors.n_cal
+        keys, inverse = np.unique(seg * n_cal + cal, return_inverse=True)
+        params = np.array([self._lgd_of(self.segments[k // n_cal], k % n_cal)
+                           for k in keys.tolist()]).reshape(len(keys), 3)[inverse]
+        beta = params[:, 1] > 0
+        lgd[:] = params[:, 0]
+        if beta.any():  # elementwise: the same as one call per loan
+            lgd[beta] = special.betaincinv(params[beta, 1], params[beta, 2], lgd_u[beta])
+        sigma = self.scenario.des.recovery_lag_sigma
+        days = self.lag_days[seg].tolist()
+        lag = np.array([d * math.exp(sigma * z) for d, z in zip(days, lag_z, strict=True)])
         return lgd, lag
-
-

@@ -22,7 +22,7 @@ import numpy as np
 
 from simkit.des.codes import DAYS_PER_YEAR
 from simkit.des.ledger import LOSS_KINDS, LedgerArrays
-from simkit.des.model import Model, run_to_end
+from simkit.des.model import Model
 from simkit.regulation import guaranteed_amount, risk_weight
 from simkit.scenario import Scenario
 
@@ -100,12 +100,12 @@ def settle_fixed(scenario: Scenario, segment: np.ndarray, exposure: np.ndarray,
     # the forced fates replace the model's draws (instance attributes shadow the methods)
     draws = model.draws
     draws.default_times = lambda apps, now: t_def[apps]  # type: ignore[method-assign]
-    draws.loss = lambda spec, app, now: (float(lgd[app]), 0.0)  # type: ignore[method-assign]
+    draws.losses = (  # type: ignore[method-assign]
+        lambda apps, times: (lgd[apps], np.zeros(len(apps))))
     idx = np.arange(n, dtype=np.intp)
-    liab = model.segments.coef[segment] * g[:, None]
-    model.loans.originate(idx, liab, liab * apps.weight[:, None], renewal=False)
+    model.loans.originate(idx, renewal=False)
     weighted = np.array([inst.weighted for inst in model.institutions])
-    run_to_end(model.env)
+    model.agenda.run()
     led = model.ledger.freeze()
     k = model.n_parties
     loss = -led.balances(LOSS_KINDS)[:k]

@@ -11,7 +11,7 @@ loan, repay recoveries) and ``"fiscal"`` (the government budget, used for inject
 the scenario has no ``local_gov`` party). Because each flow has one payer and one payee the
 ledger is double-entry: balances over all accounts sum to zero.
 
-Rows are appended either one at a time (claims, recoveries) into a Python list of tuples,
+Rows are appended either one at a time (claims, recoveries) into six Python lists,
 or in vectorised chunks (fees of a day's originations) as numpy arrays;
 :meth:`Ledger.freeze` merges both into compact arrays (about 28 bytes per flow) sorted
 stably by time.
@@ -20,6 +20,7 @@ stably by time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,10 @@ class LedgerArrays:
         """Boolean mask of the rows whose kind is in ``kinds``."""
         if isinstance(kinds, str):
             kinds = (kinds,)
-        return np.isin(self.kind, [KIND_CODE[k] for k in kinds])
+        codes = sorted({KIND_CODE[k] for k in kinds})
+        if codes == list(range(codes[0], codes[-1] + 1)):  # a run of codes
+            return (self.kind >= codes[0]) & (self.kind <= codes[-1])
+        return np.logical_or.reduce([self.kind == c for c in codes])
 
     def balances(self, kinds: tuple[str, ...] | str | None = None,
                  until: float | None = None) -> np.ndarray:
@@ -108,9 +112,10 @@ class LedgerArrays:
         hit = ordered[pos] == self.loan[sel]
         rows = order[pos[hit]]
         amt = self.amount[sel][hit]
-        np.add.at(out, (rows, self.payer[sel][hit]), amt)
-        np.add.at(out, (rows, self.payee[sel][hit]), -amt)
-        return out
+        # the payers' amounts, then minus the payees' (running sums, as np.add.at)
+        flat = np.concatenate([rows * n + self.payer[sel][hit], rows * n + self.payee[sel][hit]])
+        return np.bincount(flat, weights=np.concatenate([amt, -amt]),
+                           minlength=len(loans) * n).astype(np.float64).reshape(len(loans), n)
 
 
 class Ledger:
@@ -122,11 +127,13 @@ class Ledger:
         Account names; flows refer to them by index.
     """
 
-    __slots__ = ("_chunks", "_frozen", "_rows", "accounts")
+    __slots__ = ("_chunks", "_frozen", "accounts", "columns")
 
     def __init__(self, accounts: tuple[str, ...]):
         self.accounts = accounts
-        self._rows: list[tuple[float, int, int, int, float, int]] = []
+        #: the flows recorded one at a time, per column: time, payer, payee, kind,
+        #: amount, loan (a writer may append to all six, as :meth:`add`)
+        self.columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
         self._chunks: list[tuple[np.ndarray, ...]] = []
         self._frozen: LedgerArrays | None = None
 
@@ -134,45 +141,55 @@ class Ledger:
             loan: int) -> None:
         """Record one flow (amount in yuan; zero amounts are skipped)."""
         if amount > 0.0:
-            self._rows.append((time, payer, payee, kind, amount, loan))
+            t, p, q, k, a, ln = self.columns
+            t.append(time)
+            p.append(payer)
+            q.append(payee)
+            k.append(kind)
+            a.append(amount)
+            ln.append(loan)
 
-    def add_many(self, time: float, payer: int, payee: int, kind: int,
-                 amount: np.ndarray, loan: np.ndarray) -> None:
-        """Record a chunk of flows at one time between two accounts.
+    def add_many(self, time: float, payer: int | np.ndarray, payee: int | np.ndarray,
+                 kind: int | np.ndarray, amount: np.ndarray, loan: np.ndarray) -> None:
+        """Record a chunk of flows at one time.
 
         Parameters
         ----------
         time : float, days
-        payer, payee : int
-        kind : int
+        payer, payee : int, or int ndarray of shape (n,)
+        kind : int, or int ndarray of shape (n,)
         amount : ndarray, shape (n,), yuan (zero amounts are skipped)
         loan : ndarray of int, shape (n,)
         """
+        n = len(amount)
+        payer = np.broadcast_to(np.asarray(payer, dtype=np.int16), (n,))
+        payee = np.broadcast_to(np.asarray(payee, dtype=np.int16), (n,))
+        kind = np.broadcast_to(np.asarray(kind, dtype=np.int8), (n,))
         keep = amount > 0
         if not keep.all():
             amount, loan = amount[keep], loan[keep]
+            payer, payee, kind = payer[keep], payee[keep], kind[keep]
         n = len(amount)
         if n == 0:
             return
         self._chunks.append((
-            np.full(n, time), np.full(n, payer, dtype=np.int16),
-            np.full(n, payee, dtype=np.int16), np.full(n, kind, dtype=np.int8),
+            np.full(n, time), payer.copy(), payee.copy(), kind.copy(),
             amount.astype(np.float64, copy=False), loan.astype(np.int64, copy=False),
         ))
 
     def __len__(self) -> int:
-        return len(self._rows) + sum(len(c[0]) for c in self._chunks)
+        return len(self.columns[0]) + sum(len(c[0]) for c in self._chunks)
 
     def freeze(self) -> LedgerArrays:
         """Merge rows and chunks into :class:`LedgerArrays` (stable sort by time)."""
         if self._frozen is not None:
             return self._frozen
         parts = list(self._chunks)
-        if self._rows:
-            rows = np.array(self._rows, dtype=np.float64).reshape(-1, 6)
-            parts.append((rows[:, 0], rows[:, 1].astype(np.int16), rows[:, 2].astype(np.int16),
-                          rows[:, 3].astype(np.int8), rows[:, 4],
-                          rows[:, 5].astype(np.int64)))
+        if self.columns[0]:
+            n = len(self.columns[0])
+            t, p, q, k, a, ln = (np.fromiter(c, dtype=np.float64 if i in (0, 4) else np.int64,
+                                             count=n) for i, c in enumerate(self.columns))
+            parts.append((t, p.astype(np.int16), q.astype(np.int16), k.astype(np.int8), a, ln))
         if parts:
             cols = [np.concatenate([p[i] for p in parts]) for i in range(6)]
         else:
@@ -183,6 +200,6 @@ class Ledger:
         cols = [c[order] for c in cols]
         self._frozen = LedgerArrays(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
                                     accounts=self.accounts)
-        self._rows = []
+        self.columns = ([], [], [], [], [], [])
         self._chunks = []
         return self._frozen

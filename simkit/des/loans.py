@@ -3,7 +3,7 @@
 :class:`Loans` books guaranteed loans (:meth:`Loans.originate`: liability, cap bases,
 fees, default draws) and direct ones (:meth:`Loans.originate_direct`,
 ``des.direct_lending``), pays the agreement fees per loan year (:meth:`Loans.pay_fees`),
-schedules each loan's end (:meth:`Loans.run_loan`: a claim process of
+schedules each loan's end (:meth:`Loans.run_loan`: the claim steps of
 :class:`simkit.des.claims.Claims` per defaulting loan, one maturity callback per group)
 and matures and renews loans (:meth:`Loans.mature_loans`, :meth:`Loans.mature_direct`).
 The loan table, counts and flows are written to :class:`simkit.des.records.Records`.
@@ -11,6 +11,7 @@ The loan table, counts and flows are written to :class:`simkit.des.records.Recor
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simkit.des.codes import DAYS_PER_YEAR
+from simkit.sharing import fee_amount
 
 if TYPE_CHECKING:
     import simpy
@@ -64,9 +66,16 @@ class Loans:
         self.records = records
         self.claims = claims
         self.any_fees = any(s.fees for s in segments.specs)
+        #: each segment's fee terms per fee position (rate, rate above the threshold,
+        #: threshold, share), shape (n_segments, most fees) each (0 where none)
+        n_fee = max((len(s.fees) for s in segments.specs), default=0)
+        self.fee_terms = tuple(np.zeros((len(segments.specs), n_fee)) for _ in range(4))
+        for s, spec in enumerate(segments.specs):
+            for f, (_payer, _payee, _kind, fee) in enumerate(spec.fees):
+                for k, v in enumerate((fee.rate, fee.rate_above, fee.threshold, fee.share)):
+                    self.fee_terms[k][s, f] = v
 
-    def originate(self, apps: np.ndarray, liab: np.ndarray, wliab: np.ndarray, *,
-                  renewal: bool) -> None:
+    def originate(self, apps: np.ndarray, *, renewal: bool) -> None:
         """Disburse guaranteed loans now: balances, cap bases, fees, default draws."""
         env = self.env
         now = env.now
@@ -75,7 +84,7 @@ class Loans:
         ids = rec.new_loan_ids(n)
         seg = self.apps.seg[apps]
         g = self.apps.guaranteed[apps]
-        self.limits.take(liab, wliab)
+        self.limits.take(apps)
         m = rec.month(now)
         front = self.segments.front[seg]
         np.add.at(rec.flows["approvals" if not renewal else "renewed"][m], front, 1.0)
@@ -134,9 +143,9 @@ class Loans:
         if rec.keep_log:
             rec.log_rows(now, "direct", ids, lender, x)
         horizon = self.settle_until
-        for i in np.flatnonzero(t_def < horizon).tolist():
-            env.process(self.claims.default_direct(int(ids[i]), int(apps[i]),
-                                                   float(t_def[i])))
+        dflt = t_def < horizon
+        if dflt.any():
+            self.claims.schedule(ids[dflt], apps[dflt], t_def[dflt], now, direct=True)
         alive = np.isinf(t_def)
         for ten in self.segments.tenors:
             if now + ten * DAYS_PER_YEAR >= horizon:
@@ -164,31 +173,34 @@ class Loans:
     def pay_fees(self, ids: np.ndarray, apps: np.ndarray, years: np.ndarray,
                  _event: Any = None) -> None:
         """Pay the agreement fees of one loan year (``years``: its length, <= 1) now:
-        the fee's amount (:meth:`simkit.sharing.FeePlan.amount`) per fee."""
-        if not self.any_fees:
+        the fee's amount (:func:`simkit.sharing.fee_amount`, with each loan's fee terms)
+        per fee, one block of flows per segment (in segment order) and fee."""
+        if not self.any_fees or len(apps) == 0:
             return
-        now = self.env.now
         seg = self.apps.seg[apps]
-        g = self.apps.guaranteed[apps]
-        for s in np.unique(seg).tolist():
-            spec = self.segments[s]
-            if not spec.fees:
-                continue
-            sel = seg == s
-            gs, ys = g[sel], years[sel]
-            for payer, payee, kind, fee in spec.fees:
-                self.treasury.pay_many(now, payer, payee, kind, fee.amount(gs, ys), ids[sel])
+        order = np.argsort(seg, kind="stable")
+        seg, ids, years = seg[order], ids[order], years[order]
+        g = self.apps.guaranteed[apps][order]
+        terms = self.fee_terms
+        amounts = [fee_amount(terms[0][seg, f], terms[1][seg, f], terms[2][seg, f],
+                              terms[3][seg, f], g, years) for f in range(terms[0].shape[1])]
+        cuts = [0, *(np.flatnonzero(seg[1:] != seg[:-1]) + 1).tolist(), len(seg)]
+        blocks = []
+        for lo, hi in itertools.pairwise(cuts):
+            for f, (payer, payee, kind, _fee) in enumerate(self.segments[int(seg[lo])].fees):
+                blocks.append((payer, payee, kind, amounts[f][lo:hi], ids[lo:hi]))
+        self.treasury.pay_blocks(self.env.now, blocks)
 
     def run_loan(self, ids: np.ndarray, apps: np.ndarray, t_def: np.ndarray,
                  tenor: np.ndarray) -> None:
-        """Schedule each new loan's end: one claim process per defaulting loan, one
-        maturity callback per group of loans ending at the same time."""
+        """Schedule each new loan's end: the claim steps of each defaulting loan (on the
+        agenda), one maturity callback per group of loans ending at the same time."""
         env = self.env
         now = env.now
         horizon = self.settle_until
-        dflt = np.flatnonzero(t_def < horizon)
-        for i in dflt.tolist():
-            env.process(self.claims.claim(int(ids[i]), int(apps[i]), float(t_def[i]), now))
+        dflt = t_def < horizon
+        if dflt.any():
+            self.claims.schedule(ids[dflt], apps[dflt], t_def[dflt], now)
         alive = np.isinf(t_def)
         tenors = self.segments.tenors
         for ten in tenors:
@@ -219,6 +231,6 @@ class Loans:
                 for reason in np.unique(r_reason).tolist():
                     sel = r_reason == reason
                     rec.refuse(now, again[r_pos[sel]], reason, r_party[sel], renewal=True)
-                if approved[0].size:
-                    self.limits.file_reguarantee(approved[3])
-                    self.originate(approved[0], approved[1], approved[2], renewal=True)
+                if approved.size:
+                    self.limits.file_reguarantee(approved)
+                    self.originate(approved, renewal=True)

@@ -188,7 +188,7 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from simkit import _interrupt
+from simkit.des.agenda import Agenda
 from simkit.des.caps import CapAccount, CapSettlement
 from simkit.des.claims import Claims
 from simkit.des.codes import DAYS_PER_MONTH, DAYS_PER_YEAR, EVENTS, REASONS
@@ -207,7 +207,7 @@ from simkit.des.underwriting import Underwriting
 if TYPE_CHECKING:
     from simkit.scenario import Scenario
 
-__all__ = ["DAYS_PER_MONTH", "DAYS_PER_YEAR", "EVENTS", "REASONS", "Model", "run_to_end"]
+__all__ = ["DAYS_PER_MONTH", "DAYS_PER_YEAR", "EVENTS", "REASONS", "Model"]
 
 
 class Model:
@@ -294,8 +294,11 @@ class Model:
         self.limits = Limits(self.institutions, self.lines, self.segments, self.apps)
         self.cap_settlement = CapSettlement(env, self.caps, self.treasury, self.accounts,
                                             horizon)
-        self.claims = Claims(env, des, self.segments, self.apps, self.draws, self.limits,
-                             self.cap_settlement, self.treasury, rec)
+        #: the claim steps of defaulted loans, interleaved with SimPy's events
+        self.agenda = Agenda(env)
+        self.claims = Claims(env, self.agenda, des, self.settle_until, self.segments,
+                             self.apps, self.draws, self.limits, self.cap_settlement,
+                             self.treasury, rec)
         self.loans = Loans(env, des, horizon, self.settle_until, self.segments, self.apps,
                            self.draws, self.limits, self.cap_settlement, self.treasury, rec,
                            self.claims)
@@ -319,7 +322,8 @@ class Model:
         wall_seconds : float
             Wall-clock time of the event loop.
         simpy_events : int
-            Events scheduled by SimPy.
+            Events scheduled by SimPy and on the claims agenda
+            (:class:`~simkit.des.agenda.Agenda`).
         """
         import gc
 
@@ -332,25 +336,16 @@ class Model:
             if self.review is not None:  # after the arrivals of each day
                 env.process(self.review.serve())
             env.process(self.monthly.record_months())
-            env.run(until=self.horizon)
+            self.agenda.run(until=self.horizon)
             self.monthly.snapshot(self.n_months - 1)
             if self.run_off:  # no arrivals any more: loans already originated settle
-                run_to_end(env)
+                self.agenda.run()
         finally:
             if enabled:
                 gc.enable()
         wall = time.perf_counter() - started
-        return wall, next(env._eid)  # events scheduled by SimPy (private counter)
+        #: time of the last event of the run (days)
+        self.end_time = max(float(env.now), self.agenda.now)
+        # events scheduled by SimPy (its private counter) and on the agenda
+        return wall, next(env._eid) + self.agenda.scheduled
 
-
-def run_to_end(env: simpy.Environment, check_every: int = 4096) -> None:
-    """``env.run()`` (until no event is left), checking for a deferred interrupt every
-    ``check_every`` events."""
-    step = env.step
-    try:
-        while True:
-            for _ in range(check_every):
-                step()
-            _interrupt.check()
-    except simpy.core.EmptySchedule:
-        pass

@@ -61,6 +61,12 @@ class Records:
             return self.n_months
         return min(int(t / DAYS_PER_MONTH), self.n_months - 1)
 
+    def months(self, t: np.ndarray) -> np.ndarray:
+        """:meth:`month` of each time (days, shape ``(n,)``), as an int array."""
+        t = np.asarray(t, dtype=np.float64)
+        return np.where(t >= self.horizon, self.n_months,
+                        np.minimum((t / DAYS_PER_MONTH).astype(np.intp), self.n_months - 1))
+
     def log_rows(self, t: float, event: str, ids: np.ndarray, party: np.ndarray | int,
                  amount: np.ndarray | float = 0.0, reason: np.ndarray | int = -1) -> None:
         """Append rows to the event log (one per id; scalars broadcast)."""

@@ -128,7 +128,8 @@ class DesResult:
         ``conservation``, ``loss_once``, ``no_gain`` (see :meth:`check`).
     wall_seconds : float
     simpy_events : int
-        Events scheduled on the SimPy environment.
+        Events scheduled on the SimPy environment and on the claims agenda
+        (:class:`simkit.des.agenda.Agenda`).
     model_events : int
         Model events: applications, bank and guarantor decisions, originations,
         maturities, defaults, claims and non-fee payments (see the benchmark).
@@ -381,9 +382,15 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     loans = _loan_table(model)
     series = _series(model, ledger)
     series.update(wait_series(model, loans))
-    cap_refused = np.zeros((n_m + 1, len(model.caps)))
-    for t, cap, amount in model.cap_settlement.refusals:
-        cap_refused[model.records.month(t), cap] += amount
+    n_caps = len(model.caps)
+    cap_refused = np.zeros((n_m + 1) * n_caps)
+    if model.cap_settlement.refusals:
+        t, cap, amount = (np.array(x) for x in zip(*model.cap_settlement.refusals,
+                                                   strict=True))
+        month = model.records.months(t)  # summed in order (a running sum)
+        cap_refused = np.bincount(month * n_caps + cap.astype(np.intp), weights=amount,
+                                  minlength=(n_m + 1) * n_caps).astype(np.float64)
+    cap_refused = cap_refused.reshape(n_m + 1, n_caps)
     cap_refused_total = cap_refused.sum(axis=0)
     cap_refused = cap_refused[:n_m]
     cohort_losses = _cohort_losses(model, ledger, loans["start"])
@@ -408,7 +415,7 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
         years=model.years, parties=sc.party_names, months=months, series=series,
         refusals={k: v[:n_m] for k, v in rec.refusals.items()},
         renewal_refusals={k: v[:n_m] for k, v in rec.renewal_refusals.items()},
-        cohort_losses=cohort_losses, run_off=model.run_off, end_time=float(model.env.now),
+        cohort_losses=cohort_losses, run_off=model.run_off, end_time=model.end_time,
         caps=tuple(c.label for c in model.caps),
         cap_refused=cap_refused, credit_lines=tuple(x.label for x in model.lines),
         credit_line_use=model.monthly.line_use,
@@ -454,10 +461,11 @@ def _series(model: Model, ledger: LedgerArrays) -> dict[str, np.ndarray]:
     in_horizon = ledger.time < model.horizon
 
     def flow(kinds: tuple[str, ...], side: str) -> np.ndarray:
-        out = np.zeros((n_m, model.n_accounts))
+        n_a = model.n_accounts
         sel = ledger.mask(kinds) & in_horizon
         acct = ledger.payer if side == "paid" else ledger.payee
-        np.add.at(out, (mon[sel], acct[sel]), ledger.amount[sel])
+        out = np.bincount(mon[sel] * n_a + acct[sel], weights=ledger.amount[sel],
+                          minlength=n_m * n_a).astype(np.float64).reshape(n_m, n_a)
         return out[:, :n_p]
 
     series: dict[str, np.ndarray] = {k: v[:n_m] for k, v in model.records.flows.items()}
@@ -481,8 +489,12 @@ def _cohort_losses(model: Model, ledger: LedgerArrays, start: np.ndarray) -> np.
         # loan ids are 0..n_loans-1 in origination order (loans["id"][i] == i)
         year = np.minimum((start[ledger.loan[sel]] // 365.0).astype(np.intp), n_years - 1)
         amt = ledger.amount[sel]
-        np.add.at(cohort_losses, (year, ledger.payer[sel]), amt)
-        np.add.at(cohort_losses, (year, ledger.payee[sel]), -amt)
+        n_a = model.n_accounts
+        # the payers' amounts, then minus the payees' (running sums, as np.add.at)
+        flat = np.concatenate([year * n_a + ledger.payer[sel], year * n_a + ledger.payee[sel]])
+        cohort_losses = np.bincount(flat, weights=np.concatenate([amt, -amt]),
+                                    minlength=n_years * n_a).astype(np.float64)
+        cohort_losses = cohort_losses.reshape(n_years, n_a)
     return cohort_losses[:, :model.n_parties]
 
 
@@ -679,7 +691,7 @@ def _summary(model: Model, ledger: LedgerArrays, loans: dict[str, np.ndarray],
         "losses_in_horizon": per_party(-ledger.balances(LOSS_KINDS,
                                                         until=model.horizon - 1e-9)),
         "run_off": model.run_off,
-        "end_days": float(model.env.now),
+        "end_days": model.end_time,
         "compensation_paid": per_party(paid),
         "fees_net": per_party(ledger.balances(FEE_KINDS)),
         "recoveries": per_party(ledger.balances("recovery")),

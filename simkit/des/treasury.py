@@ -59,7 +59,13 @@ class Treasury:
         """Record one flow of ``amount`` yuan and move it between the two accounts."""
         if amount <= 0.0:
             return
-        self.ledger.add(t, payer, payee, kind, amount, loan)
+        times, payers, payees, kinds, amounts, loans = self.ledger.columns  # Ledger.add
+        times.append(t)
+        payers.append(payer)
+        payees.append(payee)
+        kinds.append(kind)
+        amounts.append(amount)
+        loans.append(loan)
         acc = self.accounts
         acc[payer].capital -= amount
         acc[payee].capital += amount
@@ -70,12 +76,27 @@ class Treasury:
                  loans: np.ndarray) -> None:
         """Record one flow per loan (``amount``, yuan, shape ``(n,)``) between the same two
         accounts and move their sum."""
-        self.ledger.add_many(t, payer, payee, kind, amount, loans)
-        total = float(amount.sum())
-        self.accounts[payer].capital -= total
-        self.accounts[payee].capital += total
-        if payer in self.injectable:
-            self.inject_capital(t, payer)
+        self.pay_blocks(t, [(payer, payee, kind, amount, loans)])
+
+    def pay_blocks(self, t: float,
+                   blocks: list[tuple[int, int, int, np.ndarray, np.ndarray]]) -> None:
+        """:meth:`pay_many` of each ``(payer, payee, kind, amount, loans)`` block in
+        order, the flows recorded as one ledger chunk."""
+        if not blocks:
+            return
+        sizes = [len(b[3]) for b in blocks]
+        self.ledger.add_many(
+            t, np.repeat([b[0] for b in blocks], sizes), np.repeat([b[1] for b in blocks], sizes),
+            np.repeat([b[2] for b in blocks], sizes), np.concatenate([b[3] for b in blocks]),
+            np.concatenate([b[4] for b in blocks]))
+        acc = self.accounts
+        injectable = self.injectable
+        for payer, payee, _kind, amount, _loans in blocks:
+            total = float(amount.sum())
+            acc[payer].capital -= total
+            acc[payee].capital += total
+            if payer in injectable:
+                self.inject_capital(t, payer)
 
     def inject_capital(self, t: float, index: int) -> None:
         """Apply the injection rule to party ``index`` after it paid something."""

@@ -89,8 +89,6 @@ class Underwriting:
     q_app, q_since, q_reason, q_party : ndarray, shape (n_queued,)
         The queue (``refusal = "queue"``): application, time queued, last reason and
         refusing party.
-    q_need : ndarray, shape (n_queued, n_limits)
-        What each queued application uses of each limit (:meth:`Limits.need`).
     """
 
     def __init__(self, env: simpy.Environment, des: DesSettings, horizon: float,
@@ -116,7 +114,6 @@ class Underwriting:
         self.q_since = np.zeros(0)
         self.q_reason = np.zeros(0, dtype=np.intp)
         self.q_party = np.zeros(0, dtype=np.intp)
-        self.q_need = np.zeros((0, self.limits.n_limits))
 
     def arrive_applications(self) -> Process:
         """Process: each day, take that day's applications to the bank's decision."""
@@ -174,14 +171,12 @@ class Underwriting:
         apps = np.asarray(apps, dtype=np.intp)
         since = np.full(len(apps), now)
         queued = np.zeros(len(apps), dtype=bool)
-        need = None
         if self.q_app.size:
             expired = now - self.q_since > self.des.queue_patience_days
             if expired.any():
                 self.records.refuse_many(now, self.q_app[expired], self.q_reason[expired],
                                          self.q_party[expired])
             keep = ~expired
-            need = np.concatenate([self.q_need[keep], self.limits.need(apps)])
             apps = np.concatenate([self.q_app[keep], apps])
             since = np.concatenate([self.q_since[keep], since])
             queued = np.concatenate([np.ones(int(keep.sum()), dtype=bool), queued])
@@ -196,20 +191,16 @@ class Underwriting:
                 self.records.refuse(now, bad, REASON_CODE["guarantor_review"],
                                     self.segments.front[self.apps.seg[bad]])
                 apps, since, queued = apps[ok], since[ok], queued[ok]
-                if need is not None:
-                    need = need[ok]
-        if self.des.refusal != "refuse" and need is None:
-            need = self.limits.need(apps)
-        approved, refused = self.limits.check(apps, now, need)
+        approved, refused = self.limits.check(apps, now)
         if refused[0].size:
-            self._hold_or_refuse(now, apps, refused, since, queued, need)
-        if approved[0].size:
-            self.limits.file_reguarantee(approved[3])
-            self.loans.originate(approved[0], approved[1], approved[2], renewal=False)
+            self._hold_or_refuse(now, apps, refused, since, queued)
+        if approved.size:
+            self.limits.file_reguarantee(approved)
+            self.loans.originate(approved, renewal=False)
 
     def _hold_or_refuse(self, now: float, apps: np.ndarray,
                         refused: tuple[np.ndarray, ...], since: np.ndarray,
-                        queued: np.ndarray, need: np.ndarray | None) -> None:
+                        queued: np.ndarray) -> None:
         """Queue the limit refusals that wait for room (``des.refusal``:
         :func:`simkit.des.lines.queued_mask`; counted as ``queued`` when new to the queue)
         and refuse the others."""
@@ -221,8 +212,6 @@ class Underwriting:
             w_app = apps[w_pos]
             self.q_app, self.q_since = w_app, since[w_pos]
             self.q_reason, self.q_party = r_reason[wait], r_party[wait]
-            assert need is not None  # computed above for the queue
-            self.q_need = need[w_pos]
             new = ~queued[w_pos]
             if new.any():
                 parties = self.q_party[new]
