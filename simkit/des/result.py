@@ -383,16 +383,16 @@ def build_result(model: Model, *, wall_seconds: float, simpy_events: int) -> Des
     series = _series(model, ledger)
     series.update(wait_series(model, loans))
     n_caps = len(model.caps)
-    cap_refused = np.zeros((n_m + 1) * n_caps)
+    flat = np.zeros((n_m + 1) * n_caps)
     if model.cap_settlement.refusals:
         t, cap, amount = (np.array(x) for x in zip(*model.cap_settlement.refusals,
                                                    strict=True))
         month = model.records.months(t)  # summed in order (a running sum)
-        cap_refused = np.bincount(month * n_caps + cap.astype(np.intp), weights=amount,
-                                  minlength=(n_m + 1) * n_caps).astype(np.float64)
-    cap_refused = cap_refused.reshape(n_m + 1, n_caps)
-    cap_refused_total = cap_refused.sum(axis=0)
-    cap_refused = cap_refused[:n_m]
+        flat = np.bincount(month * n_caps + cap.astype(np.intp), weights=amount,
+                           minlength=(n_m + 1) * n_caps).astype(np.float64)
+    by_month = flat.reshape(n_m + 1, n_caps)
+    cap_refused_total = by_month.sum(axis=0)
+    cap_refused = by_month[:n_m]
     cohort_losses = _cohort_losses(model, ledger, loans["start"])
     checks, detail = _checks(model, ledger, loans)
     events = _event_log(model) if model.records.keep_log else None
