@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,8 @@ def expected_results(scenario: Scenario, book: Book | None = None) -> ClosedForm
     """
     book = book_for(scenario) if book is None else book
     shifts = _year_shifts(scenario)
-    el = np.mean([_expected_loss(scenario, book, d) for d in shifts], axis=0)
+    plans = compile_cells(scenario, book.cells)  # the same for every year
+    el = np.mean([_expected_loss(scenario, book, plans, d) for d in shifts], axis=0)
     fees = fee_flows(scenario, book.cell, book.cells, book.guaranteed, book.tenor_years,
                      years=math.inf)
     notes = []
@@ -129,13 +131,14 @@ def _year_shifts(scenario: Scenario) -> list[float]:
     return [float(path[y]) if y < len(path) else 0.0 for y in range(horizon)]
 
 
-def _expected_loss(scenario: Scenario, book: Book, shift: float = 0.0) -> np.ndarray:
+def _expected_loss(scenario: Scenario, book: Book, plans: Sequence[CellPlan],
+                   shift: float = 0.0) -> np.ndarray:
     """Expected net loss per party (yuan) of one cohort in a year whose national factor
-    has mean ``shift`` (see the module doc), shape (n_parties,)."""
+    has mean ``shift`` (see the module doc), shape (n_parties,); ``plans`` are
+    :func:`simkit.sharing.compile_cells` of the book's cells."""
     parties = scenario.party_names
     col = {p: i for i, p in enumerate(parties)}
     cells = book.cells
-    plans = compile_cells(scenario, cells)
     n_cells = len(cells)
     lgd = _effective_lgd(scenario, book, shift=shift)
     # expected covered / uncovered default amounts and net losses per cell
