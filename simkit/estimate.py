@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -131,7 +130,7 @@ def _year_shifts(scenario: Scenario) -> list[float]:
     return [float(path[y]) if y < len(path) else 0.0 for y in range(horizon)]
 
 
-def _expected_loss(scenario: Scenario, book: Book, plans: Sequence[CellPlan],
+def _expected_loss(scenario: Scenario, book: Book, plans: tuple[CellPlan, ...],
                    shift: float = 0.0) -> np.ndarray:
     """Expected net loss per party (yuan) of one cohort in a year whose national factor
     has mean ``shift`` (see the module doc), shape (n_parties,); ``plans`` are
